@@ -1,0 +1,132 @@
+/**
+ * Device layer: kernels registered by (op, device), devices registered by a
+ * factory with a priority. Initialization is lazy; the default device is the
+ * highest-priority one that initializes, and every failure keeps its reason.
+ */
+import type { Kernel, OpAttrs, OpInputs, OpName, OpOutput } from '../ops/contract.js';
+
+export interface DeviceInfo {
+  name: string;
+  /** e.g. the SIMD instruction set in use, or the PJRT platform. */
+  isa?: string;
+  /** Why this device was chosen, or why a fallback happened. */
+  reason?: string;
+  detail?: Record<string, unknown>;
+}
+
+export interface Device {
+  readonly name: string;
+  run<K extends OpName>(op: K, inputs: OpInputs<K>, attrs: OpAttrs<K>): OpOutput<K>;
+  supportsOp(op: OpName): boolean;
+  info(): DeviceInfo;
+}
+
+const kernels = new Map<string, Map<OpName, Kernel<OpName>>>();
+
+export function registerKernel<K extends OpName>(op: K, device: string, kernel: Kernel<K>): void {
+  let table = kernels.get(device);
+  if (!table) {
+    table = new Map();
+    kernels.set(device, table);
+  }
+  if (table.has(op)) throw new Error(`kernel ${op} is already registered for device ${device}`);
+  table.set(op, kernel as unknown as Kernel<OpName>);
+}
+
+export function kernelsFor(device: string): ReadonlyMap<OpName, Kernel<OpName>> {
+  return kernels.get(device) ?? new Map();
+}
+
+/** A device whose ops are the kernels registered under its name. */
+export class KernelDevice implements Device {
+  constructor(readonly name: string, private readonly extraInfo: Omit<DeviceInfo, 'name'> = {}) {}
+
+  run<K extends OpName>(op: K, inputs: OpInputs<K>, attrs: OpAttrs<K>): OpOutput<K> {
+    const k = kernels.get(this.name)?.get(op);
+    if (!k) throw new Error(`device ${this.name} has no kernel for op ${op}`);
+    return (k as unknown as Kernel<K>)(inputs, attrs);
+  }
+
+  supportsOp(op: OpName): boolean {
+    return kernels.get(this.name)?.has(op) ?? false;
+  }
+
+  info(): DeviceInfo {
+    return { name: this.name, ...this.extraInfo };
+  }
+}
+
+export interface DeviceFactory {
+  /** Higher wins when no device is named. */
+  priority: number;
+  /** Returns the device, or throws an Error whose message says why it is unavailable. */
+  create(): Device;
+}
+
+const factories = new Map<string, DeviceFactory>();
+const instances = new Map<string, Device>();
+const failures = new Map<string, string>();
+
+export function registerDevice(name: string, factory: DeviceFactory): void {
+  if (factories.has(name)) throw new Error(`device ${name} is already registered`);
+  factories.set(name, factory);
+}
+
+export class DeviceUnavailableError extends Error {
+  constructor(readonly device: string, readonly reason: string) {
+    super(`device ${device} is unavailable: ${reason}`);
+    this.name = 'DeviceUnavailableError';
+  }
+}
+
+function tryCreate(name: string): Device | undefined {
+  const have = instances.get(name);
+  if (have) return have;
+  if (failures.has(name)) return undefined;
+  const f = factories.get(name);
+  if (!f) return undefined;
+  try {
+    const d = f.create();
+    instances.set(name, d);
+    return d;
+  } catch (e) {
+    failures.set(name, e instanceof Error ? e.message : String(e));
+    return undefined;
+  }
+}
+
+/** The named device, or the best available one. Throws DeviceUnavailableError with the reason. */
+export function getDevice(name?: string): Device {
+  if (name !== undefined) {
+    if (!factories.has(name)) {
+      throw new DeviceUnavailableError(name, `unknown device; known devices: ${[...factories.keys()].join(', ')}`);
+    }
+    const d = tryCreate(name);
+    if (!d) throw new DeviceUnavailableError(name, failures.get(name) ?? 'failed to initialize');
+    return d;
+  }
+  const order = [...factories.entries()].sort((a, b) => b[1].priority - a[1].priority);
+  for (const [n] of order) {
+    const d = tryCreate(n);
+    if (d) return d;
+  }
+  throw new DeviceUnavailableError('default', [...failures.entries()].map(([n, r]) => `${n}: ${r}`).join('; '));
+}
+
+export interface DeviceStatus { name: string; priority: number; available: boolean | 'untried'; reason?: string; info?: DeviceInfo }
+
+/** Every registered device: whether it initialized, and if not, why. Probes each (lazily created). */
+export function deviceReport(probe = true): DeviceStatus[] {
+  return [...factories.entries()]
+    .sort((a, b) => b[1].priority - a[1].priority)
+    .map(([name, f]) => {
+      const d = probe ? tryCreate(name) : instances.get(name);
+      if (d) return { name, priority: f.priority, available: true, info: d.info() };
+      const reason = failures.get(name);
+      return { name, priority: f.priority, available: reason === undefined ? 'untried' : false, ...(reason !== undefined ? { reason } : {}) };
+    });
+}
+
+export function registeredDevices(): string[] {
+  return [...factories.keys()];
+}

@@ -1,0 +1,78 @@
+/**
+ * The op contract: every op's name, typed inputs, attributes and outputs.
+ * Devices implement kernels for these names; gradients (lib/autodiff) are
+ * registered by op name and are shared by every device.
+ *
+ * Layout conventions: images are NCHW; embeddings are [rows, features];
+ * labels are Int32Array class indices in [0, way).
+ */
+import type { Tensor } from '../tensor/tensor.js';
+
+export interface Conv2dAttrs { stride: number; padding: number }
+export interface PoolAttrs { kernel: number; stride: number }
+export interface BatchNormAttrs { eps: number }
+
+export interface OpSpecs {
+  /** y[n,co,oh,ow] = b[co] + sum_{ci,i,j} x[n,ci,oh*s-p+i,ow*s-p+j] * w[co,ci,i,j] (zero padding). */
+  conv2d: { inputs: { x: Tensor; w: Tensor; b?: Tensor }; attrs: Conv2dAttrs; output: Tensor };
+  /** dx for conv2d, given dy and w; attrs.inputShape is x's shape. */
+  conv2dBackwardInput: { inputs: { dy: Tensor; w: Tensor }; attrs: Conv2dAttrs & { inputShape: readonly number[] }; output: Tensor };
+  /** dw (and db = sum of dy over n, h, w) for conv2d, given dy and x. */
+  conv2dBackwardWeight: { inputs: { dy: Tensor; x: Tensor }; attrs: Conv2dAttrs & { weightShape: readonly number[] }; output: { dw: Tensor; db: Tensor } };
+
+  /** Training-mode BN with batch statistics over (N, H, W); var is the biased batch variance, invStd = 1/sqrt(var + eps). */
+  batchnorm2dTrain: { inputs: { x: Tensor; gamma: Tensor; beta: Tensor }; attrs: BatchNormAttrs; output: { y: Tensor; mean: Tensor; variance: Tensor; invStd: Tensor } };
+  /** Eval-mode BN with running statistics. */
+  batchnorm2dEval: { inputs: { x: Tensor; gamma: Tensor; beta: Tensor; runningMean: Tensor; runningVar: Tensor }; attrs: BatchNormAttrs; output: Tensor };
+  /** Gradient of training-mode BN (through the batch statistics). */
+  batchnorm2dBackward: { inputs: { dy: Tensor; x: Tensor; gamma: Tensor; mean: Tensor; invStd: Tensor }; attrs: Record<string, never>; output: { dx: Tensor; dgamma: Tensor; dbeta: Tensor } };
+
+  relu: { inputs: { x: Tensor }; attrs: Record<string, never>; output: Tensor };
+  /** dx = dy where x > 0 else 0. */
+  reluBackward: { inputs: { dy: Tensor; x: Tensor }; attrs: Record<string, never>; output: Tensor };
+
+  /** Max-pool, floor mode; argmax holds the flat input index of each output's maximum (first one on ties). */
+  maxpool2d: { inputs: { x: Tensor }; attrs: PoolAttrs; output: { y: Tensor; argmax: Int32Array } };
+  maxpool2dBackward: { inputs: { dy: Tensor; argmax: Int32Array }; attrs: { inputShape: readonly number[] }; output: Tensor };
+
+  /** Class prototypes: mean of each class's rows of `support` [S, E]; output [way, E]. Every class must have a row. */
+  prototypes: { inputs: { support: Tensor; labels: Int32Array }; attrs: { way: number }; output: Tensor };
+  prototypesBackward: { inputs: { dproto: Tensor; labels: Int32Array }; attrs: { way: number }; output: Tensor };
+
+  /** d[m,k] = sum_e (q[m,e] - p[k,e])^2 ; q [M,E], p [K,E] -> [M,K]. */
+  sqEuclidean: { inputs: { q: Tensor; p: Tensor }; attrs: Record<string, never>; output: Tensor };
+  sqEuclideanBackward: { inputs: { dd: Tensor; q: Tensor; p: Tensor }; attrs: Record<string, never>; output: { dq: Tensor; dp: Tensor } };
+  /** c[m,k] = <q_m, p_k> / (max(|q_m|, eps) * max(|p_k|, eps)). */
+  cosine: { inputs: { q: Tensor; p: Tensor }; attrs: { eps: number }; output: Tensor };
+  cosineBackward: { inputs: { dc: Tensor; q: Tensor; p: Tensor }; attrs: { eps: number }; output: { dq: Tensor; dp: Tensor } };
+
+  /** y = alpha * x (e.g. logits = -distance); its gradient is itself with the same alpha. */
+  scale: { inputs: { x: Tensor }; attrs: { alpha: number }; output: Tensor };
+
+  /** Row-wise log-softmax of [M, K]. */
+  logSoftmax: { inputs: { x: Tensor }; attrs: Record<string, never>; output: Tensor };
+  /** dx = dy - softmax(x) * sum_k dy, given y = logSoftmax(x). */
+  logSoftmaxBackward: { inputs: { dy: Tensor; y: Tensor }; attrs: Record<string, never>; output: Tensor };
+
+  /** Mean negative log-likelihood: -(1/M) sum_m logp[m, labels[m]]; a scalar tensor of shape []. */
+  crossEntropy: { inputs: { logp: Tensor; labels: Int32Array }; attrs: Record<string, never>; output: Tensor };
+  crossEntropyBackward: { inputs: { dloss: number; logp: Tensor; labels: Int32Array }; attrs: Record<string, never>; output: Tensor };
+
+  /** Fraction of rows whose argmax (first on ties) equals the label. Not differentiable. */
+  accuracy: { inputs: { scores: Tensor; labels: Int32Array }; attrs: Record<string, never>; output: number };
+}
+
+export type OpName = keyof OpSpecs;
+export type OpInputs<K extends OpName> = OpSpecs[K]['inputs'];
+export type OpAttrs<K extends OpName> = OpSpecs[K]['attrs'];
+export type OpOutput<K extends OpName> = OpSpecs[K]['output'];
+
+export type Kernel<K extends OpName> = (inputs: OpInputs<K>, attrs: OpAttrs<K>) => OpOutput<K>;
+
+export const OP_NAMES: readonly OpName[] = [
+  'conv2d', 'conv2dBackwardInput', 'conv2dBackwardWeight',
+  'batchnorm2dTrain', 'batchnorm2dEval', 'batchnorm2dBackward',
+  'relu', 'reluBackward', 'maxpool2d', 'maxpool2dBackward',
+  'prototypes', 'prototypesBackward', 'sqEuclidean', 'sqEuclideanBackward', 'cosine', 'cosineBackward',
+  'scale', 'logSoftmax', 'logSoftmaxBackward', 'crossEntropy', 'crossEntropyBackward', 'accuracy',
+];
