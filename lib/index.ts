@@ -12,3 +12,6 @@ export * from './model/protonet.js';
 export * from './model/checkpoint.js';
 export * from './io/safetensors.js';
 export * from './io/atomic.js';
+export * from './optim/optimizers.js';
+export * from './train/progress.js';
+export * from './train/metrics.js';

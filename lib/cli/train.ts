@@ -1,0 +1,85 @@
+/** `evometa train`: ES (default) or backprop. Each method parses and validates its own options. */
+import type { Command } from 'commander';
+
+export interface TrainCliOptions {
+  method: string;
+  preset?: string;
+  device?: string;
+  workers?: string;
+  shards?: string;
+  pop?: string;
+  sigma?: string;
+  lr?: string;
+  steps?: string;
+  estimator?: string;
+  scheme?: string;
+  optimizer?: string;
+  momentum?: string;
+  weightDecay?: string;
+  channels?: string;
+  way?: string;
+  shot?: string;
+  query?: string;
+  imageSize?: string;
+  split?: string;
+  distance?: string;
+  seed?: string;
+  out?: string;
+  resume?: string;
+  data?: string;
+  cache?: string;
+  valEvery?: string;
+  valEpisodes?: string;
+  checkpointEvery?: string;
+  maxMinutes?: string;
+  progress: boolean;
+}
+
+export function registerTrain(program: Command): void {
+  program
+    .command('train')
+    .description('train a ProtoNet on Omniglot episodes: by evolution strategies (default) or by backprop')
+    .option('--method <m>', 'es | backprop', 'es')
+    .option('--preset <name>', 'a named configuration (see README); explicit options override it')
+    .option('--device <name>', 'device for the population / model evaluation (default: best available)')
+    .option('--workers <n>', 'worker threads')
+    .option('--shards <n>', 'population shards (the paper\'s cores); results do not depend on --workers')
+    .option('--pop <n>', 'ES population size')
+    .option('--sigma <x>', 'ES noise standard deviation')
+    .option('--lr <x>', 'learning rate (ES: alpha)')
+    .option('--steps <n>', 'training steps (ES) or episodes (backprop)')
+    .option('--estimator <e>', 'wsr | nes | openai | fd')
+    .option('--scheme <s>', 'paper | openai (distributed scheme)')
+    .option('--optimizer <o>', 'plain | sgd | adam')
+    .option('--momentum <x>', 'SGD momentum')
+    .option('--weight-decay <x>', 'weight decay')
+    .option('--channels <n>', 'channels per conv block (16, 32, 64)')
+    .option('--way <n>', 'training episode classes')
+    .option('--shot <n>', 'support examples per class')
+    .option('--query <n>', 'query examples per class')
+    .option('--image-size <n>', '28 or 32')
+    .option('--split <s>', 'vinyals | paper')
+    .option('--distance <d>', 'euclidean | cosine')
+    .option('--seed <n>', 'random seed')
+    .option('--out <dir>', 'output directory (checkpoints, metrics.jsonl)')
+    .option('--resume <file>', 'resume from a checkpoint written by a previous run')
+    .option('--data <dir>', 'a directory with Lake\'s images_background.zip and images_evaluation.zip (default: the embedded copy)')
+    .option('--cache <dir>', 'preprocessed-image cache directory')
+    .option('--val-every <n>', 'validate every n steps/episodes')
+    .option('--val-episodes <n>', 'validation episodes per validation pass')
+    .option('--checkpoint-every <n>', 'write a checkpoint every n steps/episodes')
+    .option('--max-minutes <x>', 'stop (saving a checkpoint) after this much wall time')
+    .option('--no-progress', 'no progress bar')
+    .action(async (opts: TrainCliOptions) => {
+      if (opts.method === 'backprop') {
+        const { trainBackpropCli } = await import('../train/backprop-cli.js');
+        await trainBackpropCli(opts);
+      } else if (opts.method === 'es') {
+        const { trainEsCli } = await import('../es/cli.js');
+        await trainEsCli(opts);
+      } else {
+        const { UserError } = await import('./errors.js');
+        throw new UserError(`--method: expected es or backprop, got ${JSON.stringify(opts.method)}`);
+      }
+    });
+}
