@@ -93,7 +93,8 @@ export function decodeSafetensors(buf: Uint8Array, file = '<buffer>'): Safetenso
     if (b < 0 || en > dataLen || en - b !== n * BYTES[dtype]) {
       throw new SafetensorsError(file, `tensor ${name}: data_offsets [${b}, ${en}] do not hold ${n} x ${dtype} inside ${dataLen} data bytes (truncated file?)`);
     }
-    const bytes = buf.slice(dataStart + b, dataStart + en);
+    // Copy (Buffer.slice would alias a pooled ArrayBuffer) so the typed array owns aligned memory.
+    const bytes = Uint8Array.prototype.slice.call(buf, dataStart + b, dataStart + en);
     const ab = bytes.buffer;
     const data = dtype === 'F32' ? new Float32Array(ab) : dtype === 'F64' ? new Float64Array(ab) : dtype === 'I64' ? new BigInt64Array(ab) : new Int32Array(ab);
     tensors.set(name, { dtype, shape, data });
