@@ -1,0 +1,8 @@
+/** xla: every per-op lowering (importing this registers them). */
+import './conv2d.js';
+import './batchnorm2d.js';
+import './relu.js';
+import './maxpool2d.js';
+import './prototypes.js';
+import './distance.js';
+import './softmax.js';
