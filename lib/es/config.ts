@@ -1,0 +1,178 @@
+/**
+ * ES training configuration: defaults, validation with clear errors, and the
+ * sigma schedule. Every invalid hyperparameter is refused here, naming the
+ * field (and its CLI option) and the value.
+ */
+import { UserError } from '../cli/errors.js';
+import { modelConfig, ProtoNetLayout, type ModelConfig } from '../model/layout.js';
+import type { Distance } from '../model/protonet.js';
+import type { EstimatorName, NonFinitePolicy } from './estimators.js';
+
+export type Scheme = 'paper' | 'openai';
+export type EsOptimizer = 'plain' | 'sgd' | 'adam';
+export type SigmaSchedule = 'constant' | 'linear' | 'exp';
+
+export interface EpisodeShape { way: number; shot: number; query: number }
+
+export interface EsConfig {
+  model: ModelConfig;
+  estimator: EstimatorName;
+  /** paper: each shard standardizes its own rewards, shard estimates averaged; openai: global shaping. */
+  scheme: Scheme;
+  /** Total population (fd: parameters + 1, filled in by resolveEsConfig). */
+  pop: number;
+  /** Population shards (the paper's cores): they fix the math; workers only execute them. */
+  shards: number;
+  workers: number;
+  sigma: number;
+  sigmaSchedule: SigmaSchedule;
+  /** Final sigma of a linear/exp schedule (reached at `steps`). */
+  sigmaFinal: number;
+  /** Mirrored sampling: members 2k, 2k+1 use +eps_k, -eps_k (always on for openai). */
+  antithetic: boolean;
+  /** nes: subtract the mean fitness before weighting. */
+  baseline: boolean;
+  nonFinite: NonFinitePolicy;
+  /** fd: the nudge (paper: 0.001). */
+  fdDelta: number;
+  /** fd: allow more than fdMaxParams parameters. */
+  fdForce: boolean;
+  lr: number;
+  optimizer: EsOptimizer;
+  momentum: number;
+  weightDecay: number;
+  train: EpisodeShape;
+  val: EpisodeShape;
+  distance: Distance;
+  seed: number;
+  steps: number;
+  valEvery: number;
+  valEpisodes: number;
+  checkpointEvery: number;
+  /** Collapse: stop when the mean model's training loss over `collapseWindow` steps exceeds collapseLossFactor x its best window mean, or validation is at chance for `collapseValChecks` validations in a row (0 disables). */
+  collapseWindow: number;
+  collapseLossFactor: number;
+  collapseValChecks: number;
+}
+
+/** FD population above this many parameters is refused unless forced (one forward per parameter per step). */
+export const FD_MAX_PARAMS = 10000;
+
+export const ES_DEFAULTS: Omit<EsConfig, 'model'> = {
+  estimator: 'wsr', scheme: 'paper', pop: 64, shards: 1, workers: 1,
+  sigma: 0.01, sigmaSchedule: 'constant', sigmaFinal: 0.01, antithetic: false, baseline: false, nonFinite: 'worst',
+  fdDelta: 0.001, fdForce: false,
+  lr: 1, optimizer: 'plain', momentum: 0, weightDecay: 0,
+  train: { way: 5, shot: 5, query: 5 }, val: { way: 5, shot: 5, query: 15 }, distance: 'euclidean',
+  seed: 0, steps: 1000, valEvery: 100, valEpisodes: 100, checkpointEvery: 100,
+  collapseWindow: 50, collapseLossFactor: 10, collapseValChecks: 3,
+};
+
+export type EsConfigInput = Partial<Omit<EsConfig, 'model' | 'train' | 'val'>> & {
+  model?: Partial<ModelConfig>;
+  train?: Partial<EpisodeShape>;
+  val?: Partial<EpisodeShape>;
+};
+
+/** Config field -> CLI option, for error messages. */
+const FLAG: Record<string, string> = {
+  pop: '--pop', shards: '--shards', workers: '--workers', sigma: '--sigma', sigmaFinal: '--sigma-final', lr: '--lr',
+  momentum: '--momentum', weightDecay: '--weight-decay', steps: '--steps', seed: '--seed', fdDelta: '--fd-delta',
+  valEvery: '--val-every', valEpisodes: '--val-episodes', checkpointEvery: '--checkpoint-every',
+  collapseWindow: '--collapse-window', collapseLossFactor: '--collapse-loss-factor', collapseValChecks: '--collapse-val-checks',
+};
+
+function bad(field: string, msg: string): never {
+  throw new UserError(`ES config: ${field}${FLAG[field] ? ` (${FLAG[field]})` : ''} ${msg}`);
+}
+
+function int(field: string, v: number, min: number): void {
+  if (!Number.isInteger(v) || v < min) bad(field, `must be an integer >= ${min}, got ${v}`);
+}
+
+function pos(field: string, v: number): void {
+  if (!(Number.isFinite(v) && v > 0)) bad(field, `must be a finite number > 0, got ${v}`);
+}
+
+function oneOf<T extends string>(field: string, v: T, choices: readonly T[]): void {
+  if (!choices.includes(v)) bad(field, `must be one of ${choices.join(', ')}, got ${JSON.stringify(v)}`);
+}
+
+/** Fill defaults and validate. */
+export function resolveEsConfig(input: EsConfigInput): EsConfig {
+  let model: ModelConfig;
+  try {
+    model = modelConfig({ channels: 16, imageSize: 28, ...(input.model ?? {}) });
+  } catch (e) {
+    throw new UserError(`ES config: ${(e as Error).message}`);
+  }
+  const c: EsConfig = {
+    ...ES_DEFAULTS, ...Object.fromEntries(Object.entries(input).filter(([, v]) => v !== undefined)),
+    model,
+    train: { ...ES_DEFAULTS.train, ...(input.train ?? {}) },
+    val: { ...ES_DEFAULTS.val, ...(input.val ?? {}) },
+  } as EsConfig;
+  oneOf('estimator', c.estimator, ['wsr', 'nes', 'openai', 'fd'] as const);
+  oneOf('scheme', c.scheme, ['paper', 'openai'] as const);
+  oneOf('optimizer', c.optimizer, ['plain', 'sgd', 'adam'] as const);
+  oneOf('sigmaSchedule', c.sigmaSchedule, ['constant', 'linear', 'exp'] as const);
+  oneOf('nonFinite', c.nonFinite, ['worst', 'drop'] as const);
+  oneOf('distance', c.distance, ['euclidean', 'cosine'] as const);
+  pos('sigma', c.sigma);
+  if (input.sigmaFinal === undefined) c.sigmaFinal = c.sigma;
+  pos('sigmaFinal', c.sigmaFinal);
+  pos('lr', c.lr);
+  pos('fdDelta', c.fdDelta);
+  if (!(c.momentum >= 0 && c.momentum < 1)) bad('momentum', `must be in [0, 1), got ${c.momentum}`);
+  if (c.momentum > 0 && c.optimizer !== 'sgd') bad('momentum', `applies to --optimizer sgd only (optimizer is ${c.optimizer})`);
+  if (!(Number.isFinite(c.weightDecay) && c.weightDecay >= 0)) bad('weightDecay', `must be a finite number >= 0, got ${c.weightDecay}`);
+  int('seed', c.seed, 0);
+  if (c.seed > 0xffffffff) bad('seed', `must be below 2^32, got ${c.seed}`);
+  int('steps', c.steps, 1);
+  int('workers', c.workers, 1);
+  int('shards', c.shards, 1);
+  int('valEvery', c.valEvery, 0);
+  int('valEpisodes', c.valEpisodes, 0);
+  int('checkpointEvery', c.checkpointEvery, 0);
+  int('collapseWindow', c.collapseWindow, 0);
+  int('collapseValChecks', c.collapseValChecks, 0);
+  if (!(c.collapseLossFactor > 1)) bad('collapseLossFactor', `must be > 1, got ${c.collapseLossFactor}`);
+  for (const [k, e] of [['train', c.train], ['val', c.val]] as const) {
+    int(`${k}.way`, e.way, 2);
+    int(`${k}.shot`, e.shot, 1);
+    int(`${k}.query`, e.query, 1);
+  }
+  if (c.estimator === 'fd') {
+    const d = new ProtoNetLayout(model).numParams;
+    if (d > FD_MAX_PARAMS && !c.fdForce) {
+      throw new UserError(`ES config: estimator fd needs a population of parameters + 1 = ${d + 1} forwards per step (channels ${model.channels}); refused above ${FD_MAX_PARAMS} parameters: use fewer --channels, or --force-fd`);
+    }
+    if (input.pop !== undefined && input.pop !== d + 1) bad('pop', `is fixed to parameters + 1 = ${d + 1} for estimator fd, got ${input.pop} (omit it)`);
+    if (input.antithetic) bad('antithetic', 'does not apply to estimator fd');
+    c.pop = d + 1;
+    c.shards = 1;
+    c.antithetic = false;
+  } else {
+    int('pop', c.pop, 2);
+    if (c.estimator === 'openai') {
+      if (input.antithetic === false) bad('antithetic', 'cannot be off for estimator openai (it samples +eps/-eps pairs)');
+      c.antithetic = true;
+    }
+    if (c.pop % c.shards !== 0) bad('shards', `must divide the population: ${c.shards} shards do not divide pop ${c.pop}`);
+    const per = c.pop / c.shards;
+    if (c.antithetic && per % 2 !== 0) {
+      bad('pop', `must give every shard an even number of members with antithetic sampling (pairs +eps/-eps): pop ${c.pop} / ${c.shards} shards = ${per}`);
+    }
+    if (c.scheme === 'paper' && per < 2) bad('shards', `leave at least 2 members per shard for the paper scheme (each shard standardizes its own rewards): pop ${c.pop} / ${c.shards} shards = ${per}`);
+  }
+  if (c.workers > c.pop) bad('workers', `must not exceed the population: ${c.workers} workers for pop ${c.pop}`);
+  return c;
+}
+
+/** sigma at `step` (0-based) of `steps`: constant, linear from sigma to sigmaFinal, or exponential (geometric) decay. */
+export function sigmaAt(c: Pick<EsConfig, 'sigma' | 'sigmaFinal' | 'sigmaSchedule' | 'steps'>, step: number): number {
+  if (c.sigmaSchedule === 'constant' || c.steps <= 1) return c.sigma;
+  const t = Math.min(1, step / (c.steps - 1));
+  if (c.sigmaSchedule === 'linear') return c.sigma + (c.sigmaFinal - c.sigma) * t;
+  return c.sigma * (c.sigmaFinal / c.sigma) ** t;
+}

@@ -1,0 +1,121 @@
+/**
+ * ES gradient estimators as fitness -> member weights: the search-gradient
+ * estimate (ascent direction on fitness) of a group of members is
+ *   g = sum_i w_i s_i eps_i        (eps_i = f32(sigma z_i), s_i the antithetic sign)
+ * which the population evaluator's noiseSum computes without storing any eps.
+ *
+ *  wsr    (paper eq. 9)  w_i = ((F_i - mean F) / std F) / n          std = population std (divide by n)
+ *  nes    (eq. 6)        w_i = (F_i - b) / (n sigma^2)               score of N(mu, sigma^2 I): eps_i / sigma^2;
+ *                                                                  b = 0 (eq. 6 as written) or mean F (baseline)
+ *  openai (Salimans)     w_i = (rank_i / (n - 1) - 1/2) / (n sigma)  centered ranks (ties broken by member index),
+ *                                                                  so g = 1/(n sigma) sum_i shaped_i eps_i
+ * Finite differences (fd) are not weights: see fdGradient.
+ *
+ * Non-finite fitness: 'worst' gives it the lowest finite fitness of the group
+ * (rank worst); 'drop' gives it weight 0 and leaves it out of the statistics
+ * (n counts the finite members only).
+ */
+
+export type EstimatorName = 'wsr' | 'nes' | 'openai' | 'fd';
+export type WeightEstimator = Exclude<EstimatorName, 'fd'>;
+export type NonFinitePolicy = 'worst' | 'drop';
+
+export interface WeightOptions {
+  estimator: WeightEstimator;
+  sigma: number;
+  /** nes only: subtract the mean fitness (a baseline) before weighting. */
+  baseline: boolean;
+  nonFinite: NonFinitePolicy;
+}
+
+export interface GroupWeights {
+  weights: Float64Array;
+  /** Members whose fitness was NaN or infinite. */
+  nonFinite: number;
+  /** Members that entered the statistics. */
+  used: number;
+  /** True when the fitness had no spread (wsr: std 0): the weights are all zero. */
+  degenerate: boolean;
+}
+
+/** Relative spread under which WSR treats rewards as constant (weights 0) instead of amplifying rounding noise. */
+export const WSR_MIN_RELATIVE_STD = 1e-12;
+
+/** The fitness values that enter the statistics (finite, or worst-substituted) and a mask of used members. */
+export function sanitizeFitness(f: ArrayLike<number>, policy: NonFinitePolicy): { values: Float64Array; used: Uint8Array; nonFinite: number } {
+  const n = f.length;
+  const values = new Float64Array(n), used = new Uint8Array(n);
+  let nonFinite = 0, worst = Infinity;
+  for (let i = 0; i < n; i++) {
+    const v = f[i]!;
+    if (Number.isFinite(v)) {
+      values[i] = v;
+      used[i] = 1;
+      if (v < worst) worst = v;
+    } else nonFinite++;
+  }
+  if (policy === 'worst' && nonFinite > 0 && worst < Infinity) {
+    for (let i = 0; i < n; i++) if (!used[i]) { values[i] = worst; used[i] = 1; }
+  }
+  return { values, used, nonFinite };
+}
+
+/** Centered ranks in [-1/2, 1/2] over the used members (rank by value, ties by index); unused members get 0. */
+export function centeredRanks(values: Float64Array, used: Uint8Array): Float64Array {
+  const idx: number[] = [];
+  for (let i = 0; i < values.length; i++) if (used[i]) idx.push(i);
+  idx.sort((a, b) => values[a]! - values[b]! || a - b);
+  const out = new Float64Array(values.length);
+  const n = idx.length;
+  if (n < 2) return out;
+  for (let r = 0; r < n; r++) out[idx[r]!] = r / (n - 1) - 0.5;
+  return out;
+}
+
+/** Weights of one group (a shard in the paper's scheme, the whole population in OpenAI's), times `scale`. */
+export function groupWeights(f: ArrayLike<number>, opts: WeightOptions, scale = 1): GroupWeights {
+  const { values, used, nonFinite } = sanitizeFitness(f, opts.nonFinite);
+  const w = new Float64Array(values.length);
+  let n = 0, sum = 0;
+  for (let i = 0; i < values.length; i++) if (used[i]) { n++; sum += values[i]!; }
+  const out: GroupWeights = { weights: w, nonFinite, used: n, degenerate: false };
+  if (n === 0) { out.degenerate = true; return out; }
+  const mean = sum / n;
+  if (opts.estimator === 'wsr') {
+    let ss = 0;
+    for (let i = 0; i < values.length; i++) if (used[i]) ss += (values[i]! - mean) ** 2;
+    const std = Math.sqrt(ss / n);
+    if (!(std > WSR_MIN_RELATIVE_STD * Math.max(1, Math.abs(mean)))) { out.degenerate = true; return out; }
+    for (let i = 0; i < values.length; i++) if (used[i]) w[i] = (((values[i]! - mean) / std) / n) * scale;
+  } else if (opts.estimator === 'nes') {
+    const b = opts.baseline ? mean : 0, k = n * opts.sigma * opts.sigma;
+    for (let i = 0; i < values.length; i++) if (used[i]) w[i] = ((values[i]! - b) / k) * scale;
+  } else {
+    const r = centeredRanks(values, used), k = n * opts.sigma;
+    if (n < 2) out.degenerate = true;
+    for (let i = 0; i < values.length; i++) if (used[i]) w[i] = (r[i]! / k) * scale;
+  }
+  return out;
+}
+
+/**
+ * Finite differences cast as ES (paper II-G): member 0 is mu, member m nudges
+ * parameter m - 1 by delta. g_j = (F_{j+1} - F_0) / delta: the forward
+ * difference of the fitness (the paper's eq. 9 with F(m) := F_0 and the
+ * standardization replaced by delta, up to its 1/n factor, which here is left
+ * to the learning rate). A non-finite F_{j+1} gives g_j = 0 (dropped); a
+ * non-finite F_0 gives g = 0.
+ */
+export function fdGradient(fitness: ArrayLike<number>, delta: number): { g: Float64Array; nonFinite: number } {
+  const d = fitness.length - 1;
+  const g = new Float64Array(Math.max(0, d));
+  let nonFinite = 0;
+  for (let i = 0; i < fitness.length; i++) if (!Number.isFinite(fitness[i]!)) nonFinite++;
+  const f0 = fitness[0]!;
+  if (!Number.isFinite(f0)) return { g, nonFinite };
+  for (let j = 0; j < d; j++) {
+    const f = fitness[j + 1]!;
+    g[j] = Number.isFinite(f) ? (f - f0) / delta : 0;
+  }
+  return { g, nonFinite };
+}

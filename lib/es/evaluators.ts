@@ -1,0 +1,63 @@
+/**
+ * Which PopulationEvaluator runs the population: a small registry from device
+ * name to an evaluator factory. An entry is a module URL plus an export name
+ * (not a function), so a worker thread can load the same evaluator itself.
+ * A device without an entry of its own is served by the generic DirectOps
+ * evaluator running that device's kernels.
+ *
+ * A device adds its evaluator here with one line (cpu-native, xla), e.g.
+ *   registerPopulationEvaluator('cpu-native', { module: new URL('../device/cpu-native/population.js', import.meta.url).href, export: 'createNativePopulationEvaluator' });
+ * The factory is called as factory({ device }) and may return a promise.
+ */
+import { getDevice } from '../device/registry.js';
+import type { PopulationEvaluator } from './population.js';
+
+export interface EvaluatorEntry {
+  /** Module URL (file: URL string) of the factory. */
+  module: string;
+  /** Name of the exported factory: (opts: { device: string }) => PopulationEvaluator | Promise<PopulationEvaluator>. */
+  export: string;
+}
+
+/** What a worker needs to build its own evaluator: structured-clonable. */
+export interface EvaluatorSpec extends EvaluatorEntry {
+  device: string;
+  /** Why this evaluator was chosen (shown in logs and metrics). */
+  reason: string;
+}
+
+export type EvaluatorFactory = (opts: { device: string }) => PopulationEvaluator | Promise<PopulationEvaluator>;
+
+const GENERIC: EvaluatorEntry = { module: new URL('./population-ts.js', import.meta.url).href, export: 'createDirectOpsEvaluator' };
+
+const entries = new Map<string, EvaluatorEntry>([
+  ['cpu-ts', GENERIC],
+]);
+
+export function registerPopulationEvaluator(device: string, entry: EvaluatorEntry): void {
+  if (entries.has(device)) throw new Error(`a population evaluator is already registered for device ${device}`);
+  entries.set(device, entry);
+}
+
+export function populationEvaluatorDevices(): string[] {
+  return [...entries.keys()];
+}
+
+/**
+ * The evaluator for a device: the named one, or the device layer's best
+ * available device (getDevice), with its dedicated evaluator if it has one.
+ */
+export function evaluatorSpecFor(device?: string): EvaluatorSpec {
+  const dev = getDevice(device);
+  const own = entries.get(dev.name);
+  const how = device === undefined ? `best available device ${dev.name}` : `device ${dev.name}`;
+  if (own) return { device: dev.name, ...own, reason: `${how}, its own population evaluator` };
+  return { device: dev.name, ...GENERIC, reason: `${how}, no population evaluator of its own: the generic DirectOps evaluator on its kernels` };
+}
+
+export async function loadEvaluator(spec: EvaluatorSpec): Promise<PopulationEvaluator> {
+  const mod = (await import(spec.module)) as Record<string, unknown>;
+  const f = mod[spec.export];
+  if (typeof f !== 'function') throw new Error(`population evaluator module ${spec.module} has no export ${spec.export}`);
+  return await (f as EvaluatorFactory)({ device: spec.device });
+}
