@@ -147,5 +147,3 @@ export function loadOmniglot(opts: LoadOmniglotOptions = {}): OmniglotDataset {
   }
   return new OmniglotDataset(size, raw.characters, sums, denominator, source, cache);
 }
-
-export { OmniglotDataError };
