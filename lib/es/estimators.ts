@@ -42,9 +42,9 @@ export interface GroupWeights {
 export const WSR_MIN_RELATIVE_STD = 1e-12;
 
 /** The fitness values that enter the statistics (finite, or worst-substituted) and a mask of used members. */
-export function sanitizeFitness(f: ArrayLike<number>, policy: NonFinitePolicy): { values: Float64Array; used: Uint8Array; nonFinite: number } {
+export function sanitizeFitness(f: ArrayLike<number>, policy: NonFinitePolicy): { values: Float64Array; used: Uint8Array; nonFinite: number; bad: Uint8Array } {
   const n = f.length;
-  const values = new Float64Array(n), used = new Uint8Array(n);
+  const values = new Float64Array(n), used = new Uint8Array(n), bad = new Uint8Array(n);
   let nonFinite = 0, worst = Infinity;
   for (let i = 0; i < n; i++) {
     const v = f[i]!;
@@ -52,19 +52,26 @@ export function sanitizeFitness(f: ArrayLike<number>, policy: NonFinitePolicy): 
       values[i] = v;
       used[i] = 1;
       if (v < worst) worst = v;
-    } else nonFinite++;
+    } else {
+      nonFinite++;
+      bad[i] = 1;
+    }
   }
   if (policy === 'worst' && nonFinite > 0 && worst < Infinity) {
     for (let i = 0; i < n; i++) if (!used[i]) { values[i] = worst; used[i] = 1; }
   }
-  return { values, used, nonFinite };
+  return { values, used, nonFinite, bad };
 }
 
-/** Centered ranks in [-1/2, 1/2] over the used members (rank by value, ties by index); unused members get 0. */
-export function centeredRanks(values: Float64Array, used: Uint8Array): Float64Array {
+/**
+ * Centered ranks in [-1/2, 1/2] over the used members: rank by value, members
+ * flagged in `worstFirst` (non-finite, 'worst' policy) below every other, then ties by index; unused members get 0.
+ */
+export function centeredRanks(values: Float64Array, used: Uint8Array, worstFirst?: Uint8Array): Float64Array {
   const idx: number[] = [];
   for (let i = 0; i < values.length; i++) if (used[i]) idx.push(i);
-  idx.sort((a, b) => values[a]! - values[b]! || a - b);
+  const wf = worstFirst ?? new Uint8Array(values.length);
+  idx.sort((a, b) => wf[b]! - wf[a]! || values[a]! - values[b]! || a - b);
   const out = new Float64Array(values.length);
   const n = idx.length;
   if (n < 2) return out;
@@ -74,7 +81,7 @@ export function centeredRanks(values: Float64Array, used: Uint8Array): Float64Ar
 
 /** Weights of one group (a shard in the paper's scheme, the whole population in OpenAI's), times `scale`. */
 export function groupWeights(f: ArrayLike<number>, opts: WeightOptions, scale = 1): GroupWeights {
-  const { values, used, nonFinite } = sanitizeFitness(f, opts.nonFinite);
+  const { values, used, nonFinite, bad } = sanitizeFitness(f, opts.nonFinite);
   const w = new Float64Array(values.length);
   let n = 0, sum = 0;
   for (let i = 0; i < values.length; i++) if (used[i]) { n++; sum += values[i]!; }
@@ -91,7 +98,7 @@ export function groupWeights(f: ArrayLike<number>, opts: WeightOptions, scale = 
     const b = opts.baseline ? mean : 0, k = n * opts.sigma * opts.sigma;
     for (let i = 0; i < values.length; i++) if (used[i]) w[i] = ((values[i]! - b) / k) * scale;
   } else {
-    const r = centeredRanks(values, used), k = n * opts.sigma;
+    const r = centeredRanks(values, used, bad), k = n * opts.sigma;
     if (n < 2) out.degenerate = true;
     for (let i = 0; i < values.length; i++) if (used[i]) w[i] = (r[i]! / k) * scale;
   }
