@@ -5,6 +5,7 @@ export * from './ops/contract.js';
 export * from './ops/api.js';
 export * from './device/registry.js';
 export * from './device/cpu-ts/index.js';
+export * from './device/cpu-native/index.js';
 export * from './rng/philox.js';
 export * from './model/layout.js';
 export * from './model/init.js';
