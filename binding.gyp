@@ -1,0 +1,76 @@
+{
+  # evometa native addon. One binary carries every SIMD variant: each ISA's kernels are a
+  # separate static library compiled with that ISA's flags, chosen at run time by CPU
+  # detection (native/core/cpu.cc). Never -march=native. The noise generator is compiled
+  # with -ffp-contract=off so it matches lib/rng/philox.ts bit for bit.
+  'target_defaults': {
+    'cflags': ['-fPIC', '-O3', '-fno-math-errno', '-Wall', '-Wextra', '-Wno-unused-parameter', '-Wno-uninitialized', '-Wno-maybe-uninitialized'],
+    'cflags_cc': ['-std=c++17'],
+    'cflags_cc!': ['-fno-exceptions', '-fno-rtti', '-std=gnu++17'],
+    'include_dirs': ['native'],
+    'conditions': [
+      ['target_arch=="x64"', { 'defines': ['EVOMETA_X64=1'] }],
+      ['OS=="mac"', { 'xcode_settings': { 'GCC_ENABLE_CPP_EXCEPTIONS': 'YES', 'OTHER_CPLUSPLUSFLAGS': ['-std=c++17'] } }],
+    ],
+  },
+  'targets': [
+    {
+      'target_name': 'evometa_isa_scalar',
+      'type': 'static_library',
+      'sources': ['native/isa/isa_scalar.cc'],
+    },
+    {
+      'target_name': 'evometa_noise',
+      'type': 'static_library',
+      'cflags': ['-ffp-contract=off'],
+      'sources': ['native/core/noise.cc'],
+    },
+    {
+      'target_name': 'evometa_native',
+      'sources': [
+        'native/addon.cc',
+        'native/napi/args.cc',
+        'native/napi/ops.cc',
+        'native/napi/population.cc',
+        'native/core/cpu.cc',
+        'native/core/threadpool.cc',
+        'native/core/ops_conv.cc',
+        'native/core/ops_bn.cc',
+        'native/core/ops_misc.cc',
+        'native/core/population.cc',
+      ],
+      'include_dirs': ["<!(node -p \"require('node-addon-api').include_dir\")"],
+      'defines': ['NAPI_VERSION=8', 'NAPI_CPP_EXCEPTIONS', 'NODE_ADDON_API_CPP_EXCEPTIONS_ALL'],
+      'dependencies': ['evometa_isa_scalar', 'evometa_noise'],
+      'conditions': [
+        ['target_arch=="x64"', {
+          'dependencies': ['evometa_isa_avx2', 'evometa_isa_avx512', 'evometa_noise_avx512'],
+        }],
+      ],
+    },
+  ],
+  'conditions': [
+    ['target_arch=="x64"', {
+      'targets': [
+        {
+          'target_name': 'evometa_isa_avx2',
+          'type': 'static_library',
+          'cflags': ['-mavx2', '-mfma', '-mf16c'],
+          'sources': ['native/isa/isa_avx2.cc'],
+        },
+        {
+          'target_name': 'evometa_isa_avx512',
+          'type': 'static_library',
+          'cflags': ['-mavx512f', '-mavx512dq', '-mavx512bw', '-mavx512vl', '-mavx2', '-mfma'],
+          'sources': ['native/isa/isa_avx512.cc'],
+        },
+        {
+          'target_name': 'evometa_noise_avx512',
+          'type': 'static_library',
+          'cflags': ['-mavx512f', '-mavx512dq', '-mavx512bw', '-mavx512vl', '-ffp-contract=off'],
+          'sources': ['native/core/noise_avx512.cc'],
+        },
+      ],
+    }],
+  ],
+}

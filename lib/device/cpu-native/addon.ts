@@ -1,0 +1,115 @@
+/**
+ * Loads the native addon (built by node-gyp from binding.gyp, or a prebuild from
+ * prebuilds/<platform>-<arch>/ shipped in the package) on first use, and remembers
+ * why it failed. Nothing is loaded at import.
+ *
+ * Candidates, in order: $EVOMETA_NATIVE_ADDON (an explicit .node path, e.g. the ASan
+ * build), build/Release/evometa_native.node, then node-gyp-build's resolution
+ * (build/, then the prebuild matching this platform, arch and Node-API).
+ */
+import { createRequire } from 'node:module';
+import { existsSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { dirname, join, resolve } from 'node:path';
+
+export interface NativeInfo {
+  isa: 'avx512' | 'avx2' | 'scalar';
+  detectedIsa: 'avx512' | 'avx2' | 'scalar';
+  reason: string;
+  threads: number;
+  noise: 'avx512' | 'scalar';
+  lanes: number;
+}
+
+type Args = Record<string, unknown>;
+
+/** The raw addon: every function takes ONE object, validated in C++ (native/napi/args.cc). */
+export interface NativeAddon {
+  conv2d(a: Args): void;
+  conv2dBackwardInput(a: Args): void;
+  conv2dBackwardWeight(a: Args): void;
+  batchnorm2dTrain(a: Args): void;
+  batchnorm2dEval(a: Args): void;
+  batchnorm2dBackward(a: Args): void;
+  relu(a: Args): void;
+  reluBackward(a: Args): void;
+  maxpool2d(a: Args): void;
+  maxpool2dBackward(a: Args): void;
+  prototypes(a: Args): void;
+  prototypesBackward(a: Args): void;
+  sqEuclidean(a: Args): void;
+  sqEuclideanBackward(a: Args): void;
+  cosine(a: Args): void;
+  cosineBackward(a: Args): void;
+  scale(a: Args): void;
+  logSoftmax(a: Args): void;
+  logSoftmaxBackward(a: Args): void;
+  crossEntropy(a: Args): number;
+  crossEntropyBackward(a: Args): void;
+  accuracy(a: Args): number;
+  evaluatePopulation(a: Args): Promise<Float64Array>;
+  noiseSum(a: Args): Promise<Float64Array>;
+  gaussianFill(a: Args): void;
+  info(): NativeInfo;
+  setIsa(isa: string): boolean;
+  setThreads(n: number): number;
+  workingBytes(): number;
+}
+
+/** The package root (dist/lib/device/cpu-native/ is four levels below it). */
+export const PACKAGE_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..', '..', '..');
+
+let loaded: { addon: NativeAddon; path: string } | undefined;
+let failure: string | undefined;
+
+function candidates(): string[] {
+  const list: string[] = [];
+  const env = process.env.EVOMETA_NATIVE_ADDON;
+  if (env) list.push(resolve(env));
+  list.push(join(PACKAGE_ROOT, 'build', 'Release', 'evometa_native.node'));
+  return list;
+}
+
+/** The addon and where it came from; throws an Error saying why it cannot be loaded. */
+export function loadAddon(): { addon: NativeAddon; path: string } {
+  if (loaded) return loaded;
+  if (failure !== undefined) throw new Error(failure);
+  const require = createRequire(import.meta.url);
+  const tried: string[] = [];
+  const tryPath = (p: string): boolean => {
+    try {
+      const a = require(p) as Partial<NativeAddon>;
+      if (typeof a.evaluatePopulation !== 'function' || typeof a.info !== 'function') {
+        tried.push(`${p}: not the evometa_native addon`);
+        return false;
+      }
+      loaded = { addon: a as NativeAddon, path: p };
+      return true;
+    } catch (e) {
+      tried.push(`${p}: ${e instanceof Error ? e.message.split('\n')[0] : String(e)}`);
+      return false;
+    }
+  };
+  for (const p of candidates()) {
+    if (existsSync(p)) {
+      if (tryPath(p)) return loaded!;
+    } else {
+      tried.push(`${p}: not found`);
+    }
+  }
+  try {
+    const ngb = require('node-gyp-build') as { path(dir: string): string };
+    const p = ngb.path(PACKAGE_ROOT);
+    if (tryPath(p)) return loaded!;
+  } catch (e) {
+    tried.push(`node-gyp-build: ${e instanceof Error ? e.message.split('\n')[0] : String(e)}`);
+  }
+  failure = `addon not built and no prebuild fits ${process.platform}-${process.arch}: run \`npm rebuild evometa\` ` +
+    `(needs a C++ compiler and node-gyp) to build it; tried ${tried.join('; ')}`;
+  throw new Error(failure);
+}
+
+/** The loaded addon (after the device initialized). */
+export function addon(): NativeAddon {
+  return loadAddon().addon;
+}

@@ -1,0 +1,41 @@
+/**
+ * cpu-native: the C++/SIMD device (native/, built by node-gyp or shipped as a prebuild).
+ * Importing this module registers its kernels and the device (priority 10, above cpu-ts);
+ * the addon is loaded only when the device is first created. When it cannot load, create()
+ * throws with the reason, getDevice() falls back to cpu-ts and deviceReport() shows why.
+ */
+import './kernels.js';
+import { KernelDevice, registerDevice } from '../registry.js';
+import { loadAddon, type NativeInfo } from './addon.js';
+
+registerDevice('cpu-native', {
+  priority: 10,
+  create: () => {
+    const { addon, path } = loadAddon();
+    const info: NativeInfo = addon.info();
+    return new KernelDevice('cpu-native', {
+      isa: info.isa,
+      reason: `native addon ${path}; ${info.reason}; float32 kernels in C++, float64 inputs run the cpu-ts kernels`,
+      detail: { path, threads: info.threads, detectedIsa: info.detectedIsa, noise: info.noise, lanes: info.lanes, float64: 'cpu-ts' },
+    });
+  },
+});
+
+/** The addon's own report (instruction set, threads, noise implementation); throws when it is unavailable. */
+export function nativeInfo(): NativeInfo & { path: string } {
+  const { addon, path } = loadAddon();
+  return { ...addon.info(), path };
+}
+
+/** Restrict the instruction set (for tests and benchmarks); false when the CPU lacks it. */
+export function setNativeIsa(isa: 'avx512' | 'avx2' | 'scalar'): boolean {
+  return loadAddon().addon.setIsa(isa);
+}
+
+/** Resize the native thread pool (default: the machine's cores). */
+export function setNativeThreads(n: number): number {
+  return loadAddon().addon.setThreads(n);
+}
+
+export { NativePopulationEvaluator, gaussianFillNative, type NativePopulationOptions } from './population.js';
+export type { NativeInfo } from './addon.js';

@@ -1,0 +1,71 @@
+/**
+ * The ES hot loop on cpu-native: PopulationEvaluator (lib/es/population.ts) backed by one
+ * native call per request, run off the event loop on the addon's thread pool.
+ */
+import type { NoiseSumRequest, PopulationEvaluator, PopulationRequest } from '../../es/population.js';
+import { ProtoNetLayout } from '../../model/layout.js';
+import { STREAM } from '../../rng/philox.js';
+import { addon, loadAddon } from './addon.js';
+
+export interface NativePopulationOptions {
+  /** Threads per call (default: the pool, sized to the machine's cores). */
+  threads?: number;
+}
+
+function f32(a: Float32Array | Float64Array, what: string): Float32Array {
+  if (a instanceof Float32Array) return a;
+  throw new TypeError(`cpu-native population: ${what} must be a Float32Array, got ${a.constructor.name}`);
+}
+
+export class NativePopulationEvaluator implements PopulationEvaluator {
+  readonly device = 'cpu-native';
+  private readonly threads: number;
+
+  constructor(opts: NativePopulationOptions = {}) {
+    loadAddon(); // throws with the reason when the addon is unavailable
+    const t = opts.threads ?? 0;
+    if (!Number.isInteger(t) || t < 0) throw new RangeError(`cpu-native population: threads must be a non-negative integer, got ${t}`);
+    this.threads = t;
+  }
+
+  evaluate(req: PopulationRequest): Promise<Float64Array> {
+    const m = req.model;
+    const layout = new ProtoNetLayout(m);
+    layout.checkParams(req.mu);
+    const ep = req.episode;
+    const pert = req.perturbation;
+    return addon().evaluatePopulation({
+      blocks: m.blocks, inChannels: m.inChannels, imageSize: m.imageSize, channels: m.channels, bnEps: m.bnEps,
+      way: ep.way, supportCount: ep.support.shape[0], queryCount: ep.query.shape[0],
+      support: f32(ep.support.data, 'episode.support'), query: f32(ep.query.data, 'episode.query'),
+      supportLabels: ep.supportLabels, queryLabels: ep.queryLabels,
+      distance: req.distance, cosineScale: 1,
+      mu: req.mu,
+      kind: pert.kind,
+      ...(pert.kind === 'gaussian' ? { sigma: pert.sigma, antithetic: pert.antithetic } : { delta: pert.delta }),
+      seed: req.seed, step: req.step, start: req.start, end: req.end,
+      threads: this.threads,
+    });
+  }
+
+  noiseSum(req: NoiseSumRequest): Promise<Float64Array> {
+    return addon().noiseSum({
+      numParams: req.mu.length, seed: req.seed, step: req.step, antithetic: req.antithetic, sigma: req.sigma,
+      start: req.start, weights: req.weights, threads: this.threads,
+    });
+  }
+
+  workingBytes(): number {
+    return addon().workingBytes();
+  }
+}
+
+/**
+ * out[j] = the standard normal at index start + j of (seed, stream, step, member), computed by
+ * the addon (bit-identical to gaussianFill in lib/rng/philox.ts).
+ */
+export function gaussianFillNative(out: Float32Array, seed: number, stream: number, step: number, member: number, start = 0): void {
+  addon().gaussianFill({ out, seed, stream, step, member, start });
+}
+
+export const ES_NOISE_STREAM = STREAM.esNoise;

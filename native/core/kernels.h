@@ -1,0 +1,49 @@
+// Single-op kernels of the op contract (lib/ops/contract.ts), float32, on plain structs.
+// Shapes and index ranges are validated at the boundary (native/napi); kernels assume valid input.
+#pragma once
+#include <cstdint>
+
+namespace evometa {
+
+struct ConvGeom {
+  int n, cin, h, w, cout, kh, kw, stride, pad, oh, ow;
+};
+void conv2dForward(const ConvGeom& g, const float* x, const float* w, const float* b, float* y);
+void conv2dBackwardInput(const ConvGeom& g, const float* dy, const float* w, float* dx);
+void conv2dBackwardWeight(const ConvGeom& g, const float* dy, const float* x, float* dw, float* db);
+
+struct BnGeom {
+  int n, c;
+  long hw;
+};
+void batchnormTrain(const BnGeom& g, const float* x, const float* gamma, const float* beta, double eps, float* y,
+                    float* mean, float* var, float* invStd);
+void batchnormEval(const BnGeom& g, const float* x, const float* gamma, const float* beta, const float* runningMean,
+                   const float* runningVar, double eps, float* y);
+void batchnormBackward(const BnGeom& g, const float* dy, const float* x, const float* gamma, const float* mean,
+                       const float* invStd, float* dx, float* dgamma, float* dbeta);
+
+void relu(long n, const float* x, float* y);
+void reluBackward(long n, const float* dy, const float* x, float* dx);
+
+struct PoolGeom {
+  int nc, h, w, kernel, stride, oh, ow;
+};
+void maxpool(const PoolGeom& g, const float* x, float* y, int32_t* argmax);
+void maxpoolBackward(long nOut, const float* dy, const int32_t* argmax, long nIn, float* dx);
+
+void prototypes(int rows, int e, const int32_t* labels, int way, const float* support, float* out);
+void prototypesBackward(int rows, int e, const int32_t* labels, int way, const float* dproto, float* out);
+void sqEuclidean(int m, int k, int e, const float* q, const float* p, float* out);
+void sqEuclideanBackward(int m, int k, int e, const float* dd, const float* q, const float* p, float* dq, float* dp);
+void cosine(int m, int k, int e, double eps, const float* q, const float* p, float* out);
+void cosineBackward(int m, int k, int e, double eps, const float* dc, const float* q, const float* p, float* dq,
+                    float* dp);
+void scale(long n, double alpha, const float* x, float* y);
+void logSoftmax(int m, int k, const float* x, float* y);
+void logSoftmaxBackward(int m, int k, const float* dy, const float* y, float* dx);
+double crossEntropy(int m, int k, const float* logp, const int32_t* labels);
+void crossEntropyBackward(int m, int k, double dloss, const int32_t* labels, float* d);
+double accuracy(int m, int k, const float* scores, const int32_t* labels);
+
+}  // namespace evometa

@@ -1,0 +1,36 @@
+// The ES noise: Philox4x32-10 + deterministic Box-Muller, bit-identical to
+// lib/rng/philox.ts (gaussianFill). Compiled with -ffp-contract=off: every
+// operation rounds exactly as the TypeScript does.
+#pragma once
+#include <cstdint>
+
+namespace evometa {
+
+void philox4x32(uint32_t c0, uint32_t c1, uint32_t c2, uint32_t c3, uint32_t k0, uint32_t k1, uint32_t out[4]);
+
+// out[j] = standard normal at index start + j of (seed, stream, step, member), as float32.
+void gaussianFill(float* out, long n, uint32_t seed, uint32_t stream, uint32_t step, uint32_t member, uint64_t start);
+
+// theta[j] = f32(mu[j] + sign * f32(sigma * z[j])), with z = gaussianFill(seed, 0, step, noiseId, start).
+void perturbGaussian(float* theta, const float* mu, long n, double sigma, int sign, uint32_t seed, uint32_t step,
+                     uint32_t noiseId, uint64_t start);
+
+// out[j] += w * f32(sigma * z[j]) in float64 (w already carries the antithetic sign).
+void accumulateNoise(double* out, long n, double w, double sigma, uint32_t seed, uint32_t step, uint32_t noiseId,
+                     uint64_t start);
+
+// Which implementation runs ("avx512" or "scalar").
+const char* noiseImpl();
+
+namespace noise_scalar {
+void gaussianFill(float* out, long n, uint32_t seed, uint32_t stream, uint32_t step, uint32_t member, uint64_t start);
+}
+#if defined(EVOMETA_X64)
+namespace noise_avx512 {
+// Requires n % 4 == 0 and start % 4 == 0 (whole Philox blocks).
+void gaussianFillBlocks(float* out, long n, uint32_t seed, uint32_t stream, uint32_t step, uint32_t member,
+                        uint64_t start);
+}
+#endif
+
+}  // namespace evometa

@@ -1,0 +1,182 @@
+// Elementwise, pooling, prototype, distance and softmax/cross-entropy kernels (float64 sums).
+#include <cmath>
+#include <cstring>
+#include <vector>
+
+#include "core/kernels.h"
+
+namespace evometa {
+
+void relu(long n, const float* x, float* y) {
+  for (long i = 0; i < n; i++) y[i] = x[i] > 0 ? x[i] : 0.f;
+}
+
+void reluBackward(long n, const float* dy, const float* x, float* dx) {
+  for (long i = 0; i < n; i++) dx[i] = x[i] > 0 ? dy[i] : 0.f;
+}
+
+void maxpool(const PoolGeom& g, const float* x, float* y, int32_t* argmax) {
+  long o = 0;
+  for (int p = 0; p < g.nc; p++) {
+    const long base = (long)p * g.h * g.w;
+    for (int i = 0; i < g.oh; i++)
+      for (int j = 0; j < g.ow; j++, o++) {
+        float best = -INFINITY;
+        long bi = -1;
+        for (int a = 0; a < g.kernel; a++) {
+          const long row = base + ((long)i * g.stride + a) * g.w + (long)j * g.stride;
+          for (int b = 0; b < g.kernel; b++) {
+            const float v = x[row + b];
+            if (v > best || bi < 0) { best = v; bi = row + b; }
+          }
+        }
+        y[o] = best;
+        argmax[o] = (int32_t)bi;
+      }
+  }
+}
+
+void maxpoolBackward(long nOut, const float* dy, const int32_t* argmax, long nIn, float* dx) {
+  std::memset(dx, 0, sizeof(float) * (size_t)nIn);
+  for (long i = 0; i < nOut; i++) dx[argmax[i]] += dy[i];
+}
+
+void prototypes(int rows, int e, const int32_t* labels, int way, const float* support, float* out) {
+  std::vector<double> acc((size_t)way * e, 0.0);
+  std::vector<int> counts(way, 0);
+  for (int r = 0; r < rows; r++) {
+    const int l = labels[r];
+    counts[l]++;
+    for (int k = 0; k < e; k++) acc[(size_t)l * e + k] += support[(long)r * e + k];
+  }
+  for (int l = 0; l < way; l++)
+    for (int k = 0; k < e; k++) out[(long)l * e + k] = (float)(acc[(size_t)l * e + k] / counts[l]);
+}
+
+void prototypesBackward(int rows, int e, const int32_t* labels, int way, const float* dproto, float* out) {
+  std::vector<int> counts(way, 0);
+  for (int r = 0; r < rows; r++) counts[labels[r]]++;
+  for (int r = 0; r < rows; r++) {
+    const int l = labels[r];
+    for (int k = 0; k < e; k++) out[(long)r * e + k] = (float)((double)dproto[(long)l * e + k] / counts[l]);
+  }
+}
+
+void sqEuclidean(int m, int k, int e, const float* q, const float* p, float* out) {
+  for (int i = 0; i < m; i++)
+    for (int j = 0; j < k; j++) {
+      double s = 0;
+      for (int t = 0; t < e; t++) {
+        const double d = (double)q[(long)i * e + t] - p[(long)j * e + t];
+        s += d * d;
+      }
+      out[(long)i * k + j] = (float)s;
+    }
+}
+
+void sqEuclideanBackward(int m, int k, int e, const float* dd, const float* q, const float* p, float* dq, float* dp) {
+  std::vector<double> aq((size_t)m * e, 0.0), ap((size_t)k * e, 0.0);
+  for (int i = 0; i < m; i++)
+    for (int j = 0; j < k; j++) {
+      const double g = 2.0 * dd[(long)i * k + j];
+      for (int t = 0; t < e; t++) {
+        const double d = g * ((double)q[(long)i * e + t] - p[(long)j * e + t]);
+        aq[(size_t)i * e + t] += d;
+        ap[(size_t)j * e + t] -= d;
+      }
+    }
+  for (size_t i = 0; i < aq.size(); i++) dq[i] = (float)aq[i];
+  for (size_t i = 0; i < ap.size(); i++) dp[i] = (float)ap[i];
+}
+
+namespace {
+std::vector<double> norms(const float* x, int rows, int e, double eps) {
+  std::vector<double> out(rows);
+  for (int i = 0; i < rows; i++) {
+    double s = 0;
+    for (int t = 0; t < e; t++) s += (double)x[(long)i * e + t] * x[(long)i * e + t];
+    out[i] = std::fmax(std::sqrt(s), eps);
+  }
+  return out;
+}
+}  // namespace
+
+void cosine(int m, int k, int e, double eps, const float* q, const float* p, float* out) {
+  const auto nq = norms(q, m, e, eps), np = norms(p, k, e, eps);
+  for (int i = 0; i < m; i++)
+    for (int j = 0; j < k; j++) {
+      double s = 0;
+      for (int t = 0; t < e; t++) s += (double)q[(long)i * e + t] * p[(long)j * e + t];
+      out[(long)i * k + j] = (float)(s / (nq[i] * np[j]));
+    }
+}
+
+void cosineBackward(int m, int k, int e, double eps, const float* dc, const float* q, const float* p, float* dq,
+                    float* dp) {
+  const auto nq = norms(q, m, e, eps), np = norms(p, k, e, eps);
+  std::vector<double> aq((size_t)m * e, 0.0), ap((size_t)k * e, 0.0);
+  for (int i = 0; i < m; i++) {
+    const bool qLive = nq[i] > eps;  // a norm clamped at eps is a constant: no gradient through it
+    for (int j = 0; j < k; j++) {
+      const bool pLive = np[j] > eps;
+      double dot = 0;
+      for (int t = 0; t < e; t++) dot += (double)q[(long)i * e + t] * p[(long)j * e + t];
+      const double g = dc[(long)i * k + j], inv = 1 / (nq[i] * np[j]), c = dot * inv;
+      for (int t = 0; t < e; t++) {
+        const double qt = q[(long)i * e + t], pt = p[(long)j * e + t];
+        aq[(size_t)i * e + t] += g * (pt * inv - (qLive ? c * qt / (nq[i] * nq[i]) : 0));
+        ap[(size_t)j * e + t] += g * (qt * inv - (pLive ? c * pt / (np[j] * np[j]) : 0));
+      }
+    }
+  }
+  for (size_t i = 0; i < aq.size(); i++) dq[i] = (float)aq[i];
+  for (size_t i = 0; i < ap.size(); i++) dp[i] = (float)ap[i];
+}
+
+void scale(long n, double alpha, const float* x, float* y) {
+  for (long i = 0; i < n; i++) y[i] = (float)(alpha * x[i]);
+}
+
+void logSoftmax(int m, int k, const float* x, float* y) {
+  for (int i = 0; i < m; i++) {
+    const float* xr = x + (long)i * k;
+    double mx = -INFINITY;
+    for (int j = 0; j < k; j++) mx = std::fmax(mx, (double)xr[j]);
+    double s = 0;
+    for (int j = 0; j < k; j++) s += std::exp(xr[j] - mx);
+    const double lse = mx + std::log(s);
+    for (int j = 0; j < k; j++) y[(long)i * k + j] = (float)(xr[j] - lse);
+  }
+}
+
+void logSoftmaxBackward(int m, int k, const float* dy, const float* y, float* dx) {
+  for (int i = 0; i < m; i++) {
+    double s = 0;
+    for (int j = 0; j < k; j++) s += dy[(long)i * k + j];
+    for (int j = 0; j < k; j++) dx[(long)i * k + j] = (float)(dy[(long)i * k + j] - std::exp((double)y[(long)i * k + j]) * s);
+  }
+}
+
+double crossEntropy(int m, int k, const float* logp, const int32_t* labels) {
+  double s = 0;
+  for (int i = 0; i < m; i++) s -= logp[(long)i * k + labels[i]];
+  return s / m;
+}
+
+void crossEntropyBackward(int m, int k, double dloss, const int32_t* labels, float* d) {
+  std::memset(d, 0, sizeof(float) * (size_t)m * k);
+  for (int i = 0; i < m; i++) d[(long)i * k + labels[i]] = (float)(-dloss / m);
+}
+
+double accuracy(int m, int k, const float* scores, const int32_t* labels) {
+  int hit = 0;
+  for (int i = 0; i < m; i++) {
+    int best = 0;
+    for (int j = 1; j < k; j++)
+      if (scores[(long)i * k + j] > scores[(long)i * k + best]) best = j;
+    if (best == labels[i]) hit++;
+  }
+  return m == 0 ? 0 : (double)hit / m;
+}
+
+}  // namespace evometa

@@ -1,0 +1,409 @@
+// Population evaluation driver: per-call plan (shared, read-only), per-worker workspaces
+// (reused across calls, nothing allocated per member), and the per-member pipeline:
+//   noise -> theta -> block 0 (BN statistics from the shared patch covariance, folded into
+//   the weights; conv + ReLU + pool fused) -> blocks 1.. (implicit-GEMM conv with batch
+//   statistics, then BN + ReLU + pool) -> prototypes, distances, log-softmax cross-entropy.
+// The conv bias cancels under batch-mode BN, so it is not applied.
+#include "core/population.h"
+
+#include <algorithm>
+#include <atomic>
+#include <cmath>
+#include <cstring>
+#include <memory>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include "core/cpu.h"
+#include "core/noise.h"
+#include "core/threadpool.h"
+#include "isa/isa.h"
+
+namespace evometa {
+
+namespace {
+
+constexpr int kMaxBlocks = 16;
+
+struct ParamOffsets {
+  long w[kMaxBlocks], gamma[kMaxBlocks], beta[kMaxBlocks];
+  long total;
+};
+
+ParamOffsets paramOffsets(int blocks, int cin, int c) {
+  ParamOffsets o{};
+  long p = 0;
+  for (int i = 0; i < blocks; i++) {
+    const long ci = i == 0 ? cin : c;
+    o.w[i] = p;
+    p += (long)c * ci * 9;
+    p += c;  // bias (cancels under batch-mode BN)
+    o.gamma[i] = p;
+    p += c;
+    o.beta[i] = p;
+    p += c;
+  }
+  o.total = p;
+  return o;
+}
+
+// Everything shared by all members of one call.
+struct Plan {
+  int blocks, cin, c, cp, n, ns, nq, way;
+  int side[kMaxBlocks + 1];  // side[l]: input side of block l; side[blocks]: embedding side
+  int k1;                    // 9 * cin
+  std::vector<float> patches;  // block 0, pooling-window pixels, centered: [n * win0 * 4][k1]
+  std::vector<double> cov;     // [k1][k1] patch covariance over all pixels of block 0
+  std::vector<int32_t> pixOff[kMaxBlocks];
+  int32_t tapOff[kMaxBlocks][9];
+  long emb;  // embedding row length (cp * side^2)
+  ParamOffsets off;
+};
+
+void buildPlan(const PopulationSpec& s, Plan& p) {
+  p.blocks = s.blocks;
+  p.cin = s.inChannels;
+  p.c = s.channels;
+  p.cp = (s.channels + 15) / 16 * 16;
+  p.ns = s.ns;
+  p.nq = s.nq;
+  p.n = s.ns + s.nq;
+  p.way = s.way;
+  p.side[0] = s.imageSize;
+  for (int l = 0; l < s.blocks; l++) {
+    p.side[l + 1] = p.side[l] / 2;
+    if (p.side[l + 1] < 1) throw std::runtime_error("image too small for the number of blocks");
+  }
+  p.emb = (long)p.cp * p.side[s.blocks] * p.side[s.blocks];
+  p.off = paramOffsets(s.blocks, s.inChannels, s.channels);
+  const int S = s.imageSize, k1 = 9 * s.inChannels;
+  p.k1 = k1;
+  const int ps = S / 2, win = ps * ps;
+  // patch covariance over all n * S * S pixels (two passes, float64), shared by every member
+  std::vector<double> mean(k1, 0.0);
+  p.cov.assign((size_t)k1 * k1, 0.0);
+  auto image = [&](int i) {
+    const long sz = (long)s.inChannels * S * S;
+    return i < s.ns ? s.support + i * sz : s.query + (long)(i - s.ns) * sz;
+  };
+  std::vector<double> patch(k1);
+  auto fill = [&](const float* img, int y, int x) {
+    for (int ci = 0; ci < s.inChannels; ci++)
+      for (int dy = 0; dy < 3; dy++)
+        for (int dx = 0; dx < 3; dx++) {
+          const int iy = y + dy - 1, ix = x + dx - 1;
+          patch[ci * 9 + dy * 3 + dx] = (iy >= 0 && iy < S && ix >= 0 && ix < S) ? img[((long)ci * S + iy) * S + ix] : 0.0;
+        }
+  };
+  const double count = (double)p.n * S * S;
+  for (int i = 0; i < p.n; i++)
+    for (int y = 0; y < S; y++)
+      for (int x = 0; x < S; x++) {
+        fill(image(i), y, x);
+        for (int k = 0; k < k1; k++) mean[k] += patch[k];
+      }
+  for (int k = 0; k < k1; k++) mean[k] /= count;
+  for (int i = 0; i < p.n; i++)
+    for (int y = 0; y < S; y++)
+      for (int x = 0; x < S; x++) {
+        fill(image(i), y, x);
+        for (int a = 0; a < k1; a++) {
+          const double da = patch[a] - mean[a];
+          for (int b = 0; b <= a; b++) p.cov[(size_t)a * k1 + b] += da * (patch[b] - mean[b]);
+        }
+      }
+  for (int a = 0; a < k1; a++)
+    for (int b = 0; b <= a; b++) {
+      p.cov[(size_t)a * k1 + b] /= count;
+      p.cov[(size_t)b * k1 + a] = p.cov[(size_t)a * k1 + b];
+    }
+  // centered patches of the pixels that reach the pooled output, in pooling-window order
+  p.patches.assign((size_t)p.n * win * 4 * k1, 0.f);
+  for (int i = 0; i < p.n; i++)
+    for (int w = 0; w < win; w++)
+      for (int q = 0; q < 4; q++) {
+        const int y = 2 * (w / ps) + q / 2, x = 2 * (w % ps) + q % 2;
+        fill(image(i), y, x);
+        float* dst = p.patches.data() + (((size_t)i * win + w) * 4 + q) * k1;
+        for (int k = 0; k < k1; k++) dst[k] = (float)(patch[k] - mean[k]);
+      }
+  // blocks 1..: output pixels in pooling-window order, then the pixels no window covers
+  for (int l = 1; l < s.blocks; l++) {
+    const int sd = p.side[l], sp = sd + 2, q = sd / 2;
+    auto& off = p.pixOff[l];
+    off.clear();
+    off.reserve((size_t)p.n * sd * sd);
+    const long imgStride = (long)sp * sp * p.cp;
+    const long total = (long)p.n * imgStride;
+    if (total > 0x7fffffffL) throw std::runtime_error("episode too large for 32-bit activation offsets");
+    for (int i = 0; i < p.n; i++) {
+      auto add = [&](int y, int x) { off.push_back((int32_t)(i * imgStride + ((long)y * sp + x) * p.cp)); };
+      for (int w = 0; w < q * q; w++)
+        for (int t = 0; t < 4; t++) add(2 * (w / q) + t / 2, 2 * (w % q) + t % 2);
+      for (int y = 0; y < sd; y++)
+        for (int x = 0; x < sd; x++)
+          if (y >= 2 * q || x >= 2 * q) add(y, x);
+    }
+    for (int t = 0; t < 9; t++) p.tapOff[l][t] = ((t / 3) * sp + t % 3) * p.cp;
+  }
+}
+
+// One worker's buffers, reused across calls while the geometry is unchanged.
+struct Workspace {
+  std::vector<float> theta, w1, shift1, wpk, act[kMaxBlocks], raw, emb, atile, scale, shift;
+  std::vector<double> sum, sumsq, proto, logits;
+  std::string sig;
+
+  void prepare(const Plan& p, long numParams, int tileRows, const std::string& signature) {
+    if (sig == signature) return;
+    sig = signature;
+    theta.assign(numParams, 0.f);
+    w1.assign((size_t)p.k1 * p.cp, 0.f);
+    shift1.assign(p.cp, 0.f);
+    wpk.assign((size_t)9 * p.cp * p.cp, 0.f);
+    long rawMax = 0;
+    for (int l = 1; l < p.blocks; l++) {
+      const long sp = p.side[l] + 2;
+      act[l].assign((size_t)p.n * sp * sp * p.cp, 0.f);  // zero borders stay zero
+      rawMax = std::max(rawMax, (long)p.n * p.side[l] * p.side[l] * p.cp);
+    }
+    raw.assign(rawMax, 0.f);
+    emb.assign((size_t)p.n * p.emb, 0.f);
+    atile.assign((size_t)tileRows * 9 * p.cp, 0.f);
+    scale.assign(p.cp, 0.f);
+    shift.assign(p.cp, 0.f);
+    sum.assign(p.cp, 0.0);
+    sumsq.assign(p.cp, 0.0);
+    proto.assign((size_t)p.way * p.emb, 0.0);
+    logits.assign(p.way, 0.0);
+  }
+
+  long bytes() const {
+    long b = 0;
+    for (const auto* v : {&theta, &w1, &shift1, &wpk, &raw, &emb, &atile, &scale, &shift}) b += (long)v->capacity() * 4;
+    for (const auto& a : act) b += (long)a.capacity() * 4;
+    for (const auto* v : {&sum, &sumsq, &proto, &logits}) b += (long)v->capacity() * 8;
+    return b;
+  }
+};
+
+std::atomic<long> lastWorkingBytes{0};
+
+std::vector<std::unique_ptr<Workspace>>& workspaces() {
+  static auto* w = new std::vector<std::unique_ptr<Workspace>>();
+  return *w;
+}
+
+Workspace& workspace(int worker) {
+  auto& all = workspaces();  // parallelFor calls are serialized; workers index distinct slots
+  return *all[worker];
+}
+
+void ensureWorkspaces(int n) {
+  auto& all = workspaces();
+  while ((int)all.size() < n) all.emplace_back(new Workspace());
+}
+
+// Packs conv weights [c][cin][3][3] (cin = c) into [cp/nb][9*cp][nb], k = tap*cp + ci.
+void packWeights(const float* w, int c, int cp, int nb, float* out) {
+  const long k = 9L * cp;
+  std::memset(out, 0, sizeof(float) * (size_t)k * cp);
+  for (int co = 0; co < c; co++) {
+    float* blk = out + (long)(co / nb) * k * nb + co % nb;
+    for (int ci = 0; ci < c; ci++)
+      for (int t = 0; t < 9; t++) blk[((long)t * cp + ci) * nb] = w[((long)co * c + ci) * 9 + t];
+  }
+}
+
+double episodeLossFromEmbeddings(const Plan& p, const PopulationSpec& s, Workspace& ws) {
+  const long e = p.emb;
+  std::vector<double>& proto = ws.proto;
+  std::fill(proto.begin(), proto.end(), 0.0);
+  int counts[4096];
+  if (p.way > 4096) throw std::runtime_error("way > 4096");
+  std::fill(counts, counts + p.way, 0);
+  for (int r = 0; r < p.ns; r++) {
+    const int l = s.supportLabels[r];
+    counts[l]++;
+    const float* z = ws.emb.data() + r * e;
+    double* pr = proto.data() + l * e;
+    for (long k = 0; k < e; k++) pr[k] += z[k];
+  }
+  for (int l = 0; l < p.way; l++)
+    for (long k = 0; k < e; k++) proto[l * e + k] /= counts[l];
+  std::vector<double> pnorm(s.distance == 1 ? p.way : 0);
+  for (int l = 0; l < (int)pnorm.size(); l++) {
+    double q = 0;
+    for (long k = 0; k < e; k++) q += proto[l * e + k] * proto[l * e + k];
+    pnorm[l] = std::fmax(std::sqrt(q), 1e-8);
+  }
+  double loss = 0;
+  double* lg = ws.logits.data();
+  for (int r = 0; r < p.nq; r++) {
+    const float* z = ws.emb.data() + (long)(p.ns + r) * e;
+    double qn = 0;
+    if (s.distance == 1) {
+      for (long k = 0; k < e; k++) qn += (double)z[k] * z[k];
+      qn = std::fmax(std::sqrt(qn), 1e-8);
+    }
+    double mx = -INFINITY;
+    for (int l = 0; l < p.way; l++) {
+      const double* pr = proto.data() + l * e;
+      double acc = 0;
+      if (s.distance == 1) {
+        for (long k = 0; k < e; k++) acc += z[k] * pr[k];
+        lg[l] = s.cosineScale * (acc / (qn * pnorm[l]));
+      } else {
+        for (long k = 0; k < e; k++) {
+          const double d = z[k] - pr[k];
+          acc += d * d;
+        }
+        lg[l] = -acc;
+      }
+      mx = std::fmax(mx, lg[l]);
+    }
+    double se = 0;
+    for (int l = 0; l < p.way; l++) se += std::exp(lg[l] - mx);
+    loss -= lg[s.queryLabels[r]] - (mx + std::log(se));
+  }
+  return loss / p.nq;
+}
+
+double evaluateMember(const Plan& p, const PopulationSpec& s, const IsaOps& isa, Workspace& ws, long m) {
+  float* theta = ws.theta.data();
+  if (s.kind == 0) {
+    const long noiseId = s.antithetic ? m / 2 : m;
+    const int sign = s.antithetic && (m % 2) ? -1 : 1;
+    perturbGaussian(theta, s.mu, s.numParams, s.sigma, sign, s.seed, s.step, (uint32_t)noiseId, 0);
+  } else {
+    std::memcpy(theta, s.mu, sizeof(float) * (size_t)s.numParams);
+    if (m >= 1) theta[m - 1] = (float)((double)s.mu[m - 1] + s.delta);
+  }
+  const int c = p.c, cp = p.cp;
+  // block 0: BN statistics of w . patch from the shared covariance; scale folded into the weights
+  {
+    const float* w = theta + p.off.w[0];
+    const float* gamma = theta + p.off.gamma[0];
+    const float* beta = theta + p.off.beta[0];
+    std::fill(ws.w1.begin(), ws.w1.end(), 0.f);
+    std::fill(ws.shift1.begin(), ws.shift1.end(), 0.f);
+    for (int co = 0; co < c; co++) {
+      const float* wc = w + (long)co * p.k1;
+      double var = 0;
+      for (int a = 0; a < p.k1; a++) {
+        double row = 0;
+        for (int b = 0; b < p.k1; b++) row += p.cov[(size_t)a * p.k1 + b] * wc[b];
+        var += wc[a] * row;
+      }
+      const double sc = gamma[co] / std::sqrt(std::fmax(var, 0.0) + s.bnEps);
+      for (int k = 0; k < p.k1; k++) ws.w1[(size_t)k * cp + co] = (float)(wc[k] * sc);
+      ws.shift1[co] = beta[co];
+    }
+    Layer1Args a{};
+    a.patches = p.patches.data();
+    a.nImg = p.n;
+    a.winPerImg = (p.side[0] / 2) * (p.side[0] / 2);
+    a.k1 = p.k1;
+    a.wpk = ws.w1.data();
+    a.shift = ws.shift1.data();
+    a.cp = cp;
+    a.dst = p.blocks == 1 ? PoolDst{ws.emb.data(), p.side[1], 0, cp} : PoolDst{ws.act[1].data(), p.side[1], 1, cp};
+    isa.layer1(a);
+  }
+  for (int l = 1; l < p.blocks; l++) {
+    const int nb = isa.blockWidth(cp);
+    packWeights(theta + p.off.w[l], c, cp, nb, ws.wpk.data());
+    std::fill(ws.sum.begin(), ws.sum.end(), 0.0);
+    std::fill(ws.sumsq.begin(), ws.sumsq.end(), 0.0);
+    ConvRawArgs a{};
+    a.act = ws.act[l].data();
+    a.pixOff = p.pixOff[l].data();
+    a.nPix = (int)p.pixOff[l].size();
+    a.tapOff = p.tapOff[l];
+    a.cin = cp;
+    a.k = 9 * cp;
+    a.wpk = ws.wpk.data();
+    a.cp = cp;
+    a.raw = ws.raw.data();
+    a.sum = ws.sum.data();
+    a.sumsq = ws.sumsq.data();
+    a.atile = ws.atile.data();
+    isa.convRaw(a);
+    const float* gamma = theta + p.off.gamma[l];
+    const float* beta = theta + p.off.beta[l];
+    const double cnt = (double)a.nPix;
+    for (int co = 0; co < cp; co++) {
+      if (co >= c) {
+        ws.scale[co] = 0.f;
+        ws.shift[co] = 0.f;
+        continue;
+      }
+      const double mean = ws.sum[co] / cnt;
+      const double var = std::fmax(ws.sumsq[co] / cnt - mean * mean, 0.0);
+      const double sc = gamma[co] / std::sqrt(var + s.bnEps);
+      ws.scale[co] = (float)sc;
+      ws.shift[co] = (float)(beta[co] - mean * sc);
+    }
+    BnPoolArgs b{};
+    b.raw = ws.raw.data();
+    b.nImg = p.n;
+    b.side = p.side[l];
+    b.scale = ws.scale.data();
+    b.shift = ws.shift.data();
+    b.cp = cp;
+    b.dst = l + 1 == p.blocks ? PoolDst{ws.emb.data(), p.side[l + 1], 0, cp}
+                              : PoolDst{ws.act[l + 1].data(), p.side[l + 1], 1, cp};
+    isa.bnReluPool(b);
+  }
+  return -episodeLossFromEmbeddings(p, s, ws);
+}
+
+}  // namespace
+
+long protoNetNumParams(int blocks, int inChannels, int channels) {
+  return paramOffsets(blocks, inChannels, channels).total;
+}
+
+void evaluatePopulation(const PopulationSpec& s, double* fitness) {
+  if (s.blocks < 1 || s.blocks > kMaxBlocks) throw std::runtime_error("blocks must be in [1, 16]");
+  const long count = s.end - s.start;
+  if (count <= 0) return;
+  Plan p;
+  buildPlan(s, p);
+  const IsaOps& isa = currentIsaOps();
+  const int tr = isa.tileRows(p.cp);
+  const std::string sig = std::string(isa.name) + ":" + std::to_string(s.blocks) + ":" + std::to_string(s.inChannels) +
+                          ":" + std::to_string(s.imageSize) + ":" + std::to_string(s.channels) + ":" +
+                          std::to_string(p.n) + ":" + std::to_string(s.way) + ":" + std::to_string(s.numParams);
+  const int threads = s.threads > 0 ? s.threads : poolThreads();
+  ensureWorkspaces(std::max(threads, poolThreads()));
+  parallelFor((int)count, threads, [&](int task, int worker) {
+    Workspace& ws = workspace(worker);
+    ws.prepare(p, s.numParams, tr, sig);
+    fitness[task] = evaluateMember(p, s, isa, ws, s.start + task);
+  });
+  long b = 0;
+  for (const auto& w : workspaces()) b += w->bytes();
+  lastWorkingBytes.store(b);
+}
+
+void noiseSum(const NoiseSumSpec& s, double* out) {
+  std::memset(out, 0, sizeof(double) * (size_t)s.numParams);
+  constexpr long kChunk = 8192;  // a multiple of 4: chunks start on Philox block boundaries
+  const long chunks = (s.numParams + kChunk - 1) / kChunk;
+  if (chunks == 0) return;
+  parallelFor((int)chunks, s.threads, [&](int task, int) {
+    const long j0 = task * kChunk, len = std::min(kChunk, s.numParams - j0);
+    for (long i = 0; i < s.count; i++) {
+      const long m = s.start + i;
+      const long noiseId = s.antithetic ? m / 2 : m;
+      const double w = s.antithetic && (m % 2) ? -s.weights[i] : s.weights[i];
+      accumulateNoise(out + j0, len, w, s.sigma, s.seed, s.step, (uint32_t)noiseId, (uint64_t)j0);
+    }
+  });
+}
+
+long populationWorkingBytes() { return lastWorkingBytes.load(); }
+
+}  // namespace evometa

@@ -1,0 +1,16 @@
+// A persistent thread pool: parallelFor(tasks, fn) runs fn(task, worker) on the
+// calling thread plus the pool's workers, handing out tasks by an atomic counter.
+#pragma once
+#include <functional>
+
+namespace evometa {
+
+// Number of threads used by parallelFor (the caller included). Default: hardware cores.
+int poolThreads();
+// Resize the pool (n >= 1). Returns the new size.
+int setPoolThreads(int n);
+// Runs fn(task, worker) for task in [0, tasks) using up to `maxThreads` threads
+// (0 = all); worker is in [0, threads). Calls are serialized.
+void parallelFor(int tasks, int maxThreads, const std::function<void(int task, int worker)>& fn);
+
+}  // namespace evometa

@@ -1,0 +1,224 @@
+// The ISA-generic kernels, written once against a thin vector layer `Vec` (load, store,
+// set1, bcast, fma, max; L lanes) and included by each isa_<name>.cc inside its own
+// namespace, with `rowsFor(nv)` and `blockWidthFor(cp)` defined there.
+//
+// No C++ standard library here: every function is compiled with the ISA's flags, and a
+// shared template instantiation (a COMDAT symbol) could otherwise leak AVX-512 code into
+// the baseline path.
+
+// ---- micro-kernel: a tile of R rows x (NV * L) columns, accumulators in registers ----
+
+// ctile[r][v*L + l] = sum_k A[r*lda + k] * B[k*(NV*L) + v*L + l]
+template <int NV, int R>
+static inline void microKernel(const float* a, long lda, int k, const float* b, float* ctile) {
+  constexpr int NB = NV * Vec::L;
+  typename Vec::R acc[R][NV];
+#pragma GCC unroll 32
+  for (int r = 0; r < R; r++)
+#pragma GCC unroll 4
+    for (int v = 0; v < NV; v++) acc[r][v] = Vec::zero();
+  for (int kk = 0; kk < k; kk++) {
+    typename Vec::R bv[NV];
+#pragma GCC unroll 4
+    for (int v = 0; v < NV; v++) bv[v] = Vec::load(b + (long)kk * NB + v * Vec::L);
+#pragma GCC unroll 32
+    for (int r = 0; r < R; r++) {
+      const typename Vec::R av = Vec::bcast(a + r * lda + kk);
+#pragma GCC unroll 4
+      for (int v = 0; v < NV; v++) acc[r][v] = Vec::fma(av, bv[v], acc[r][v]);
+    }
+  }
+#pragma GCC unroll 32
+  for (int r = 0; r < R; r++)
+#pragma GCC unroll 4
+    for (int v = 0; v < NV; v++) Vec::store(ctile + r * NB + v * Vec::L, acc[r][v]);
+}
+
+static inline int imin(int a, int b) { return a < b ? a : b; }
+
+// ---- sgemm for the single-op kernels: C = A * B (+ C) ----
+
+template <int NV>
+static void sgemmT(int m, int n, int k, const float* a, long lda, const float* b, long ldb, float* c, long ldc,
+                   bool accumulate) {
+  constexpr int NB = NV * Vec::L;
+  constexpr int R = rowsFor(NV);
+  float* panel = static_cast<float*>(__builtin_malloc(sizeof(float) * ((long)k * NB + 1)));
+  const float** rows = static_cast<const float**>(__builtin_malloc(sizeof(float*) * R));
+  float* pad = static_cast<float*>(__builtin_malloc(sizeof(float) * ((long)R * k + 1)));
+  alignas(64) float ctile[R * NB];
+  for (int j0 = 0; j0 < n; j0 += NB) {
+    const int cols = imin(NB, n - j0);
+    for (int kk = 0; kk < k; kk++) {
+      for (int j = 0; j < cols; j++) panel[(long)kk * NB + j] = b[kk * ldb + j0 + j];
+      for (int j = cols; j < NB; j++) panel[(long)kk * NB + j] = 0.f;
+    }
+    for (int i0 = 0; i0 < m; i0 += R) {
+      const int nrows = imin(R, m - i0);
+      const float* ap = a + i0 * lda;
+      long ld = lda;
+      if (nrows < R) {  // copy the ragged last rows into a zero-padded block
+        for (int r = 0; r < R; r++)
+          for (int kk = 0; kk < k; kk++) pad[(long)r * k + kk] = r < nrows ? a[(i0 + r) * lda + kk] : 0.f;
+        ap = pad;
+        ld = k;
+      }
+      microKernel<NV, R>(ap, ld, k, panel, ctile);
+      for (int r = 0; r < nrows; r++) {
+        float* crow = c + (i0 + r) * ldc + j0;
+        if (accumulate)
+          for (int j = 0; j < cols; j++) crow[j] += ctile[r * NB + j];
+        else
+          for (int j = 0; j < cols; j++) crow[j] = ctile[r * NB + j];
+      }
+    }
+  }
+  (void)rows;
+  __builtin_free(rows);
+  __builtin_free(pad);
+  __builtin_free(panel);
+}
+
+static void sgemm(int m, int n, int k, const float* a, long lda, const float* b, long ldb, float* c, long ldc,
+                  bool accumulate) {
+  if (m <= 0 || n <= 0) return;
+  if (k <= 0) {
+    if (!accumulate)
+      for (int i = 0; i < m; i++)
+        for (int j = 0; j < n; j++) c[i * ldc + j] = 0.f;
+    return;
+  }
+  sgemmT<2>(m, n, k, a, lda, b, ldb, c, ldc, accumulate);
+}
+
+static int blockWidth(int cp) { return blockWidthFor(cp); }
+static int tileRows(int cp) { return rowsFor(blockWidthFor(cp) / Vec::L); }
+
+// ---- population engine: block 0 fused conv + shift + ReLU + pool ----
+
+static inline float* poolDstAt(const PoolDst& d, int n, int py, int px) {
+  const long sp = d.side + 2 * d.pad;
+  return d.base + ((n * sp + py + d.pad) * sp + px + d.pad) * (long)d.cp;
+}
+
+template <int G>
+static inline void layer1Window(const float* p0, int k1, const float* wpk, const float* shift, int cp, int co,
+                                float* out) {
+  typename Vec::R acc[4][G];
+#pragma GCC unroll 4
+  for (int i = 0; i < 4; i++)
+#pragma GCC unroll 4
+    for (int g = 0; g < G; g++) acc[i][g] = Vec::zero();
+  for (int kk = 0; kk < k1; kk++) {
+    typename Vec::R bv[G];
+#pragma GCC unroll 4
+    for (int g = 0; g < G; g++) bv[g] = Vec::load(wpk + (long)kk * cp + co + g * Vec::L);
+#pragma GCC unroll 4
+    for (int i = 0; i < 4; i++) {
+      const typename Vec::R av = Vec::bcast(p0 + i * k1 + kk);
+#pragma GCC unroll 4
+      for (int g = 0; g < G; g++) acc[i][g] = Vec::fma(av, bv[g], acc[i][g]);
+    }
+  }
+  const typename Vec::R zero = Vec::zero();
+#pragma GCC unroll 4
+  for (int g = 0; g < G; g++) {
+    typename Vec::R m = Vec::max(Vec::max(acc[0][g], acc[1][g]), Vec::max(acc[2][g], acc[3][g]));
+    // max commutes with the (monotone) shift and ReLU: pool first, then shift, then ReLU
+    m = Vec::max(m + Vec::load(shift + co + g * Vec::L), zero);
+    Vec::store(out + co + g * Vec::L, m);
+  }
+}
+
+static void layer1(const Layer1Args& a) {
+  const int side = a.dst.side;
+  for (int n = 0; n < a.nImg; n++) {
+    for (int w = 0; w < a.winPerImg; w++) {
+      const float* p0 = a.patches + ((long)n * a.winPerImg + w) * 4 * a.k1;
+      float* out = poolDstAt(a.dst, n, w / side, w % side);
+      int co = 0;
+      for (; co + 4 * Vec::L <= a.cp; co += 4 * Vec::L) layer1Window<4>(p0, a.k1, a.wpk, a.shift, a.cp, co, out);
+      for (; co < a.cp; co += Vec::L) layer1Window<1>(p0, a.k1, a.wpk, a.shift, a.cp, co, out);
+    }
+  }
+}
+
+// ---- population engine: blocks 1.. raw conv with batch statistics ----
+
+template <int NV>
+static void convRawT(const ConvRawArgs& a) {
+  constexpr int NB = NV * Vec::L;
+  constexpr int R = rowsFor(NV);
+  alignas(64) float ctile[R * NB];
+  const int nblk = a.cp / NB;
+  for (int p0 = 0; p0 < a.nPix; p0 += R) {
+    const int rows = imin(R, a.nPix - p0);
+    // implicit im2col of this tile: R rows of k = 9 * cin (tap-major, channel-minor)
+    for (int r = 0; r < R; r++) {
+      const float* src = a.act + a.pixOff[p0 + (r < rows ? r : 0)];
+      float* dst = a.atile + (long)r * a.k;
+      for (int t = 0; t < 9; t++) {
+        const float* s = src + a.tapOff[t];
+        float* d = dst + t * a.cin;
+        int c = 0;
+        for (; c + Vec::L <= a.cin; c += Vec::L) Vec::store(d + c, Vec::load(s + c));
+        for (; c < a.cin; c++) d[c] = s[c];
+      }
+    }
+    for (int blk = 0; blk < nblk; blk++) {
+      microKernel<NV, R>(a.atile, a.k, a.k, a.wpk + (long)blk * a.k * NB, ctile);
+      const int c0 = blk * NB;
+      typename Vec::R s[NV], ss[NV];
+#pragma GCC unroll 4
+      for (int v = 0; v < NV; v++) s[v] = ss[v] = Vec::zero();
+      for (int r = 0; r < rows; r++) {
+        float* out = a.raw + (long)(p0 + r) * a.cp + c0;
+#pragma GCC unroll 4
+        for (int v = 0; v < NV; v++) {
+          const typename Vec::R x = Vec::load(ctile + r * NB + v * Vec::L);
+          Vec::store(out + v * Vec::L, x);
+          s[v] = s[v] + x;
+          ss[v] = Vec::fma(x, x, ss[v]);
+        }
+      }
+      alignas(64) float ts[NB], tss[NB];
+#pragma GCC unroll 4
+      for (int v = 0; v < NV; v++) {
+        Vec::store(ts + v * Vec::L, s[v]);
+        Vec::store(tss + v * Vec::L, ss[v]);
+      }
+      for (int j = 0; j < NB; j++) {
+        a.sum[c0 + j] += ts[j];
+        a.sumsq[c0 + j] += tss[j];
+      }
+    }
+  }
+}
+
+static void convRaw(const ConvRawArgs& a) {
+  switch (blockWidthFor(a.cp) / Vec::L) {
+    case 4: convRawT<4>(a); break;
+    case 2: convRawT<2>(a); break;
+    default: convRawT<1>(a); break;
+  }
+}
+
+static void bnReluPool(const BnPoolArgs& a) {
+  const int ps = a.side / 2, win = ps * ps;
+  const long perImg = (long)a.side * a.side;
+  const typename Vec::R zero = Vec::zero();
+  for (int n = 0; n < a.nImg; n++) {
+    for (int w = 0; w < win; w++) {
+      const float* x = a.raw + (n * perImg + 4L * w) * a.cp;
+      float* out = poolDstAt(a.dst, n, w / ps, w % ps);
+      for (int c = 0; c < a.cp; c += Vec::L) {
+        const typename Vec::R sc = Vec::load(a.scale + c), sh = Vec::load(a.shift + c);
+        typename Vec::R m = Vec::fma(Vec::load(x + c), sc, sh);
+        m = Vec::max(m, Vec::fma(Vec::load(x + a.cp + c), sc, sh));
+        m = Vec::max(m, Vec::fma(Vec::load(x + 2 * a.cp + c), sc, sh));
+        m = Vec::max(m, Vec::fma(Vec::load(x + 3 * a.cp + c), sc, sh));
+        Vec::store(out + c, Vec::max(m, zero));
+      }
+    }
+  }
+}

@@ -1,0 +1,40 @@
+// N-API functions exported by the addon (the table is in native/addon.cc).
+#pragma once
+#include <napi.h>
+
+namespace evometa {
+
+// single ops (synchronous; lib/device/cpu-native/kernels.ts calls them)
+Napi::Value Conv2d(const Napi::CallbackInfo& info);
+Napi::Value Conv2dBackwardInput(const Napi::CallbackInfo& info);
+Napi::Value Conv2dBackwardWeight(const Napi::CallbackInfo& info);
+Napi::Value BatchnormTrain(const Napi::CallbackInfo& info);
+Napi::Value BatchnormEval(const Napi::CallbackInfo& info);
+Napi::Value BatchnormBackward(const Napi::CallbackInfo& info);
+Napi::Value Relu(const Napi::CallbackInfo& info);
+Napi::Value ReluBackward(const Napi::CallbackInfo& info);
+Napi::Value Maxpool(const Napi::CallbackInfo& info);
+Napi::Value MaxpoolBackward(const Napi::CallbackInfo& info);
+Napi::Value Prototypes(const Napi::CallbackInfo& info);
+Napi::Value PrototypesBackward(const Napi::CallbackInfo& info);
+Napi::Value SqEuclidean(const Napi::CallbackInfo& info);
+Napi::Value SqEuclideanBackward(const Napi::CallbackInfo& info);
+Napi::Value Cosine(const Napi::CallbackInfo& info);
+Napi::Value CosineBackward(const Napi::CallbackInfo& info);
+Napi::Value Scale(const Napi::CallbackInfo& info);
+Napi::Value LogSoftmax(const Napi::CallbackInfo& info);
+Napi::Value LogSoftmaxBackward(const Napi::CallbackInfo& info);
+Napi::Value CrossEntropy(const Napi::CallbackInfo& info);
+Napi::Value CrossEntropyBackward(const Napi::CallbackInfo& info);
+Napi::Value Accuracy(const Napi::CallbackInfo& info);
+
+// population loop, noise, and device info
+Napi::Value EvaluatePopulation(const Napi::CallbackInfo& info);  // Promise<Float64Array>
+Napi::Value NoiseSum(const Napi::CallbackInfo& info);            // Promise<Float64Array>
+Napi::Value GaussianFill(const Napi::CallbackInfo& info);
+Napi::Value Info(const Napi::CallbackInfo& info);
+Napi::Value SetIsa(const Napi::CallbackInfo& info);
+Napi::Value SetThreads(const Napi::CallbackInfo& info);
+Napi::Value WorkingBytes(const Napi::CallbackInfo& info);
+
+}  // namespace evometa
