@@ -12,7 +12,8 @@ import { protoNetForwardGradient } from '../lib/forward/protonet.js';
 import { ProtoNetLayout, initialBnState } from '../lib/model/layout.js';
 import { initParams } from '../lib/model/init.js';
 import { concatImages, embed, episodeLoss, type LossOptions } from '../lib/model/protonet.js';
-import { syntheticEpisode } from '../lib/memory/synthetic.js';
+import { syntheticEpisode } from '../lib/memory/episodes.js';
+import { episodeGradient } from '../lib/autodiff/protonet.js';
 import { awayFromZero, distinctTensor, maxAbsErr, randTensor } from './helpers/random.js';
 
 const dev = getDevice('cpu-ts');
@@ -163,7 +164,7 @@ function relErr(a: ArrayLike<number>, b: ArrayLike<number>): number {
 
 test('forward accumulation: the prototype Jacobian matches finite differences, column by column', () => {
   const { layout, params } = small(3, 3, 12);
-  const ep = syntheticEpisode({ way: 3, shot: 2, query: 2, imageSize: 12, seed: 5, dtype: 'float64' });
+  const ep = syntheticEpisode({ way: 3, shot: 2, query: 2, imageSize: 12 }, 5, 0, 'float64');
   const bn = initialBnState(layout);
   const ns = ep.support.shape[0]!;
   const images = concatImages(ep.support, ep.query);
@@ -194,7 +195,7 @@ for (const [name, opts] of [
 ] as [string, LossOptions][]) {
   test(`ProtoNet forward-mode meta-gradient (J^T dL/dpsi + direct) equals finite differences: ${name}`, () => {
     const { layout, params } = small(3, 3, 12);
-    const ep = syntheticEpisode({ way: 3, shot: 2, query: 3, imageSize: 12, seed: 9, dtype: 'float64' });
+    const ep = syntheticEpisode({ way: 3, shot: 2, query: 3, imageSize: 12 }, 9, 0, 'float64');
     const bn = initialBnState(layout);
     if (opts.bn === 'running') for (let i = 0; i < bn.buffers.length; i++) bn.buffers[i] += 0.1 * Math.sin(i);
     const r = protoNetForwardGradient(dev, layout, params, bn, ep, { ...opts, chunk: 5 });
@@ -214,9 +215,26 @@ for (const [name, opts] of [
   });
 }
 
+test('ProtoNet forward-mode meta-gradient equals the reverse-mode (tape) gradient, float64 and float32', () => {
+  const { layout, params } = small(3, 4, 12);
+  const bn = initialBnState(layout);
+  for (const distance of ['euclidean', 'cosine'] as const) {
+    const ep = syntheticEpisode({ way: 4, shot: 2, query: 2, imageSize: 12 }, 13, 0, 'float64');
+    const fm = protoNetForwardGradient(dev, layout, params, bn, ep, { bn: 'batch', distance, chunk: 8 });
+    const rev = episodeGradient(dev, layout, params, bn, ep, { bn: 'batch', distance });
+    assert.ok(Math.abs(fm.loss - rev.loss) < 1e-13);
+    assert.ok(relErr(fm.grad, rev.grad) < 1e-10, `${distance} float64: ${relErr(fm.grad, rev.grad)}`);
+    const p32 = Float32Array.from(params), ep32 = syntheticEpisode({ way: 4, shot: 2, query: 2, imageSize: 12 }, 13);
+    const fm32 = protoNetForwardGradient(dev, layout, p32, bn, ep32, { bn: 'batch', distance, chunk: 8 });
+    const rev32 = episodeGradient(dev, layout, p32, bn, ep32, { bn: 'batch', distance });
+    assert.is(fm32.bytes.jacobian, 4 * 4 * layout.embeddingSize * layout.numParams);
+    assert.ok(relErr(fm32.grad, rev32.grad) < 1e-4, `${distance} float32: ${relErr(fm32.grad, rev32.grad)}`);
+  }
+});
+
 test('ProtoNet forward-mode gradient: chunk size does not change the result; column ranges compute only those columns', () => {
   const { layout, params } = small(3, 2, 12);
-  const ep = syntheticEpisode({ way: 2, shot: 2, query: 2, imageSize: 12, seed: 3, dtype: 'float64' });
+  const ep = syntheticEpisode({ way: 2, shot: 2, query: 2, imageSize: 12 }, 3, 0, 'float64');
   const bn = initialBnState(layout);
   const a = protoNetForwardGradient(dev, layout, params, bn, ep, { bn: 'batch', chunk: 1 });
   const b = protoNetForwardGradient(dev, layout, params, bn, ep, { bn: 'batch', chunk: 16 });

@@ -1,0 +1,187 @@
+/** MAML-style learner: hand-written second-order reverse through the inner loop vs finite differences, first order, ES (regenerated vs matrix), training. */
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import '../lib/device/cpu-ts/index.js';
+import { getDevice } from '../lib/device/registry.js';
+import { DirectOps } from '../lib/ops/api.js';
+import { Rng } from '../lib/rng/philox.js';
+import { initialBnState } from '../lib/model/layout.js';
+import { concatImages, embed } from '../lib/model/protonet.js';
+import { backwardInner, headTapeBytes, innerLoop, queryLoss, type HeadProblem } from '../lib/maml/head.js';
+import { MamlLayout, initMaml, type MamlConfig } from '../lib/maml/layout.js';
+import { mamlBackprop, mamlEs, mamlForwardLoss, type MetaContext } from '../lib/maml/metagrad.js';
+import { trainMaml, evaluateMaml } from '../lib/maml/train.js';
+import { SyntheticEpisodes } from '../lib/es/synthetic.js';
+import { syntheticEpisode } from '../lib/memory/episodes.js';
+
+const dev = getDevice('cpu-ts');
+const direct = new DirectOps(dev);
+
+function relErr(a: ArrayLike<number>, b: ArrayLike<number>): number {
+  let num = 0, den = 0;
+  for (let i = 0; i < a.length; i++) {
+    num = Math.max(num, Math.abs(a[i]! - b[i]!));
+    den = Math.max(den, Math.abs(b[i]!));
+  }
+  return num / Math.max(den, 1e-12);
+}
+
+function fd(x: Float64Array, f: (x: Float64Array) => number, h = 1e-6): Float64Array {
+  const g = new Float64Array(x.length);
+  for (let i = 0; i < x.length; i++) {
+    const keep = x[i]!;
+    x[i] = keep + h;
+    const p = f(x);
+    x[i] = keep - h;
+    const m = f(x);
+    x[i] = keep;
+    g[i] = (p - m) / (2 * h);
+  }
+  return g;
+}
+
+function randArr(rng: Rng, n: number, scale = 1): Float64Array {
+  return Float64Array.from({ length: n }, () => scale * (2 * rng.uniform() - 1));
+}
+
+test('head: second-order reverse through l inner steps equals finite differences (W0, b0, Zs, Zq)', () => {
+  const rng = new Rng(1);
+  const way = 3, e = 4, ns = 6, nq = 5, steps = 4;
+  const h: HeadProblem = {
+    zs: randArr(rng, ns * e, 1.5), ys: Int32Array.from([0, 1, 2, 0, 1, 2]), zq: randArr(rng, nq * e, 1.5), yq: Int32Array.from([2, 0, 1, 1, 0]),
+    way, e, alpha: 0.7,
+  };
+  const w0 = randArr(rng, way * e, 0.5), b0 = randArr(rng, way, 0.5);
+  const loss = (): number => { const r = innerLoop(h, w0, b0, steps, false); return queryLoss(h, r.w, r.b).loss; };
+  const inner = innerLoop(h, w0, b0, steps, true);
+  assert.is(inner.tape!.bytes, headTapeBytes(way, e, ns, steps, 8));
+  assert.is(inner.tape!.bytes, steps * (3 * 4 + 6 * 3) * 8); // by hand: l (K E + NS K) float64s
+  const q = queryLoss(h, inner.w, inner.b);
+  const back = backwardInner(h, inner.tape!, q.dw, q.db);
+  assert.is(inner.tape!.bytes, 0, 'the backward walk releases the tape');
+  assert.ok(relErr(back.dw0, fd(w0, loss)) < 1e-7, 'dW0');
+  assert.ok(relErr(back.db0, fd(b0, loss)) < 1e-7, 'db0');
+  assert.ok(relErr(back.dzs, fd(h.zs as Float64Array, loss)) < 1e-7, 'dZs');
+  assert.ok(relErr(q.dzq, fd(h.zq as Float64Array, loss)) < 1e-7, 'dZq');
+  assert.throws(() => innerLoop({ ...h, ys: Int32Array.from([0, 1, 3, 0, 1, 2]) }, w0, b0, 1, false), /support label 3 outside \[0, 3\)/);
+});
+
+function tiny(steps: number): { ctx: MetaContext; phi: Float64Array } {
+  const cfg: MamlConfig = { model: { channels: 2, imageSize: 12, blocks: 3 }, way: 3, innerSteps: steps, innerLr: 0.5 };
+  const layout = new MamlLayout(cfg.model, cfg.way);
+  const phi = Float64Array.from(initMaml(layout, 3));
+  const rng = new Rng(4);
+  for (let i = 0; i < phi.length; i++) phi[i] += 0.05 * (rng.uniform() - 0.5);
+  return { ctx: { device: dev, layout, cfg, bn: initialBnState(layout.encoder) }, phi };
+}
+
+test('second-order MAML meta-gradient (tape through the encoder, hand reverse through the head) equals finite differences', () => {
+  const { ctx, phi } = tiny(3);
+  const ep = syntheticEpisode({ way: 3, shot: 2, query: 2, imageSize: 12 }, 5, 0, 'float64');
+  const images = concatImages(ep.support, ep.query);
+  const r = mamlBackprop(ctx, phi, ep, 'second-order');
+  const f = (p: Float64Array): number => mamlForwardLoss(ctx, direct, p, images, ep).loss;
+  assert.ok(Math.abs(r.loss - f(phi)) < 1e-12);
+  const err = relErr(r.grad, fd(phi, f));
+  assert.ok(err < 1e-6, `second-order vs FD: ${err}`);
+});
+
+test('first-order MAML: head gradient at the adapted head, encoder through the query path only (vs finite differences)', () => {
+  const { ctx, phi } = tiny(3);
+  const ep = syntheticEpisode({ way: 3, shot: 2, query: 2, imageSize: 12 }, 6, 0, 'float64');
+  const L = ctx.layout, images = concatImages(ep.support, ep.query), ns = ep.supportLabels.length, e = L.embeddingSize;
+  const r = mamlBackprop(ctx, phi, ep, 'first-order');
+  // The adapted head at phi, then held fixed.
+  const z0 = embed(direct, L.encoder, L.encoderParams(phi), ctx.bn, images, { bn: 'batch' }).data;
+  const hp = (z: Float64Array | Float32Array): HeadProblem => ({ zs: z.subarray(0, ns * e), ys: ep.supportLabels, zq: z.subarray(ns * e), yq: ep.queryLabels, way: 3, e, alpha: 0.5 });
+  const adapted = innerLoop(hp(z0), L.headWeight(phi).data, L.headBias(phi).data, 3, false);
+  const at = phi.slice(); // fd() perturbs phi in place: shift the adapted head by p - at
+  const f = (p: Float64Array): number => {
+    const z = embed(direct, L.encoder, L.encoderParams(p), ctx.bn, images, { bn: 'batch' }).data;
+    const shift = (off: number, n: number, base: ArrayLike<number>): Float64Array => Float64Array.from({ length: n }, (_, i) => base[i]! + p[off + i]! - at[off + i]!);
+    return queryLoss(hp(z), shift(L.headWeightOffset, 3 * e, adapted.w), shift(L.headBiasOffset, 3, adapted.b)).loss;
+  };
+  const err = relErr(r.grad, fd(phi, f));
+  assert.ok(err < 1e-6, `first-order vs FD of the loss with the adaptation held fixed: ${err}`);
+  const so = mamlBackprop(ctx, phi, ep, 'second-order');
+  assert.ok(relErr(r.grad, so.grad) > 1e-3, 'first and second order differ when l > 0');
+  const zero = tiny(0);
+  const a = mamlBackprop(zero.ctx, zero.phi, ep, 'first-order'), b = mamlBackprop(zero.ctx, zero.phi, ep, 'second-order');
+  assert.ok(relErr(a.grad, b.grad) < 1e-14, 'with l = 0 they coincide');
+});
+
+function esCtx(steps: number): { ctx: MetaContext; mu: Float32Array } {
+  const cfg: MamlConfig = { model: { channels: 2, imageSize: 12, blocks: 3 }, way: 3, innerSteps: steps, innerLr: 0.5 };
+  const layout = new MamlLayout(cfg.model, cfg.way);
+  return { ctx: { device: dev, layout, cfg, bn: initialBnState(layout.encoder) }, mu: initMaml(layout, 7) };
+}
+
+test('ES: regenerated noise and the materialized population matrix give identical estimates; bytes differ by exactly P x D x 4', () => {
+  const { ctx, mu } = esCtx(5);
+  const ep = syntheticEpisode({ way: 3, shot: 2, query: 2, imageSize: 12 }, 8);
+  const es = { pop: 8, sigma: 0.05, antithetic: true, seed: 11, step: 2 };
+  const a = mamlEs(ctx, mu, ep, es, 'es'), b = mamlEs(ctx, mu, ep, es, 'es-matrix');
+  assert.equal([...a.grad], [...b.grad]);
+  const d = mu.length;
+  const esPart = 4 * d + 4 * d + 8 * es.pop + 8 * es.pop + 8 * d; // theta, noise, fitness, weights, noise sum
+  assert.is(a.meter.maxOf('es'), esPart);
+  assert.is(b.meter.peak - a.meter.peak, es.pop * d * 4);
+  assert.is(b.meter.maxOf('population matrix'), es.pop * d * 4);
+  assert.throws(() => mamlEs(ctx, mu, ep, { ...es, pop: 7 }), /even population/);
+});
+
+test('ES memory does not grow with the task length l; it grows with P by at most 16 bytes per member (fitness and weights)', () => {
+  const ep = syntheticEpisode({ way: 3, shot: 2, query: 2, imageSize: 12 }, 9);
+  const peaks = [1, 10, 100, 1000].map((l) => { const { ctx, mu } = esCtx(l); return mamlEs(ctx, mu, ep, { pop: 4, sigma: 0.05, antithetic: true, seed: 1, step: 0 }).meter.peak; });
+  assert.equal(peaks, [peaks[0], peaks[0], peaks[0], peaks[0]]);
+  const { ctx, mu } = esCtx(10);
+  const run = (pop: number) => mamlEs(ctx, mu, ep, { pop, sigma: 0.05, antithetic: true, seed: 1, step: 0 }).meter;
+  const p4 = run(4), p16 = run(16), d = mu.length;
+  assert.is(p16.maxOf('es') - p4.maxOf('es'), 12 * 16);
+  assert.ok(p16.peak - p4.peak <= 12 * 16 && p16.peak >= p4.peak);
+  // The stated bound: ES holds at most 16 D + 16 P bytes beyond parameters, gradient, episode and one forward pass.
+  assert.ok(p16.maxOf('es') <= 16 * d + 16 * 16);
+});
+
+test('backprop memory grows by exactly g per inner step (g = K E + NS K elements), first order stays flat', () => {
+  const ep = syntheticEpisode({ way: 3, shot: 2, query: 2, imageSize: 12 }, 10);
+  const run = (l: number, order: 'second-order' | 'first-order') => {
+    const { ctx, mu } = esCtx(l);
+    return mamlBackprop(ctx, mu, ep, order).meter;
+  };
+  const g = (3 * 2 + 6 * 3) * 4; // float32: K E + NS K elements per step
+  assert.is(run(40, 'second-order').maxOf('head') - run(20, 'second-order').maxOf('head'), 20 * g);
+  assert.is(run(200, 'second-order').maxOf('head') - run(20, 'second-order').maxOf('head'), 180 * g);
+  // Once the head tape outgrows the encoder tape's backward, the whole peak grows by g per step.
+  assert.is(run(3000, 'second-order').peak - run(2000, 'second-order').peak, 1000 * g);
+  assert.is(run(2000, 'first-order').peak, run(20, 'first-order').peak);
+});
+
+test('ES estimate points along the true meta-gradient (cosine > 0.5 at P = 512, D = 117)', () => {
+  const { ctx, mu } = esCtx(3);
+  const ep = syntheticEpisode({ way: 3, shot: 2, query: 2, imageSize: 12 }, 12);
+  const exact = mamlBackprop(ctx, mu, ep, 'second-order').grad;
+  const est = mamlEs(ctx, mu, ep, { pop: 512, sigma: 1e-3, antithetic: true, seed: 3, step: 0 }).grad;
+  let dot = 0, na = 0, nb = 0;
+  for (let i = 0; i < mu.length; i++) { dot += exact[i]! * est[i]!; na += exact[i]! ** 2; nb += est[i]! ** 2; }
+  const cos = dot / Math.sqrt(na * nb);
+  assert.is(mu.length, 117);
+  assert.ok(cos > 0.5, `cosine ${cos}`);
+});
+
+test('meta-training lowers the validation meta-loss: second order, first order and ES', () => {
+  const src = new SyntheticEpisodes({ way: 3, shot: 2, query: 3, imageSize: 12, classes: 6, seed: 2 });
+  const val = [100, 101, 102].map((i) => src.episode(i));
+  const cfg: MamlConfig = { model: { channels: 4, imageSize: 12, blocks: 3 }, way: 3, innerSteps: 5, innerLr: 0.5 };
+  for (const [method, steps, opt] of [
+    ['second-order', 30, { name: 'adam', lr: 0.01 }], ['first-order', 30, { name: 'adam', lr: 0.01 }], ['es', 30, { name: 'adam', lr: 0.01 }],
+  ] as const) {
+    const layout = new MamlLayout(cfg.model, cfg.way);
+    const before = evaluateMaml({ device: dev, layout, cfg, bn: initialBnState(layout.encoder) }, initMaml(layout, 1), val).loss;
+    const r = trainMaml({ device: dev, cfg, method, steps, seed: 1, train: src, val, optimizer: { ...opt }, es: { pop: 32, sigma: 0.02, antithetic: true } });
+    const after = r.log[r.log.length - 1]!.valLoss!;
+    assert.ok(after < before - 0.05, `${method}: val meta-loss ${before.toFixed(3)} -> ${after.toFixed(3)}`);
+  }
+});
+
+test.run();
