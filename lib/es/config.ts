@@ -44,7 +44,11 @@ export interface EsConfig {
   train: EpisodeShape;
   val: EpisodeShape;
   distance: Distance;
+  /** Omniglot class split the episodes come from (vinyals: Snell et al.'s; paper: the ES paper's random split). */
+  split: 'vinyals' | 'paper';
   seed: number;
+  /** Seed of the fixed validation episodes (the same for every step and, by default, every run). */
+  valSeed: number;
   steps: number;
   valEvery: number;
   valEpisodes: number;
@@ -64,7 +68,7 @@ export const ES_DEFAULTS: Omit<EsConfig, 'model'> = {
   fdDelta: 0.001, fdForce: false,
   lr: 1, optimizer: 'plain', momentum: 0, weightDecay: 0,
   train: { way: 5, shot: 5, query: 5 }, val: { way: 5, shot: 5, query: 15 }, distance: 'euclidean',
-  seed: 0, steps: 1000, valEvery: 100, valEpisodes: 100, checkpointEvery: 100,
+  split: 'vinyals', seed: 0, valSeed: 1, steps: 1000, valEvery: 100, valEpisodes: 100, checkpointEvery: 100,
   collapseWindow: 50, collapseLossFactor: 10, collapseValChecks: 3,
 };
 
@@ -76,7 +80,7 @@ export type EsConfigInput = Partial<Omit<EsConfig, 'model' | 'train' | 'val'>> &
 
 /** Config field -> CLI option, for error messages. */
 const FLAG: Record<string, string> = {
-  pop: '--pop', shards: '--shards', workers: '--workers', sigma: '--sigma', sigmaFinal: '--sigma-final', lr: '--lr',
+  pop: '--pop', valSeed: '--val-seed', shards: '--shards', workers: '--workers', sigma: '--sigma', sigmaFinal: '--sigma-final', lr: '--lr',
   momentum: '--momentum', weightDecay: '--weight-decay', steps: '--steps', seed: '--seed', fdDelta: '--fd-delta',
   valEvery: '--val-every', valEpisodes: '--val-episodes', checkpointEvery: '--checkpoint-every',
   collapseWindow: '--collapse-window', collapseLossFactor: '--collapse-loss-factor', collapseValChecks: '--collapse-val-checks',
@@ -118,6 +122,7 @@ export function resolveEsConfig(input: EsConfigInput): EsConfig {
   oneOf('sigmaSchedule', c.sigmaSchedule, ['constant', 'linear', 'exp'] as const);
   oneOf('nonFinite', c.nonFinite, ['worst', 'drop'] as const);
   oneOf('distance', c.distance, ['euclidean', 'cosine'] as const);
+  oneOf('split', c.split, ['vinyals', 'paper'] as const);
   pos('sigma', c.sigma);
   if (input.sigmaFinal === undefined) c.sigmaFinal = c.sigma;
   pos('sigmaFinal', c.sigmaFinal);
@@ -128,6 +133,8 @@ export function resolveEsConfig(input: EsConfigInput): EsConfig {
   if (!(Number.isFinite(c.weightDecay) && c.weightDecay >= 0)) bad('weightDecay', `must be a finite number >= 0, got ${c.weightDecay}`);
   int('seed', c.seed, 0);
   if (c.seed > 0xffffffff) bad('seed', `must be below 2^32, got ${c.seed}`);
+  int('valSeed', c.valSeed, 0);
+  if (c.valSeed > 0xffffffff) bad('valSeed', `must be below 2^32, got ${c.valSeed}`);
   int('steps', c.steps, 1);
   int('workers', c.workers, 1);
   int('shards', c.shards, 1);

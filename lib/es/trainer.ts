@@ -191,6 +191,24 @@ export class EsTrainer {
     return { acc: a.mean, ci95: a.ci95, loss: l.mean };
   }
 
+  /**
+   * Accuracy on episodes 0..n-1 of `source` in eval mode, for mu (default) or
+   * given parameters, in chunks so at most `chunk` episodes are held at once.
+   */
+  async evaluateOn(source: EpisodeSource, n: number, state?: { params: Float32Array; bn: BnState }, chunk = 100): Promise<{ acc: number; ci95: number; loss: number }> {
+    const accs: number[] = [], losses: number[] = [];
+    this.valReady = false;
+    for (let a = 0; a < n; a += chunk) {
+      const eps: Episode[] = [];
+      for (let i = a; i < Math.min(n, a + chunk); i++) eps.push(source.episode(i));
+      await this.runner.setValidationEpisodes(eps);
+      const scores = await this.runner.validate({ model: this.cfg.model, params: state?.params ?? this.mu, bn: state?.bn ?? this.bn, distance: this.cfg.distance });
+      for (const s of scores) { accs.push(s.acc); losses.push(s.loss); }
+    }
+    const a = meanCi(accs), l = meanCi(losses);
+    return { acc: a.mean, ci95: a.ci95, loss: l.mean };
+  }
+
   /** Checkpoint (PyTorch-loadable) + training-state sidecar, both atomic; the sidecar first. */
   save(path: string, extra: Record<string, unknown> = {}): void {
     const opt = this.optimizer.state();
