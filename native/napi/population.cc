@@ -145,7 +145,7 @@ Napi::Value NoiseSum(const Napi::CallbackInfo& info) {
   s.seed = (uint32_t)a.integer("seed", 0, kU32);
   s.step = (uint32_t)a.integer("step", 0, kU32);
   s.antithetic = a.boolean("antithetic");
-  s.sigma = a.number("sigma");
+  s.sigma = a.positive("sigma");
   s.start = (long)a.integer("start", 0, kU32);
   s.threads = (int)a.integer("threads", 0, 1024);
   Napi::Value wv = info[0].As<Napi::Object>().Get("weights");

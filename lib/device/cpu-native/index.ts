@@ -6,6 +6,7 @@
  */
 import './kernels.js';
 import { KernelDevice, registerDevice } from '../registry.js';
+import { populationEvaluatorDevices, registerPopulationEvaluator } from '../../es/evaluators.js';
 import { loadAddon, type NativeInfo } from './addon.js';
 
 registerDevice('cpu-native', {
@@ -20,6 +21,11 @@ registerDevice('cpu-native', {
     });
   },
 });
+
+// The ES trainer's evaluator registry: cpu-native evaluates populations in one native call.
+if (!populationEvaluatorDevices().includes('cpu-native')) {
+  registerPopulationEvaluator('cpu-native', { module: new URL('./population.js', import.meta.url).href, export: 'createNativePopulationEvaluator' });
+}
 
 /** The addon's own report (instruction set, threads, noise implementation); throws when it is unavailable. */
 export function nativeInfo(): NativeInfo & { path: string } {
@@ -37,5 +43,5 @@ export function setNativeThreads(n: number): number {
   return loadAddon().addon.setThreads(n);
 }
 
-export { NativePopulationEvaluator, gaussianFillNative, type NativePopulationOptions } from './population.js';
+export { NativePopulationEvaluator, createNativePopulationEvaluator, gaussianFillNative, type NativePopulationOptions } from './population.js';
 export type { NativeInfo } from './addon.js';

@@ -60,6 +60,12 @@ export class NativePopulationEvaluator implements PopulationEvaluator {
   }
 }
 
+/** The factory the ES evaluator registry loads (lib/es/evaluators.ts), also inside worker threads. */
+export function createNativePopulationEvaluator(opts: { device?: string; threads?: number } = {}): PopulationEvaluator {
+  if (opts.device !== undefined && opts.device !== 'cpu-native') throw new RangeError(`createNativePopulationEvaluator: device must be cpu-native, got ${opts.device}`);
+  return new NativePopulationEvaluator(opts.threads === undefined ? {} : { threads: opts.threads });
+}
+
 /**
  * out[j] = the standard normal at index start + j of (seed, stream, step, member), computed by
  * the addon (bit-identical to gaussianFill in lib/rng/philox.ts).
