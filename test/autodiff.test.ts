@@ -1,8 +1,8 @@
 /** The tape: same forward as plain ops, gradients into the flat vector, exact memory accounting, iterative walk. */
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import '../lib/device/cpu-ts/index.js';
-import { getDevice } from '../lib/device/registry.js';
+import '../lib/index.js';
+import { deviceReport, getDevice } from '../lib/device/registry.js';
 import { DirectOps } from '../lib/ops/api.js';
 import { Tensor } from '../lib/tensor/tensor.js';
 import { Rng } from '../lib/rng/philox.js';
@@ -39,23 +39,26 @@ test('BN running statistics tracked on the tape equal those tracked by plain ops
   assert.ok(b.buffers.some((v, i) => v !== initialBnState(layout).buffers[i]), 'running statistics did not move');
 });
 
-test('float32 gradient of the episode loss agrees with the float64 gradient', () => {
-  const layout = new ProtoNetLayout({ channels: 8, imageSize: 28 });
-  const p32 = initParams(layout, 9);
-  const ep32 = new SyntheticEpisodes({ classes: 10, way: 5, shot: 2, query: 2, imageSize: 28, seed: 4 }).episode(1);
-  const ep64 = { ...ep32, support: ep32.support.cast('float64'), query: ep32.query.cast('float64') };
-  const g32 = episodeGradient(device, layout, p32, initialBnState(layout), ep32, { bn: 'batch' });
-  const g64 = episodeGradient(device, layout, Float64Array.from(p32), initialBnState(layout), ep64, { bn: 'batch' });
-  assert.ok(g32.grad instanceof Float32Array && g64.grad instanceof Float64Array);
-  let num = 0, den = 0;
-  for (let i = 0; i < g32.grad.length; i++) {
-    num += (g32.grad[i]! - g64.grad[i]!) ** 2;
-    den += g64.grad[i]! ** 2;
-  }
-  assert.ok(den > 0, 'zero gradient');
-  assert.ok(Math.sqrt(num / den) < 1e-4, `relative error ${Math.sqrt(num / den)}`);
-  assert.ok(Math.abs(g32.loss - g64.loss) < 1e-4 * Math.abs(g64.loss), `loss ${g32.loss} vs ${g64.loss}`);
-});
+for (const dev of deviceReport().filter((d) => d.available === true).map((d) => d.name)) {
+  test(`${dev}: float32 gradient of the episode loss agrees with the float64 gradient (relative L2 error < 1e-4)`, () => {
+    const d = getDevice(dev);
+    const layout = new ProtoNetLayout({ channels: 8, imageSize: 28 });
+    const p32 = initParams(layout, 9);
+    const ep32 = new SyntheticEpisodes({ classes: 10, way: 5, shot: 2, query: 2, imageSize: 28, seed: 4 }).episode(1);
+    const ep64 = { ...ep32, support: ep32.support.cast('float64'), query: ep32.query.cast('float64') };
+    const g32 = episodeGradient(d, layout, p32, initialBnState(layout), ep32, { bn: 'batch' });
+    const g64 = episodeGradient(device, layout, Float64Array.from(p32), initialBnState(layout), ep64, { bn: 'batch' });
+    assert.ok(g32.grad instanceof Float32Array && g64.grad instanceof Float64Array);
+    let num = 0, den = 0;
+    for (let i = 0; i < g32.grad.length; i++) {
+      num += (g32.grad[i]! - g64.grad[i]!) ** 2;
+      den += g64.grad[i]! ** 2;
+    }
+    assert.ok(den > 0, 'zero gradient');
+    assert.ok(Math.sqrt(num / den) < 1e-4, `relative error ${Math.sqrt(num / den)}`);
+    assert.ok(Math.abs(g32.loss - g64.loss) < 1e-4 * Math.abs(g64.loss), `loss ${g32.loss} vs ${g64.loss}`);
+  });
+}
 
 test('memory: exact bytes on a hand-countable graph, forward and at the backward peak', () => {
   const F = 8; // float64 bytes

@@ -32,6 +32,13 @@ export interface TrainCliOptions {
   valEpisodes?: string;
   checkpointEvery?: string;
   maxMinutes?: string;
+  lrDecayEvery?: string;
+  lrGamma?: string;
+  valWay?: string;
+  valQuery?: string;
+  testEpisodes?: string;
+  valShot?: string;
+  valSeed?: string;
   progress: boolean;
 }
 
@@ -69,6 +76,13 @@ export function registerTrain(program: Command): void {
     .option('--val-episodes <n>', 'validation episodes per validation pass')
     .option('--checkpoint-every <n>', 'write a checkpoint every n steps/episodes')
     .option('--max-minutes <x>', 'stop (saving a checkpoint) after this much wall time')
+    .option('--lr-decay-every <n>', 'backprop: multiply the learning rate by --lr-gamma every n episodes (0: constant)')
+    .option('--lr-gamma <x>', 'backprop: step-LR factor')
+    .option('--val-way <n>', 'classes per validation (and backprop test) episode (default 5)')
+    .option('--val-query <n>', 'query examples per class in validation (and backprop test) episodes (default 15)')
+    .option('--test-episodes <n>', 'backprop: after training, evaluate the best checkpoint on n test-split episodes')
+    .option('--val-shot <n>', 'validation support examples per class (default: --shot)')
+    .option('--val-seed <n>', 'seed of the fixed validation episodes')
     .option('--no-progress', 'no progress bar')
     .action(async (opts: TrainCliOptions) => {
       if (opts.method === 'backprop') {

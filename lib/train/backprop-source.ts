@@ -11,11 +11,6 @@ import { Tensor, alloc, type DType } from '../tensor/tensor.js';
 export interface EpisodeSource {
   /** The i-th episode (i >= 0); the same i always gives the same episode. */
   episode(i: number): Episode;
-  readonly way: number;
-  readonly shot: number;
-  readonly query: number;
-  /** Image side S (images are [n, 1, S, S]). */
-  readonly imageSize: number;
 }
 
 export interface SyntheticOptions {
