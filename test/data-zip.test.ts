@@ -61,14 +61,20 @@ test('--data DIR with Lake-style zips: characters, drawings and pixels as writte
         for (let y = 0; y < 105; y += 3) for (let x = 0; x < 105; x++) assert.is(rawPixel(raw, ci * DRAWINGS + d, y, x), ink(y, x) ? 1 : 0);
       }
     }
-    const a = loadOmniglot({ dataDir: t.dir, imageSize: 28, cacheDir: c.dir });
+    const phases = new Set<string>();
+    let last = { done: 0, total: 0 };
+    const a = loadOmniglot({ dataDir: t.dir, imageSize: 28, cacheDir: c.dir, onProgress: (p) => { phases.add(p.phase); if (p.phase === 'decoding PNGs') last = p; } });
+    assert.equal([...phases], ['decoding PNGs', 'downsampling', 'writing cache']);
+    assert.equal(last, { phase: 'decoding PNGs', done: 60, total: 60 });
     assert.is(a.source.kind, 'zips');
     assert.is(a.cache.status, 'built');
     assert.is(a.numImages, 60);
     const exp = referenceImage((y, x) => (synthInk(2, 5)(y, x) ? 1 : 0), 270, 28);
     assert.equal(Array.from(a.image(2, 5, 270)), Array.from(exp, Math.fround));
-    const b = loadOmniglot({ dataDir: t.dir, imageSize: 28, cacheDir: c.dir });
+    let called = 0;
+    const b = loadOmniglot({ dataDir: t.dir, imageSize: 28, cacheDir: c.dir, onProgress: () => called++ });
     assert.is(b.cache.status, 'hit');
+    assert.is(called, 0);
     assert.equal(Array.from(b.sums), Array.from(a.sums));
     // a split naming a character the data lacks: error with the split file and line number
     const sd = join(t.dir, 'splits', 'vinyals');
