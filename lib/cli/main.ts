@@ -21,5 +21,5 @@ try {
   const err = e as Error;
   if (program.opts<{ debug?: boolean }>().debug) console.error(err.stack ?? err);
   else console.error(`evometa: ${err.message}`);
-  process.exitCode = err.name === 'UserError' ? 2 : 1;
+  process.exitCode = ['UserError', 'OmniglotDataError', 'SafetensorsError', 'DeviceUnavailableError'].includes(err.name) ? 2 : 1;
 }

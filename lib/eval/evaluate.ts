@@ -1,0 +1,96 @@
+/** Few-shot evaluation of a checkpoint: N-way K-shot episodes from a split, accuracy with a 95% interval. */
+import { loadCheckpoint, type LoadedCheckpoint } from '../model/checkpoint.js';
+import { episodeLoss, type BnMode, type Distance, type Episode } from '../model/protonet.js';
+import { loadOmniglot, type LoadProgress, type OmniglotDataset } from '../data/omniglot.js';
+import { getSplit, type SplitPart, type SplitScheme, DEFAULT_IMAGE_SIZE } from '../data/splits.js';
+import { EpisodeSampler } from '../data/sampler.js';
+import { getDevice } from '../device/registry.js';
+import { DirectOps } from '../ops/api.js';
+import { scoreEpisode } from '../es/validate.js';
+import { UserError } from '../cli/errors.js';
+
+export interface EvalOptions {
+  checkpoint: string;
+  split?: SplitPart;
+  /** Which class split: vinyals (default for 28x28 models) or paper (default for 32x32). */
+  splitScheme?: SplitScheme;
+  way?: number;
+  shot?: number;
+  query?: number;
+  episodes?: number;
+  seed?: number;
+  bn?: BnMode;
+  distance?: Distance;
+  dataDir?: string;
+  cacheDir?: string | false;
+  device?: string;
+  dataset?: OmniglotDataset;
+  onLoadProgress?: (p: LoadProgress) => void;
+  onEpisode?: (done: number, total: number, meanAcc: number) => void;
+}
+
+export interface EvalResult {
+  accuracy: number;
+  /** Sample standard deviation of per-episode accuracy. */
+  std: number;
+  /** 1.96 * std / sqrt(episodes), as Snell et al. report. */
+  ci95: number;
+  loss: number;
+  episodes: number;
+  way: number;
+  shot: number;
+  query: number;
+  bn: 'running' | 'batch';
+  split: SplitPart;
+  splitScheme: SplitScheme;
+  distance: Distance;
+  imageSize: number;
+  channels: number;
+  seed: number;
+  device: string;
+  checkpoint: string;
+}
+
+export function evaluateCheckpoint(o: EvalOptions): EvalResult {
+  const ck = loadCheckpoint(o.checkpoint);
+  const size = ck.layout.config.imageSize;
+  const metaCfg = (ck.meta['config'] ?? {}) as { split?: unknown; distance?: unknown };
+  const scheme: SplitScheme = o.splitScheme ?? (metaCfg.split === 'vinyals' || metaCfg.split === 'paper' ? metaCfg.split : size === DEFAULT_IMAGE_SIZE.paper ? 'paper' : 'vinyals');
+  const distance: Distance = o.distance ?? (metaCfg.distance === 'cosine' ? 'cosine' : 'euclidean');
+  const split = o.split ?? 'test';
+  const way = o.way ?? 5, shot = o.shot ?? 5, query = o.query ?? 15, episodes = o.episodes ?? 1000, seed = o.seed ?? 0;
+  const bn = o.bn ?? 'running';
+  if (!Number.isInteger(episodes) || episodes < 1) throw new UserError(`episodes must be a positive integer, got ${episodes}`);
+  if (o.dataset && o.dataset.imageSize !== size) throw new UserError(`dataset is ${o.dataset.imageSize}x${o.dataset.imageSize} but the checkpoint's model takes ${size}x${size}`);
+  const dataset = o.dataset ?? loadOmniglot({ imageSize: size, dataDir: o.dataDir, cacheDir: o.cacheDir, onProgress: o.onLoadProgress });
+  const sampler = new EpisodeSampler(getSplit(dataset, scheme, split), { way, shot, query, seed });
+  const device = getDevice(o.device);
+  const ops = new DirectOps(device);
+  const accs = new Float64Array(episodes);
+  let lossSum = 0, accSum = 0;
+  for (let i = 0; i < episodes; i++) {
+    const ep = sampler.episode(i);
+    const s = bn === 'running'
+      ? scoreEpisode(ops, ck.layout, ck.params, ck.bn, ep, distance)
+      : scoreBatch(ops, ck, ep, distance);
+    accs[i] = s.acc;
+    lossSum += s.loss;
+    accSum += s.acc;
+    o.onEpisode?.(i + 1, episodes, accSum / (i + 1));
+  }
+  const mean = accSum / episodes;
+  let ss = 0;
+  for (const a of accs) ss += (a - mean) ** 2;
+  const std = episodes > 1 ? Math.sqrt(ss / (episodes - 1)) : 0;
+  return {
+    accuracy: mean, std, ci95: (1.96 * std) / Math.sqrt(episodes), loss: lossSum / episodes,
+    episodes, way, shot, query, bn, split, splitScheme: scheme, distance, imageSize: size, channels: ck.layout.config.channels,
+    seed, device: device.name, checkpoint: o.checkpoint,
+  };
+}
+
+/** Episode statistics for BN (transductive, as a train-mode forward); running statistics are not touched. */
+function scoreBatch(ops: DirectOps, ck: LoadedCheckpoint, ep: Episode, distance: Distance): { loss: number; acc: number } {
+  const { loss, logits } = episodeLoss(ops, ck.layout, ck.params, ck.bn, ep, { bn: 'batch', distance });
+  return { loss: loss.data[0]!, acc: ops.device.run('accuracy', { scores: logits, labels: ep.queryLabels }, {}) };
+}
