@@ -37,6 +37,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
       {"setIsa", SetIsa},
       {"setThreads", SetThreads},
       {"workingBytes", WorkingBytes},
+      {"fmaPeak", FmaPeak},
   };
   for (const auto& e : table) exports.Set(e.name, Napi::Function::New(env, e.fn, e.name));
   return exports;

@@ -407,3 +407,32 @@ void noiseSum(const NoiseSumSpec& s, double* out) {
 long populationWorkingBytes() { return lastWorkingBytes.load(); }
 
 }  // namespace evometa
+
+#include <chrono>
+
+namespace evometa {
+
+double fmaPeakGflops(int threads, double seconds) {
+  const IsaOps& isa = currentIsaOps();
+  const long chunk = 1L << 22;
+  const int t = threads > 0 ? threads : poolThreads();
+  std::vector<double> flops(t, 0.0);
+  volatile float sink = 0;
+  const auto start = std::chrono::steady_clock::now();
+  parallelFor(t, t, [&](int task, int) {
+    double done = 0;
+    float keep = 0;
+    while (std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count() < seconds) {
+      keep += isa.fmaLoop(chunk);
+      done += (double)chunk * (isa.lanes == 16 ? 16 : 12) * isa.lanes * 2;
+    }
+    flops[task] = done;
+    sink = sink + keep;
+  });
+  const double dt = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  double total = 0;
+  for (double f : flops) total += f;
+  return total / dt / 1e9;
+}
+
+}  // namespace evometa

@@ -54,3 +54,9 @@ void noiseSum(const NoiseSumSpec& spec, double* out);
 long populationWorkingBytes();
 
 }  // namespace evometa
+
+namespace evometa {
+// Measured fp32 FMA throughput of the active ISA on `threads` threads over about `seconds`:
+// GFLOP/s (an FMA counts 2 FLOPs).
+double fmaPeakGflops(int threads, double seconds);
+}  // namespace evometa

@@ -222,3 +222,24 @@ static void bnReluPool(const BnPoolArgs& a) {
     }
   }
 }
+
+// ---- the FMA peak probe: independent accumulator chains (enough to cover latency x throughput,
+// few enough to stay in registers: 16 with 32 vector registers, 12 with 16) ----
+
+static float fmaLoop(long iters) {
+  constexpr int kChains = Vec::L == 16 ? 16 : 12;
+  typename Vec::R acc[16];
+  const typename Vec::R a = Vec::set1(0.999999f), b = Vec::set1(1e-7f);
+#pragma GCC unroll 16
+  for (int i = 0; i < kChains; i++) acc[i] = Vec::set1((float)i);
+  for (long it = 0; it < iters; it++) {
+#pragma GCC unroll 16
+    for (int i = 0; i < kChains; i++) acc[i] = Vec::fma(acc[i], a, b);
+  }
+  typename Vec::R s = acc[0];
+#pragma GCC unroll 16
+  for (int i = 1; i < kChains; i++) s = Vec::max(s, acc[i]);
+  alignas(64) float out[Vec::L];
+  Vec::store(out, s);
+  return out[0];
+}

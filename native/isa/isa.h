@@ -63,6 +63,8 @@ struct IsaOps {
   void (*layer1)(const Layer1Args& a);
   void (*convRaw)(const ConvRawArgs& a);
   void (*bnReluPool)(const BnPoolArgs& a);
+  // Runs iters x 16 independent vector FMAs (the peak-FLOP probe); returns a value to keep it live.
+  float (*fmaLoop)(long iters);
 };
 
 const IsaOps& isaOpsScalar();

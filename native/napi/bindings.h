@@ -36,5 +36,6 @@ Napi::Value Info(const Napi::CallbackInfo& info);
 Napi::Value SetIsa(const Napi::CallbackInfo& info);
 Napi::Value SetThreads(const Napi::CallbackInfo& info);
 Napi::Value WorkingBytes(const Napi::CallbackInfo& info);
+Napi::Value FmaPeak(const Napi::CallbackInfo& info);  // GFLOP/s of an FMA loop
 
 }  // namespace evometa

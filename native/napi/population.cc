@@ -214,3 +214,13 @@ Napi::Value WorkingBytes(const Napi::CallbackInfo& info) {
 }
 
 }  // namespace evometa
+
+namespace evometa {
+Napi::Value FmaPeak(const Napi::CallbackInfo& info) {
+  Args a(info, "fmaPeak");
+  const int threads = (int)a.integer("threads", 0, 1024);
+  const double seconds = a.positive("seconds");
+  if (seconds > 60) a.rangeError("seconds must be at most 60");
+  return Napi::Number::New(a.env(), fmaPeakGflops(threads, seconds));
+}
+}  // namespace evometa

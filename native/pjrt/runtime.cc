@@ -119,7 +119,7 @@ Runtime::Runtime(const std::string& path) {
   major_ = api_->pjrt_api_version.major_version;
   minor_ = api_->pjrt_api_version.minor_version;
   if (major_ != 0) throw std::runtime_error(path + ": PJRT C API major version " + std::to_string(major_) + " is not supported (expected 0)");
-  fn(kSlotsUsed == 0 ? kErrorDestroy : kBufferToHostBuffer);  // the table reaches every slot we use
+  fn(kBufferToHostBuffer);  // the highest slot we use: the table must reach it
 
   auto init = zeroed<PluginInitializeArgs>(EVM_STRUCT_SIZE(PluginInitializeArgs, priv));
   check(reinterpret_cast<Error* (*)(PluginInitializeArgs*)>(fn(kPluginInitialize))(&init), "PJRT_Plugin_Initialize");
@@ -180,7 +180,7 @@ int Runtime::compile(const std::string& mlir, const std::string& compileOptions)
   return static_cast<int>(executables_.size() - 1);
 }
 
-std::vector<std::vector<HostArray>> Runtime::execute(int id, const std::vector<std::vector<HostArray>>& inputs) {
+std::vector<std::vector<HostArray>> Runtime::execute(int id, const std::vector<std::vector<HostArray>>& inputs, size_t numOutputs) {
   std::lock_guard<std::mutex> lock(mu_);
   if (!client_) throw std::runtime_error("PJRT client is closed");
   if (id < 0 || static_cast<size_t>(id) >= executables_.size() || !executables_[id]) throw std::runtime_error("unknown or destroyed executable " + std::to_string(id));
@@ -214,9 +214,7 @@ std::vector<std::vector<HostArray>> Runtime::execute(int id, const std::vector<s
         awaitEvent(b.done_with_host_buffer, "host-to-device transfer");
       }
     }
-    // The number of outputs is not asked of the plugin: the output lists get room for many and are read up to the first null.
-    const size_t kMaxOutputs = 64;
-    outs.assign(reps, std::vector<Buffer*>(kMaxOutputs, nullptr));
+    outs.assign(reps, std::vector<Buffer*>(numOutputs, nullptr));
     std::vector<Buffer**> argPtrs(reps), outPtrs(reps);
     for (size_t r = 0; r < reps; r++) { argPtrs[r] = args[r].data(); outPtrs[r] = outs[r].data(); }
     auto opts = zeroed<ExecuteOptions>(EVM_STRUCT_SIZE(ExecuteOptions, launch_id));
@@ -231,7 +229,7 @@ std::vector<std::vector<HostArray>> Runtime::execute(int id, const std::vector<s
     std::vector<std::vector<HostArray>> result(reps);
     for (size_t r = 0; r < reps; r++) {
       for (Buffer* b : outs[r]) {
-        if (!b) break;
+        if (!b) throw std::runtime_error("PJRT_LoadedExecutable_Execute returned fewer outputs than the program declares");
         HostArray h;
         auto et = zeroed<BufferElementTypeArgs>(EVM_STRUCT_SIZE(BufferElementTypeArgs, type));
         et.buffer = b;

@@ -44,8 +44,8 @@ class Runtime {
 
   /** Compile StableHLO text (format "mlir") with serialized CompileOptionsProto bytes; returns an executable id. */
   int compile(const std::string& mlir, const std::string& compileOptions);
-  /** Run executable `id` on replicas 0..R-1 (inputs[r][i]); returns outputs[r][k]. */
-  std::vector<std::vector<HostArray>> execute(int id, const std::vector<std::vector<HostArray>>& inputs);
+  /** Run executable `id` on replicas 0..R-1 (inputs[r][i]); returns outputs[r][k], k < numOutputs. */
+  std::vector<std::vector<HostArray>> execute(int id, const std::vector<std::vector<HostArray>>& inputs, size_t numOutputs);
   void destroyExecutable(int id);
   /** Destroys every executable and the client (the plugin stays loaded: plugins are not unloadable). */
   void close();

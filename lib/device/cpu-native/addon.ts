@@ -54,6 +54,8 @@ export interface NativeAddon {
   setIsa(isa: string): boolean;
   setThreads(n: number): number;
   workingBytes(): number;
+  /** GFLOP/s of a register-only FMA loop of the active ISA on `threads` threads (0 = the pool). */
+  fmaPeak(a: { threads: number; seconds: number }): number;
 }
 
 /** The package root (dist/lib/device/cpu-native/ is four levels below it). */
