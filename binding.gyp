@@ -48,6 +48,15 @@
         }],
       ],
     },
+    {
+      # PJRT runtime binding for the xla device (lib/device/xla): a separate addon, so
+      # evometa_native never depends on it. Loads PJRT plugins with dlopen at run time.
+      'target_name': 'evometa_pjrt',
+      'sources': ['native/pjrt/addon.cc', 'native/pjrt/runtime.cc'],
+      'include_dirs': ["<!(node -p \"require('node-addon-api').include_dir\")"],
+      'defines': ['NAPI_VERSION=8', 'NAPI_CPP_EXCEPTIONS', 'NODE_ADDON_API_CPP_EXCEPTIONS_ALL'],
+      'libraries': ['-ldl'],
+    },
   ],
   'conditions': [
     ['target_arch=="x64"', {

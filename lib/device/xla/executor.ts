@@ -69,5 +69,7 @@ export interface XlaExecutor {
   readonly deviceCount: number;
   /** Run `program` on replicas 0..R-1; inputs and outputs per replica. Compiled executables are cached by text. */
   run(program: Program, perReplica: readonly (readonly HostArray[])[]): Promise<HostArray[][]>;
+  /** Blocking run, for per-op device calls (Device.run is synchronous). */
+  runSync?(program: Program, perReplica: readonly (readonly HostArray[])[]): HostArray[][];
   close(): Promise<void>;
 }

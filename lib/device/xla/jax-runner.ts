@@ -56,7 +56,7 @@ export class JaxRunner implements XlaExecutor {
   private dead: Error | undefined;
   private stderrTail = '';
 
-  private constructor(child: ChildProcessWithoutNullStreams, readonly deviceCount: number, jax: string) {
+  private constructor(child: ChildProcessWithoutNullStreams, readonly deviceCount: number, jax: string, private readonly python: string, private readonly env: NodeJS.ProcessEnv) {
     this.child = child;
     this.platform = `cpu (jaxlib ${jax})`;
     this.work = mkdtempSync(join(tmpdir(), 'evometa-xla-'));
@@ -74,7 +74,7 @@ export class JaxRunner implements XlaExecutor {
     const devices = opts.hostDevices ?? 8;
     const env = { ...process.env, XLA_FLAGS: `--xla_force_host_platform_device_count=${devices}`, JAX_PLATFORMS: 'cpu' };
     const child = spawn(python, [runnerScript()!, '--serve'], { env, stdio: ['pipe', 'pipe', 'pipe'] });
-    return new JaxRunner(child, devices, av.jax ?? '?');
+    return new JaxRunner(child, devices, av.jax ?? '?', python, env);
   }
 
   private fail(e: Error): void {
@@ -127,6 +127,36 @@ export class JaxRunner implements XlaExecutor {
       const cleanup = (): void => { for (const rep of inputs) for (const f of rep) rmSync(f.path, { force: true }); };
       this.child.stdin.write(`${JSON.stringify({ id, mlir, replicas: program.replicas, inputs, outdir: dir })}\n`);
     });
+  }
+
+  /** Blocking run through a one-shot runner process (slow: python and jax start each call; for per-op use only). */
+  runSync(program: Program, perReplica: readonly (readonly HostArray[])[]): HostArray[][] {
+    checkInputs(program, perReplica);
+    const id = this.nextId++;
+    const dir = join(this.work, `sync${id}`);
+    const mlir = join(this.work, `sync${id}.mlir`);
+    writeFileSync(mlir, program.text);
+    const inputs = perReplica.map((ins, r) => ins.map((a, i) => {
+      const path = join(this.work, `sync${id}_r${r}_i${i}.bin`);
+      writeFileSync(path, new Uint8Array(a.data.buffer, a.data.byteOffset, a.data.byteLength));
+      return { path, dtype: a.dtype, shape: a.shape };
+    }));
+    const req = join(this.work, `sync${id}.json`);
+    writeFileSync(req, JSON.stringify({ id, mlir, replicas: program.replicas, inputs, outdir: dir }));
+    try {
+      const r = spawnSync(this.python, [runnerScript()!, req], { encoding: 'utf8', env: this.env, timeout: 600_000 });
+      const line = (r.stdout ?? '').trim().split('\n').pop() ?? '';
+      let msg: { ok: boolean; error?: string; outputs?: { path: string }[][] };
+      try { msg = JSON.parse(line); } catch { throw new Error(`xla_runner failed (exit ${r.status}): ${(r.stderr ?? '').trim().split('\n').pop()}`); }
+      if (!msg.ok) throw new Error(`XLA (jaxlib CPU): ${msg.error}`);
+      return msg.outputs!.map((rep) => rep.map((o, k): HostArray => {
+        const t = program.outputs[k]!;
+        return { dtype: t.dtype, shape: t.shape, data: fromBytes(new Uint8Array(readFileSync(o.path)), t) };
+      }));
+    } finally {
+      for (const f of [mlir, req, ...inputs.flat().map((x) => x.path)]) rmSync(f, { force: true });
+      rmSync(dir, { recursive: true, force: true });
+    }
   }
 
   async close(): Promise<void> {

@@ -139,11 +139,11 @@ function keyFrom(fb: FuncBuilder, seed: Value, step: Value, zero: Value): NoiseK
 }
 
 /**
- * The evaluate program of the PopulationEvaluator contract for P members:
+ * The evaluate program of the PopulationEvaluator contract for P members per replica:
  * (mu f32[D], seed ui32, step ui32, start ui32, images f32[B,cin,S,S], supportLabels i32[NS], queryLabels i32[NQ], zero i64)
- *   -> fitness [P] (minus the loss) in the compute type.
+ *   -> fitness [P] (minus the loss) in the compute type, of members start + replica_id * P + [0, P).
  */
-export function evaluateProgram(shape: PopulationShape, members: number, pert: Perturbation): Program {
+export function evaluateProgram(shape: PopulationShape, members: number, pert: Perturbation, replicas = 1): Program {
   const layout = new ProtoNetLayout(shape.model);
   const { support: ns, query: nq } = shape.episode;
   const s = shape.model.imageSize;
@@ -153,10 +153,11 @@ export function evaluateProgram(shape: PopulationShape, members: number, pert: P
   ]);
   const [mu, seed, step, start, images, sl, ql, zero] = fb.params as [Value, Value, Value, Value, Value, Value, Value, Value];
   const ft = shape.compute ?? 'f32';
-  const thetas = fb.convert(perturbedThetas(fb, mu, memberRange(fb, start, members), pert, keyFrom(fb, seed, step, zero)), ft);
+  const first = replicas > 1 ? fb.add(start, fb.mul(fb.replicaId(), fb.constant(members, 'ui32'))) : start;
+  const thetas = fb.convert(perturbedThetas(fb, mu, memberRange(fb, first, members), pert, keyFrom(fb, seed, step, zero)), ft);
   const loss = populationLoss(fb, layout, thetas, fb.convert(images, ft), sl, ql, shape);
   fb.ret([fb.unary('negate', loss)]);
-  return moduleOf(fb, 'evometa_population_evaluate');
+  return moduleOf(fb, 'evometa_population_evaluate', replicas);
 }
 
 /**

@@ -1,0 +1,60 @@
+/**
+ * The xla PopulationEvaluator (lib/es/population.ts): the whole population
+ * as one XLA program, split over the executor's devices as replicas when the
+ * member count divides evenly; the noise sum as a second program. Programs
+ * are specialized to shapes and cached by their text in the executor.
+ */
+import { getDevice } from '../registry.js';
+import type { NoiseSumRequest, PopulationEvaluator, PopulationRequest } from '../../es/population.js';
+import { ProtoNetLayout } from '../../model/layout.js';
+import type { Program } from './hlo.js';
+import { XlaDevice } from './device.js';
+import { evaluateProgram, noiseSumProgram } from './population.js';
+import { episodeInputs, hostArray, scalarU32, ZERO_I64 } from './inputs.js';
+
+export class XlaPopulationEvaluator implements PopulationEvaluator {
+  readonly device = 'xla';
+  private readonly programs = new Map<string, Program>();
+
+  constructor(private readonly dev: XlaDevice) {}
+
+  private program(key: string, make: () => Program): Program {
+    let p = this.programs.get(key);
+    if (!p) { p = make(); this.programs.set(key, p); }
+    return p;
+  }
+
+  async evaluate(req: PopulationRequest): Promise<Float64Array> {
+    const layout = new ProtoNetLayout(req.model);
+    layout.checkParams(req.mu);
+    const n = req.end - req.start;
+    if (!(Number.isInteger(req.start) && Number.isInteger(req.end) && 0 <= req.start && n >= 0)) throw new RangeError(`evaluate: invalid member range [${req.start}, ${req.end})`);
+    if (n === 0) return new Float64Array(0);
+    const ex = this.dev.executor;
+    const replicas = ex.deviceCount > 1 && n % ex.deviceCount === 0 ? ex.deviceCount : 1;
+    const ep = req.episode;
+    const shape = { model: layout.config, episode: { way: ep.way, support: ep.support.shape[0]!, query: ep.query.shape[0]! }, distance: req.distance };
+    const prog = this.program(JSON.stringify(['eval', shape, req.perturbation, n, replicas]), () => evaluateProgram(shape, n / replicas, req.perturbation, replicas));
+    const args = [hostArray(req.mu, [req.mu.length]), scalarU32(req.seed), scalarU32(req.step), scalarU32(req.start), ...episodeInputs(ep), ZERO_I64];
+    const outs = await ex.run(prog, Array.from({ length: replicas }, () => args));
+    const f = new Float64Array(n);
+    outs.forEach((o, r) => f.set(o[0]!.data as Float32Array, r * (n / replicas)));
+    return f;
+  }
+
+  async noiseSum(req: NoiseSumRequest): Promise<Float64Array> {
+    const p = req.weights.length, d = req.mu.length;
+    if (!(req.sigma > 0)) throw new RangeError(`noiseSum: sigma must be > 0, got ${req.sigma}`);
+    if (p === 0) return new Float64Array(d);
+    const prog = this.program(JSON.stringify(['sum', d, p, req.sigma, req.antithetic]), () => noiseSumProgram(d, p, req.sigma, req.antithetic));
+    const outs = await this.dev.executor.run(prog, [[hostArray(req.weights, [p]), scalarU32(req.seed), scalarU32(req.step), scalarU32(req.start), ZERO_I64]]);
+    return Float64Array.from(outs[0]![0]!.data as Float64Array);
+  }
+}
+
+/** Evaluator factory (the form lib/es/evaluators.ts loads, also inside worker threads). */
+export function createXlaPopulationEvaluator(opts: { device?: string } = {}): PopulationEvaluator {
+  const dev = getDevice(opts.device ?? 'xla');
+  if (!(dev instanceof XlaDevice)) throw new Error(`createXlaPopulationEvaluator: device ${dev.name} is not an xla device`);
+  return new XlaPopulationEvaluator(dev);
+}
