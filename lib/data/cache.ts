@@ -12,7 +12,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
 import { writeFileAtomic } from '../io/atomic.js';
-import { sha256Hex } from './embedded.js';
+import { sha256Hex } from './hash.js';
 import type { AreaSums } from './preprocess.js';
 import { DRAWINGS, type OmniglotSet, type RawCharacter } from './raw.js';
 

@@ -11,13 +11,13 @@
  *            images, sha256 (hex, of the bitmap), characters: [[set, alphabet, character, [drawing file names]]] }
  *   rest     bitmap: images * 105 rows * 14 bytes, 1 = ink, MSB first (RawOmniglot.bits)
  */
-import { createHash } from 'node:crypto';
 import { existsSync, readFileSync, statSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { brotliCompressSync, brotliDecompressSync, constants as zc } from 'node:zlib';
 import { writeFileAtomic } from '../io/atomic.js';
 import { OmniglotDataError } from './errors.js';
+import { sha256Hex } from './hash.js';
 import { readLakeZips, type ReadProgress } from './lake-zip.js';
 import { DRAWINGS, RAW_BYTES, RAW_ROW_BYTES, RAW_SIZE, type OmniglotSet, type RawCharacter, type RawOmniglot } from './raw.js';
 
@@ -44,12 +44,6 @@ interface Header {
   images: number;
   sha256: string;
   characters: CharTuple[];
-}
-
-export function sha256Hex(...parts: Uint8Array[]): string {
-  const h = createHash('sha256');
-  for (const p of parts) h.update(p);
-  return h.digest('hex');
 }
 
 /** Serialize and compress (Brotli quality 11, 16 MiB window): slow (about a minute), for the packer. */

@@ -4,7 +4,8 @@
  */
 import { existsSync, readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { embeddedDir, embeddedPath, loadEmbedded, sha256Hex } from './embedded.js';
+import { embeddedDir, embeddedPath, loadEmbedded } from './embedded.js';
+import { sha256Hex } from './hash.js';
 import { OmniglotDataError } from './errors.js';
 import { lakeZipFiles, readLakeZips } from './lake-zip.js';
 import { cacheFile, CACHE_FORMAT, defaultCacheDir, readCache, writeCache } from './cache.js';
