@@ -10,7 +10,7 @@ import { loadCheckpoint, loadTrainState, saveTrainState } from '../lib/model/che
 import { MetricsLog } from '../lib/train/metrics.js';
 import { BackpropTrainer, evaluateEpisodes, type BackpropSources } from '../lib/train/backprop.js';
 import { resolveBackpropConfig, PRESETS, type BackpropConfigInput } from '../lib/train/backprop-config.js';
-import { SyntheticEpisodes } from '../lib/train/backprop-source.js';
+import { TemplateEpisodes } from '../lib/train/backprop-source.js';
 import { backpropInput } from '../lib/train/backprop-cli.js';
 import type { TrainCliOptions } from '../lib/cli/train.js';
 
@@ -19,8 +19,8 @@ const tmp = mkdtempSync(join(tmpdir(), 'evometa-backprop-'));
 
 function sources(seed = 1): BackpropSources {
   return {
-    train: new SyntheticEpisodes({ classes: 30, way: 5, shot: 2, query: 3, imageSize: 16, seed, noise: 0.6 }),
-    val: new SyntheticEpisodes({ classes: 30, way: 5, shot: 2, query: 3, imageSize: 16, seed: seed + 100, noise: 0.6 }),
+    train: new TemplateEpisodes({ classes: 30, way: 5, shot: 2, query: 3, imageSize: 16, seed, noise: 0.6 }),
+    val: new TemplateEpisodes({ classes: 30, way: 5, shot: 2, query: 3, imageSize: 16, seed: seed + 100, noise: 0.6 }),
   };
 }
 

@@ -11,12 +11,12 @@ import { getDevice } from '../lib/device/registry.js';
 import { Tensor } from '../lib/tensor/tensor.js';
 import { Rng } from '../lib/rng/philox.js';
 import type { TensorOps } from '../lib/ops/api.js';
-import { checkGradient, packInputs, type GradCheckResult, type Program } from '../lib/autodiff/gradcheck.js';
+import { checkGradient, packInputs, type GradCheckResult, type GradProgram } from '../lib/autodiff/gradcheck.js';
 import { withGradient } from '../lib/autodiff/gradients.js';
 import { ProtoNetLayout, initialBnState } from '../lib/model/layout.js';
 import { initParams } from '../lib/model/init.js';
 import { episodeLoss, type Distance } from '../lib/model/protonet.js';
-import { SyntheticEpisodes } from '../lib/train/backprop-source.js';
+import { TemplateEpisodes } from '../lib/train/backprop-source.js';
 
 const device = getDevice('cpu-ts');
 
@@ -58,7 +58,7 @@ interface OpCase { name: string; inputs: Record<string, Tensor>; body: <V>(ops: 
 
 function runCase(c: OpCase, seed = 7): GradCheckResult {
   const { x, get } = packInputs(c.inputs);
-  const program: Program = (ops, leaf, xs) => c.body(ops, (n) => get(leaf, xs, n));
+  const program: GradProgram = (ops, leaf, xs) => c.body(ops, (n) => get(leaf, xs, n));
   return checkGradient({ device, x, program, rtol: c.rtol, atol: c.atol, seed });
 }
 
@@ -127,8 +127,8 @@ const cases: OpCase[] = [
 
 for (const c of cases) test(`gradcheck op: ${c.name}`, () => expectPass(c.name, runCase(c)));
 
-function protoProgram(layout: ProtoNetLayout, distance: Distance, bnMode: 'batch' | 'running', way: number, seed: number): { x: Float64Array; program: Program } {
-  const src = new SyntheticEpisodes({ classes: 6, way, shot: 2, query: 2, imageSize: layout.config.imageSize, seed, dtype: 'float64', noise: 0.5 });
+function protoProgram(layout: ProtoNetLayout, distance: Distance, bnMode: 'batch' | 'running', way: number, seed: number): { x: Float64Array; program: GradProgram } {
+  const src = new TemplateEpisodes({ classes: 6, way, shot: 2, query: 2, imageSize: layout.config.imageSize, seed, dtype: 'float64', noise: 0.5 });
   const ep = src.episode(0);
   const x = Float64Array.from(initParams(layout, seed));
   // Perturb BN gammas/betas away from their defaults so their gradients are generic.
@@ -136,7 +136,7 @@ function protoProgram(layout: ProtoNetLayout, distance: Distance, bnMode: 'batch
   for (const e of layout.params) if (e.name.includes('.1.')) for (let i = 0; i < e.size; i++) x[e.offset + i]! += 0.2 * prng.normal();
   const bn = initialBnState(layout);
   for (let i = 0; i < bn.buffers.length; i++) bn.buffers[i]! += 0.1 * Math.abs(prng.normal());
-  const program: Program = (ops, leaf, xs) =>
+  const program: GradProgram = (ops, leaf, xs) =>
     episodeLoss(ops, layout, xs, bn, ep, { bn: bnMode, distance, cosineScale: 5 }, (name, t) => leaf(t, layout.param(name).offset)).loss;
   return { x, program };
 }

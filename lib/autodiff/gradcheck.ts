@@ -19,7 +19,7 @@ import { Tensor } from '../tensor/tensor.js';
 import { Tape } from './tape.js';
 
 /** A function of the flat float64 vector x; `leaf(t, offset)` turns a view of x at offset into an op value. */
-export interface Program {
+export interface GradProgram {
   <V>(ops: TensorOps<V>, leaf: (t: Tensor, offset: number) => V, x: Float64Array): V;
 }
 
@@ -27,7 +27,7 @@ export interface GradCheckOptions {
   device: Device;
   /** The point; perturbed in place during the check and restored. */
   x: Float64Array;
-  program: Program;
+  program: GradProgram;
   /** Finite-difference step (default 1e-6). */
   h?: number;
   /** Smallest step tried near a kink (default 1e-10). */
@@ -84,7 +84,7 @@ function samePattern(a: readonly (Uint8Array | Int32Array)[], b: readonly (Uint8
   return true;
 }
 
-function evaluate(device: Device, program: Program, x: Float64Array): { out: Tensor; pattern: (Uint8Array | Int32Array)[] } {
+function evaluate(device: Device, program: GradProgram, x: Float64Array): { out: Tensor; pattern: (Uint8Array | Int32Array)[] } {
   const probe = new KinkProbe(device);
   const out = probe.value(program(probe, (t) => probe.constant(t), x));
   return { out: out.clone(), pattern: probe.pattern };

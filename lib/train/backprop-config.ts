@@ -13,7 +13,7 @@ import { UserError } from '../cli/errors.js';
 import { modelConfig, type ModelConfig } from '../model/layout.js';
 import type { Distance } from '../model/protonet.js';
 
-export interface EpisodeShape { way: number; shot: number; query: number }
+export interface BackpropEpisodeShape { way: number; shot: number; query: number }
 export type BackpropOptimizer = 'adam' | 'sgd';
 export type SplitName = 'vinyals' | 'paper';
 
@@ -28,8 +28,8 @@ export interface BackpropConfig {
   /** Step-LR: lr * lrGamma^floor(episode / lrDecayEvery); 0 = constant. */
   lrDecayEvery: number;
   lrGamma: number;
-  train: EpisodeShape;
-  val: EpisodeShape;
+  train: BackpropEpisodeShape;
+  val: BackpropEpisodeShape;
   split: SplitName;
   seed: number;
   /** Seed of the fixed validation (and test) episodes; default: seed. */
@@ -45,8 +45,8 @@ export interface BackpropConfig {
 export type BackpropConfigInput = Partial<Omit<BackpropConfig, 'model' | 'train' | 'val' | 'valSeed'>> & {
   valSeed?: number;
   model?: Partial<ModelConfig>;
-  train?: Partial<EpisodeShape>;
-  val?: Partial<EpisodeShape>;
+  train?: Partial<BackpropEpisodeShape>;
+  val?: Partial<BackpropEpisodeShape>;
 };
 
 export const PRESETS: Readonly<Record<string, BackpropConfigInput>> = {

@@ -1,19 +1,19 @@
 /**
  * Where the backprop trainer gets its episodes: anything with random access
  * episode(i), deterministic in (seed, i), so a resumed run sees the very
- * episodes an uninterrupted one would. SyntheticEpisodes is a learnable toy
+ * episodes an uninterrupted one would. TemplateEpisodes is a learnable toy
  * source (class templates plus noise) for tests that must not need the data.
  */
 import type { Episode } from '../model/protonet.js';
 import { Rng, STREAM } from '../rng/philox.js';
 import { Tensor, alloc, type DType } from '../tensor/tensor.js';
 
-export interface EpisodeSource {
+export interface RandomAccessEpisodes {
   /** The i-th episode (i >= 0); the same i always gives the same episode. */
   episode(i: number): Episode;
 }
 
-export interface SyntheticOptions {
+export interface TemplateEpisodesOptions {
   classes: number;
   way: number;
   shot: number;
@@ -26,14 +26,14 @@ export interface SyntheticOptions {
 }
 
 /** Episodes over `classes` synthetic classes: each class a fixed random template, each example template + noise. */
-export class SyntheticEpisodes implements EpisodeSource {
+export class TemplateEpisodes implements RandomAccessEpisodes {
   readonly way: number;
   readonly shot: number;
   readonly query: number;
   readonly imageSize: number;
   private readonly templates: Float64Array[] = [];
 
-  constructor(readonly opts: SyntheticOptions) {
+  constructor(readonly opts: TemplateEpisodesOptions) {
     const { classes, way, shot, query, imageSize } = opts;
     for (const [k, v] of Object.entries({ classes, way, shot, query, imageSize })) {
       if (!Number.isInteger(v) || v < 1) throw new RangeError(`synthetic episodes: ${k} must be a positive integer, got ${v}`);

@@ -23,11 +23,11 @@ import { episodeGradient } from '../autodiff/protonet.js';
 import type { MetricsLog } from './metrics.js';
 import { UserError } from '../cli/errors.js';
 import { resolveBackpropConfig, RESUME_CHANGEABLE, type BackpropConfig, type BackpropConfigInput } from './backprop-config.js';
-import type { EpisodeSource } from './backprop-source.js';
+import type { RandomAccessEpisodes } from './backprop-source.js';
 
 export const BACKPROP_STATE_FORMAT = 'evometa-backprop-state-1';
 
-export interface BackpropSources { train: EpisodeSource; val?: EpisodeSource }
+export interface BackpropSources { train: RandomAccessEpisodes; val?: RandomAccessEpisodes }
 
 export interface EpisodeRecord {
   /** Index of the episode just trained (0-based). */
@@ -41,7 +41,7 @@ export interface EpisodeRecord {
   tapePeakBytes: number;
 }
 
-export interface EvalResult { acc: number; ci95: number; loss: number; episodes: number }
+export interface BackpropEvalResult { acc: number; ci95: number; loss: number; episodes: number }
 
 export interface EpochRecord {
   epoch: number;
@@ -49,12 +49,12 @@ export interface EpochRecord {
   episode: number;
   trainLoss: number;
   trainAcc: number;
-  val: EvalResult | null;
+  val: BackpropEvalResult | null;
   bestVal: number;
   improved: boolean;
 }
 
-export interface RunOptions {
+export interface BackpropRunOptions {
   /** Output directory: last.safetensors, best.safetensors (+ .state sidecars). */
   out?: string;
   metrics?: MetricsLog;
@@ -68,10 +68,10 @@ export interface RunOptions {
   onEpoch?: (r: EpochRecord, t: BackpropTrainer) => void;
 }
 
-export type RunEnd = 'done' | 'interrupted' | 'time';
-export interface RunResult { end: RunEnd; episode: number; bestVal: number; bestEpisode: number; lastCheckpoint?: string; bestCheckpoint?: string }
+export type BackpropRunEnd = 'done' | 'interrupted' | 'time';
+export interface BackpropRunResult { end: BackpropRunEnd; episode: number; bestVal: number; bestEpisode: number; lastCheckpoint?: string; bestCheckpoint?: string }
 
-export interface TrainerInit {
+export interface BackpropTrainerInit {
   /** A device or its name (default: the best available). */
   device?: Device | string;
   params?: Float32Array;
@@ -90,8 +90,8 @@ function meanCi(xs: readonly number[]): { mean: number; ci95: number } {
 
 /** Mean loss and accuracy over episodes 0..n-1 of `source`, eval mode (BN running statistics). */
 export function evaluateEpisodes(
-  device: Device, layout: ProtoNetLayout, params: Float32Array, bn: BnState, source: EpisodeSource, n: number, distance: BackpropConfig['distance'],
-): EvalResult {
+  device: Device, layout: ProtoNetLayout, params: Float32Array, bn: BnState, source: RandomAccessEpisodes, n: number, distance: BackpropConfig['distance'],
+): BackpropEvalResult {
   const ops = new DirectOps(device);
   const accs: number[] = [], losses: number[] = [];
   for (let i = 0; i < n; i++) {
@@ -121,7 +121,7 @@ export class BackpropTrainer {
   private readonly optimizer: Optimizer;
   private readonly grad: Float32Array;
 
-  constructor(readonly cfg: BackpropConfig, readonly sources: BackpropSources, init: TrainerInit = {}) {
+  constructor(readonly cfg: BackpropConfig, readonly sources: BackpropSources, init: BackpropTrainerInit = {}) {
     this.layout = new ProtoNetLayout(cfg.model);
     this.device = typeof init.device === 'object' ? init.device : getDevice(init.device);
     this.params = init.params ? Float32Array.from(init.params) : initParams(this.layout, cfg.seed);
@@ -133,7 +133,7 @@ export class BackpropTrainer {
     this.grad = new Float32Array(this.layout.numParams);
   }
 
-  static create(input: BackpropConfigInput, sources: BackpropSources, init: TrainerInit = {}, preset?: string): BackpropTrainer {
+  static create(input: BackpropConfigInput, sources: BackpropSources, init: BackpropTrainerInit = {}, preset?: string): BackpropTrainer {
     return new BackpropTrainer(resolveBackpropConfig(input, preset), sources, init);
   }
 
@@ -150,7 +150,7 @@ export class BackpropTrainer {
    * Continue from a checkpoint written by save(). `override` may change only
    * the total episodes; any other field given must equal the saved one.
    */
-  static resume(path: string, sources: BackpropSources, override: BackpropConfigInput = {}, init: Pick<TrainerInit, 'device'> = {}): BackpropTrainer {
+  static resume(path: string, sources: BackpropSources, override: BackpropConfigInput = {}, init: Pick<BackpropTrainerInit, 'device'> = {}): BackpropTrainer {
     const saved = BackpropTrainer.savedConfig(path);
     const ck = loadCheckpoint(path);
     const st = loadTrainState(path);
@@ -213,7 +213,7 @@ export class BackpropTrainer {
   }
 
   /** Validation on the fixed episodes val.episode(0..valEpisodes-1), BN running statistics. */
-  validate(): EvalResult {
+  validate(): BackpropEvalResult {
     if (!this.sources.val || this.cfg.valEpisodes <= 0) throw new Error('validate: no validation source or valEpisodes is 0');
     return evaluateEpisodes(this.device, this.layout, this.params, this.bn, this.sources.val, this.cfg.valEpisodes, this.cfg.distance);
   }
@@ -239,14 +239,14 @@ export class BackpropTrainer {
   }
 
   /** Train to cfg.episodes (or a stop), validating and checkpointing each epoch. */
-  async run(opts: RunOptions = {}): Promise<RunResult> {
+  async run(opts: BackpropRunOptions = {}): Promise<BackpropRunResult> {
     const cfg = this.cfg, t0 = Date.now();
     const last = opts.out ? join(opts.out, 'last.safetensors') : undefined;
     const best = opts.out ? join(opts.out, 'best.safetensors') : undefined;
     if (opts.out) mkdirSync(opts.out, { recursive: true });
     const canVal = !!this.sources.val && cfg.valEpisodes > 0;
     let lastCheckpoint: string | undefined;
-    const result = (end: RunEnd): RunResult => ({
+    const result = (end: BackpropRunEnd): BackpropRunResult => ({
       end, episode: this.episode, bestVal: this.bestVal, bestEpisode: this.bestEpisode,
       ...(lastCheckpoint ? { lastCheckpoint } : {}), ...(best && this.bestEpisode >= 0 ? { bestCheckpoint: best } : {}),
     });
@@ -255,7 +255,7 @@ export class BackpropTrainer {
       this.save(last);
       lastCheckpoint = last;
     };
-    const validate = (epoch: number): EvalResult | null => {
+    const validate = (epoch: number): BackpropEvalResult | null => {
       if (!canVal) return null;
       const v = this.validate();
       const improved = v.acc > this.bestVal;
