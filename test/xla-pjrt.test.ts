@@ -1,0 +1,170 @@
+/**
+ * The PJRT binding (evometa_pjrt addon) and the xla device's availability:
+ * TPU detection, libtpu refused without chips BEFORE anything is loaded,
+ * missing file / not-a-plugin / plugin errors as JS errors with the plugin's
+ * message, and the whole call sequence (initialize, client, devices, compile
+ * with our CompileOptionsProto, buffers, execute over 2 replicas, to host,
+ * destroy) against a fixture plugin built from native/pjrt/testing (the
+ * machines here have no real PJRT plugin: jaxlib 0.10.2 exports no
+ * GetPjrtApi). The CompileOptionsProto bytes are parsed by jaxlib when it is
+ * installed. Parts skip with the reason when the addon, a C++ compiler or
+ * jax is missing.
+ */
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { spawnSync } from 'node:child_process';
+import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import '../lib/index.js';
+import { deviceReport, getDevice } from '../lib/device/registry.js';
+import { PjrtExecutor, loadPjrtAddon, preflight, tpuChips } from '../lib/device/xla/pjrt.js';
+import { compileOptionsProto } from '../lib/device/xla/compile-options.js';
+import { FuncBuilder, moduleOf, ttype } from '../lib/device/xla/hlo.js';
+import { hostArray } from '../lib/device/xla/executor.js';
+import { jaxAvailability } from '../lib/device/xla/jax-runner.js';
+
+const tmp = mkdtempSync(join(tmpdir(), 'evometa-pjrt-'));
+const { addon, reason: addonReason } = loadPjrtAddon();
+const cxx = spawnSync('c++', ['--version']).status === 0;
+
+function buildLib(src: string, out: string): void {
+  const r = spawnSync('c++', ['-shared', '-fPIC', '-O1', '-I', 'native', '-o', out, src], { encoding: 'utf8' });
+  if (r.status !== 0) throw new Error(`building ${src} failed: ${r.stderr}`);
+}
+
+test('TPU detection: PCI vendor 0x1ae0 counted in a sysfs tree; this machine has none', () => {
+  const sys = join(tmp, 'sys');
+  for (const [dev, vendor] of [['0000:00:04.0', '0x1ae0'], ['0000:00:05.0', '0x8086'], ['0000:00:06.0', '0x1AE0']]) {
+    mkdirSync(join(sys, dev!), { recursive: true });
+    writeFileSync(join(sys, dev!, 'vendor'), `${vendor}\n`);
+  }
+  assert.is(tpuChips(sys), 2);
+  assert.is(tpuChips(join(tmp, 'missing')), 0);
+  if (addon) assert.is(addon.tpuChips(sys), 2, 'the addon counts the same');
+  assert.is(tpuChips(), 0, 'no TPU on this machine');
+});
+
+test('no plugin configured: the xla device is unavailable with a clear reason, never the default, no crash', () => {
+  const saved = process.env.PJRT_PLUGIN_LIBRARY_PATH;
+  delete process.env.PJRT_PLUGIN_LIBRARY_PATH;
+  delete process.env.EVOMETA_XLA_EXECUTOR;
+  try {
+    const xla = deviceReport().find((d) => d.name === 'xla');
+    assert.ok(xla, 'xla is registered');
+    assert.is(xla!.available, false);
+    assert.match(xla!.reason ?? '', /no PJRT plugin: set PJRT_PLUGIN_LIBRARY_PATH/);
+    assert.is.not(getDevice().name, 'xla');
+    assert.throws(() => getDevice('xla'), /device xla is unavailable: no PJRT plugin/);
+  } finally {
+    if (saved !== undefined) process.env.PJRT_PLUGIN_LIBRARY_PATH = saved;
+  }
+});
+
+test('preflight: a missing plugin file is named', () => {
+  assert.throws(() => preflight(join(tmp, 'nope.so')), /PJRT plugin not found: .*nope\.so/);
+});
+
+if (!cxx) {
+  test.skip('libtpu refusal and fixture plugin (skipped: no C++ compiler to build the fixtures)', () => {});
+  console.log('xla-pjrt: SKIP fixtures: no C++ compiler');
+} else {
+  const marker = join(tmp, 'loaded.txt');
+  const fakeTpuDir = join(tmp, 'tpu');
+  mkdirSync(fakeTpuDir, { recursive: true });
+  const fakeLibtpu = join(fakeTpuDir, 'libtpu.so');
+  const notPlugin = join(tmp, 'libnotaplugin.so');
+  const fixture = join(tmp, 'libfixture_pjrt.so');
+  buildLib('native/pjrt/testing/marker_lib.cc', fakeLibtpu);
+  buildLib('native/pjrt/testing/marker_lib.cc', notPlugin);
+  buildLib('native/pjrt/testing/fixture_plugin.cc', fixture);
+  process.env.EVOMETA_MARKER = marker;
+
+  test('libtpu without TPU chips: "no TPU found", and the library is never loaded (TS preflight and the addon itself)', async () => {
+    rmSync(marker, { force: true });
+    let msg = '';
+    try { await PjrtExecutor.open(fakeLibtpu); } catch (e) { msg = (e as Error).message; }
+    assert.match(msg, /no TPU found: refusing to load .*libtpu\.so/);
+    if (addon) {
+      msg = '';
+      try { await addon.openPlugin(fakeLibtpu); } catch (e) { msg = (e as Error).message; }
+      assert.match(msg, /no TPU found/, 'the addon refuses even when called directly');
+    }
+    assert.not.ok(existsSync(marker), 'the fake libtpu.so constructor never ran');
+    // The device reports the same reason.
+    process.env.PJRT_PLUGIN_LIBRARY_PATH = fakeLibtpu;
+    try {
+      const r = spawnSync(process.execPath, ['dist/lib/cli/main.js', 'devices'], { encoding: 'utf8', env: process.env });
+      const xla = (JSON.parse(r.stdout) as { name: string; reason?: string }[]).find((d) => d.name === 'xla');
+      assert.match(xla?.reason ?? '', /no TPU found/);
+    } finally {
+      delete process.env.PJRT_PLUGIN_LIBRARY_PATH;
+    }
+    assert.not.ok(existsSync(marker), 'still never loaded');
+  });
+
+  if (!addon) {
+    test.skip(`PJRT binding against the fixture plugin (skipped: ${addonReason})`, () => {});
+    console.log(`xla-pjrt: SKIP binding: ${addonReason}`);
+  } else {
+    test('binding errors: missing file, not a plugin, short API table, client creation error -> JS errors with the message', async () => {
+      const msg = async (p: Promise<unknown>): Promise<string> => { try { await p; return ''; } catch (e) { return (e as Error).message; } };
+      assert.match(await msg(addon.openPlugin(join(tmp, 'absent.so'))), /cannot load PJRT plugin .*absent\.so/);
+      assert.match(await msg(addon.openPlugin(notPlugin)), /is not a PJRT plugin: it exports no GetPjrtApi/);
+      process.env.EVOMETA_FIXTURE_SHORT_TABLE = '1';
+      try { assert.match(await msg(PjrtExecutor.open(fixture)), /API table is too short/); } finally { delete process.env.EVOMETA_FIXTURE_SHORT_TABLE; }
+      process.env.EVOMETA_FIXTURE_CREATE_FAILS = '1';
+      try { assert.match(await msg(PjrtExecutor.open(fixture)), /PJRT_Client_Create: fixture: no devices here \(client creation refused\)/); } finally { delete process.env.EVOMETA_FIXTURE_CREATE_FAILS; }
+    });
+
+    test('binding call sequence on the fixture: devices, compile (mlir + CompileOptionsProto), 2 replicas, execute async and sync, errors carry the plugin message', async () => {
+      const ex = await PjrtExecutor.open(fixture);
+      assert.equal(ex.info.devices, [{ id: 10, kind: 'fixture-device' }, { id: 11, kind: 'fixture-device' }]);
+      assert.is(ex.info.platform, 'fixture');
+      assert.is(ex.deviceCount, 2);
+      const fb = new FuncBuilder('main', [ttype([2, 3], 'f32'), ttype([2, 3], 'f32')]);
+      fb.ret([fb.add(fb.params[0]!, fb.params[1]!)]);
+      const prog = moduleOf(fb, 'add', 2);
+      const a = Float32Array.of(1, 2, 3, 4, 5, 6), b = Float32Array.of(10, 20, 30, 40, 50, 60);
+      const ins = [[hostArray(a, [2, 3]), hostArray(b, [2, 3])], [hostArray(b, [2, 3]), hostArray(b, [2, 3])]];
+      const outs = await ex.run(prog, ins);
+      // The fixture adds its f32 inputs and the replica index: the data crossed the boundary intact both ways.
+      assert.equal(Array.from(outs[0]![0]!.data as Float32Array), [11, 22, 33, 44, 55, 66]);
+      assert.equal(Array.from(outs[1]![0]!.data as Float32Array), [21, 41, 61, 81, 101, 121]);
+      assert.equal(outs[1]![0]!.shape, [2, 3]);
+      const sync = ex.runSync(prog, ins);
+      assert.equal(Array.from(sync[0]![0]!.data as Float32Array), [11, 22, 33, 44, 55, 66]);
+      const bad = { ...prog, text: prog.text.replace('module @add', 'module @FAIL') };
+      let msg = '';
+      try { await ex.run(bad, ins); } catch (e) { msg = (e as Error).message; }
+      assert.match(msg, /PJRT_Client_Compile: fixture: compilation failed as asked/);
+      assert.throws(() => ex.runSync({ ...prog, replicas: 3 }, ins), /program has 3 replicas, got inputs for 2/);
+      await ex.close();
+      msg = '';
+      try { await ex.run(prog, ins); } catch (e) { msg = (e as Error).message; }
+      assert.match(msg, /PJRT client is closed/);
+    });
+  }
+  test.after(() => { delete process.env.EVOMETA_MARKER; });
+}
+
+const av = jaxAvailability();
+if (!av.ok) {
+  test.skip(`CompileOptionsProto parsed by jaxlib (skipped: ${av.reason})`, () => {});
+} else {
+  test('CompileOptionsProto: our bytes parse in jaxlib to 4 replicas x 1 partition on the given devices', () => {
+    const bytes = compileOptionsProto(4, [3, 1, 2, 0, 7]);
+    const py = [
+      'import sys', 'from jax._src.lib import xla_client as xc',
+      'o = xc.CompileOptions.ParseFromString(bytes.fromhex(sys.argv[1]))',
+      'print(o.num_replicas, o.num_partitions, repr(o.device_assignment))',
+    ].join('\n');
+    const r = spawnSync('python3', ['-c', py, Buffer.from(bytes).toString('hex')], { encoding: 'utf8' });
+    assert.is(r.status, 0, r.stderr);
+    assert.is(r.stdout.trim(), '4 1 DeviceAssignment{replica_count=4, computation_count=1, Computation0{3 1 2 0}}');
+    assert.throws(() => compileOptionsProto(4, [0, 1]), /4 replicas need 4 devices, the plugin has 2/);
+  });
+}
+
+test.after(() => rmSync(tmp, { recursive: true, force: true }));
+test.run();
