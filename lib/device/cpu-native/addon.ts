@@ -4,8 +4,9 @@
  * why it failed. Nothing is loaded at import.
  *
  * Candidates, in order: $EVOMETA_NATIVE_ADDON (an explicit .node path, e.g. the ASan
- * build), build/Release/evometa_native.node, then node-gyp-build's resolution
- * (build/, then the prebuild matching this platform, arch and Node-API).
+ * build), build/Release/evometa_native.node (a local build), then the prebuild
+ * prebuilds/<platform>-<arch>/evometa_native.napi.node (made by native/tools/prebuild.mjs
+ * before `npm pack`), then node-gyp-build's resolution as a last resort.
  */
 import { createRequire } from 'node:module';
 import { existsSync } from 'node:fs';
@@ -69,6 +70,7 @@ function candidates(): string[] {
   const env = process.env.EVOMETA_NATIVE_ADDON;
   if (env) list.push(resolve(env));
   list.push(join(PACKAGE_ROOT, 'build', 'Release', 'evometa_native.node'));
+  list.push(join(PACKAGE_ROOT, 'prebuilds', `${process.platform}-${process.arch}`, 'evometa_native.napi.node'));
   return list;
 }
 
