@@ -22,23 +22,16 @@ export interface Dual {
   readonly t: Tensor | null;
 }
 
-/** Called with every tensor a Dual op allocates (values and tangents), for the memory accounting. */
-export type AllocHook = (bytes: number, what: 'value' | 'tangent') => void;
-
 export class DualOps implements TensorOps<Dual> {
   /**
    * @param device runs the value kernels (and conv2d for tangents)
    * @param k number of tangents carried at once
    */
-  constructor(readonly device: Device, readonly k: number, private readonly onAlloc?: AllocHook) {
+  constructor(readonly device: Device, readonly k: number) {
     if (!Number.isInteger(k) || k < 1) throw new RangeError(`DualOps: number of tangents k must be a positive integer, got ${k}`);
   }
 
   protected out(v: Tensor, t: Tensor | null): Dual {
-    if (this.onAlloc) {
-      this.onAlloc(v.data.byteLength, 'value');
-      if (t) this.onAlloc(t.data.byteLength, 'tangent');
-    }
     return { v, t };
   }
 

@@ -6,7 +6,7 @@
  */
 import type { Device } from '../device/registry.js';
 import { alloc, type DType, type FloatArray, type Tensor } from '../tensor/tensor.js';
-import { DualOps, basisLeaf, type AllocHook, type Dual } from './dual.js';
+import { DualOps, basisLeaf, type Dual } from './dual.js';
 
 export interface ParamEntry { name: string; offset: number; size: number; shape: readonly number[] }
 
@@ -37,7 +37,6 @@ export function columnChunks(d: number, k: number, ranges?: readonly (readonly [
 export interface JacobianPassOptions {
   chunk: number;
   ranges?: readonly (readonly [number, number])[];
-  onAlloc?: AllocHook;
 }
 
 /**
@@ -52,7 +51,7 @@ export function forwardJacobian(
 ): void {
   for (const [s, e] of columnChunks(into.cols, opts.chunk, opts.ranges)) {
     const k = e - s;
-    const ops = new DualOps(device, k, opts.onAlloc);
+    const ops = new DualOps(device, k);
     const out = evaluate(ops, basisLeaf(entries, s, k));
     if (out.v.size !== into.rows) throw new RangeError(`forwardJacobian: output has ${out.v.size} elements, Jacobian has ${into.rows} rows`);
     if (out.t) into.data.set(out.t.data, s * into.rows);

@@ -16,7 +16,8 @@ import { DirectOps, type TensorOps } from '../ops/api.js';
 import type { BnState, ProtoNetLayout } from '../model/layout.js';
 import { concatImages, embed, episodeLoss, type Episode, type LossOptions } from '../model/protonet.js';
 import { Tensor, type FloatArray } from '../tensor/tensor.js';
-import { DualOps, basisLeaf, type AllocHook, type Dual } from './dual.js';
+import { DualOps, basisLeaf, type Dual } from './dual.js';
+import { meterOps } from '../memory/accounting.js';
 import { allocJacobian, columnChunks, type StoredJacobian } from './jacobian.js';
 
 export interface ForwardMetaOptions extends LossOptions {
@@ -26,6 +27,8 @@ export interface ForwardMetaOptions extends LossOptions {
   ranges?: readonly (readonly [number, number])[];
   /** Called once the Jacobian is allocated, before any pass (e.g. to touch its pages for RSS). */
   onJacobian?: (j: StoredJacobian) => void;
+  /** Called after each pass over columns [start, end) (progress, timing). */
+  onColumns?: (start: number, end: number) => void;
 }
 
 export interface ForwardMetaResult {
@@ -44,15 +47,15 @@ export interface ForwardMetaResult {
     jacobian: number;
     /** Gradient, direct term and dL/dpsi vectors (exact). */
     vectors: number;
-    /** Largest sum of tensors allocated by one pass (values and tangents): a bound on that pass's live set. */
+    /** Largest (inputs + outputs) of one op call in any pass, values and tangents: what a pass must hold at once at least. */
     passMax: number;
   };
 }
 
 /** DualOps that hands the prototypes' tangent to `sink` and cuts it downstream. */
 class StateTapOps extends DualOps {
-  constructor(device: Device, k: number, private readonly sink: (t: Tensor | null) => void, onAlloc?: AllocHook) {
-    super(device, k, onAlloc);
+  constructor(device: Device, k: number, private readonly sink: (t: Tensor | null) => void) {
+    super(device, k);
   }
 
   override prototypes(support: Dual, labels: Int32Array, way: number): Dual {
@@ -81,20 +84,19 @@ export function protoNetForwardGradient(
   const jac = allocJacobian(dPsi, d, dtype);
   opts.onJacobian?.(jac);
   const direct = new Float64Array(d), grad = new Float64Array(d), dLdPsi = new Float64Array(dPsi);
-  let passBytes = 0, passMax = 0;
-  const onAlloc: AllocHook = (b) => { passBytes += b; };
+  let passMax = 0;
   let columns = 0;
   for (const [s, t] of columnChunks(d, chunk, opts.ranges)) {
     const k = t - s;
-    passBytes = 0;
-    const ops = new StateTapOps(device, k, (tan) => {
+    const m = meterOps(new StateTapOps(device, k, (tan) => {
       if (tan) jac.data.set(tan.data, s * dPsi);
       else jac.data.fill(0, s * dPsi, t * dPsi);
-    }, onAlloc);
-    const r = episodeLoss(ops, layout, params, bn, ep, opts, basisLeaf(layout.params, s, k));
+    }));
+    const r = episodeLoss(m.ops, layout, params, bn, ep, opts, basisLeaf(layout.params, s, k));
     if (r.loss.t) for (let j = 0; j < k; j++) direct[s + j] = r.loss.t.data[j]!;
-    passMax = Math.max(passMax, passBytes);
+    passMax = Math.max(passMax, m.opPeak);
     columns += k;
+    opts.onColumns?.(s, t);
   }
 
   // Primal values, then dL/dpsi by forward passes over the head with psi as the input (E directions per pass).
@@ -106,13 +108,13 @@ export function protoNetForwardGradient(
   const loss = headLoss(direct0, zq, psi, ep.queryLabels, opts).data[0]!;
   for (let s = 0; s < dPsi; s += e) {
     const k = Math.min(e, dPsi - s);
-    passBytes = 0;
-    const ops = new DualOps(device, k, onAlloc);
+    const inner = new DualOps(device, k);
+    const m = meterOps(inner);
     const tan = Tensor.zeros([k, ep.way, e], psi.dtype);
     for (let j = 0; j < k; j++) tan.data[j * dPsi + s + j] = 1;
-    const l = headLoss(ops, ops.constant(zq), ops.dual(psi, tan), ep.queryLabels, opts);
+    const l = headLoss(m.ops, m.ops.constant(zq), inner.dual(psi, tan), ep.queryLabels, opts);
     for (let j = 0; j < k; j++) dLdPsi[s + j] = l.t!.data[j]!;
-    passMax = Math.max(passMax, passBytes);
+    passMax = Math.max(passMax, m.opPeak);
   }
 
   for (let c = 0; c < d; c++) {

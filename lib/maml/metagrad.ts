@@ -31,6 +31,8 @@ export interface EsSettings {
   antithetic: boolean;
   seed: number;
   step: number;
+  /** Evaluate only members [0, evaluate) (for timing a large population on a sample; every buffer is still sized for pop). Default pop. */
+  evaluate?: number;
 }
 
 export interface MetaContext {
@@ -78,20 +80,24 @@ export function mamlBackprop(ctx: MetaContext, phi: FloatArray, ep: Episode, ord
   meter.set('embeddings', z.data.byteLength);
   const h = headProblem(ctx, z.data, ep);
   const inner = innerLoop(h, L.headWeight(phi).data, L.headBias(phi).data, ctx.cfg.innerSteps, order === 'second-order');
-  meter.reached('head', inner.peakBytes);
-  const held = (inner.tape?.bytes ?? 0) + inner.w.byteLength + inner.b.byteLength;
+  // The inner loop's peak is at its end: the tape (g x l, grown monotonically) plus the head state and scratch.
+  const tapeBytes = inner.tape?.bytes ?? 0, stateBytes = inner.w.byteLength + inner.b.byteLength;
+  meter.set('head tape', tapeBytes);
+  meter.reached('head', inner.peakBytes - tapeBytes);
   const q = queryLoss(h, inner.w, inner.b);
-  meter.reached('head', held + q.bytes);
+  meter.reached('head', stateBytes + q.bytes);
   let dzs: FloatArray, dw0: FloatArray, db0: FloatArray;
   if (order === 'second-order') {
     const back = backwardInner(h, inner.tape!, q.dw, q.db);
-    meter.reached('head', back.peakBytes + q.bytes + inner.w.byteLength + inner.b.byteLength);
+    // backwardInner's peak is at its start: the whole tape plus its adjoints.
+    meter.reached('head', back.peakBytes - tapeBytes + q.bytes + stateBytes);
     ({ dzs, dw0, db0 } = back);
   } else {
     dzs = allocLike(q.dw, h.zs.length);
     dw0 = q.dw;
     db0 = q.db;
   }
+  meter.set('head tape', 0);
   // The embeddings' adjoint [NS + NQ, E] seeds the encoder backward.
   const seed = new Tensor(allocLike(z.data, z.size), z.shape);
   seed.data.set(dzs, 0);
@@ -150,8 +156,10 @@ export function mamlEs(ctx: MetaContext, mu: Float32Array, ep: Episode, es: EsSe
     }
   }
   const metered = meterOps(new DirectOps(ctx.device));
+  const used = es.evaluate ?? es.pop;
+  if (!(Number.isInteger(used) && used >= 2 && used <= es.pop)) throw new RangeError(`maml es: evaluate must be an integer in [2, ${es.pop}], got ${used}`);
   let lossSum = 0, accSum = 0;
-  for (let m = 0; m < es.pop; m++) {
+  for (let m = 0; m < used; m++) {
     if (matrix) for (let j = 0; j < d; j++) theta[j] = mu[j]! + matrix[m * d + j]!;
     else perturbMember(theta, mu, pert, es.seed, es.step, m, z);
     metered.reset();
@@ -161,12 +169,12 @@ export function mamlEs(ctx: MetaContext, mu: Float32Array, ep: Episode, es: EsSe
     lossSum += r.loss;
     accSum += r.accuracy;
   }
-  const { weights } = groupWeights(fitness, { estimator: 'wsr', sigma: es.sigma, baseline: false, nonFinite: 'worst' });
+  const { weights } = groupWeights(fitness.subarray(0, used), { estimator: 'wsr', sigma: es.sigma, baseline: false, nonFinite: 'worst' });
   const sum = new Float64Array(d);
-  working += weights.byteLength + sum.byteLength;
+  working += 8 * es.pop + sum.byteLength;
   meter.set('es', working);
   if (matrix) {
-    for (let m = 0; m < es.pop; m++) {
+    for (let m = 0; m < used; m++) {
       const w = weights[m]!;
       for (let j = 0; j < d; j++) sum[j] = sum[j]! + w * matrix[m * d + j]!;
     }
@@ -176,6 +184,6 @@ export function mamlEs(ctx: MetaContext, mu: Float32Array, ep: Episode, es: EsSe
   for (let j = 0; j < d; j++) g[j] = -sum[j]!;
   meter.set('es', 0);
   meter.set('population matrix', 0);
-  return { loss: lossSum / es.pop, accuracy: accSum / es.pop, grad: g, meter };
+  return { loss: lossSum / used, accuracy: accSum / used, grad: g, meter };
 }
 

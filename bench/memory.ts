@@ -1,0 +1,65 @@
+/**
+ * `npm run bench:memory [-- --quick] [-- --budget 4GiB]`: the memory study.
+ * Runs every case in a fresh process and writes memory.json, memory.md and two
+ * SVG charts to bench/results/memory/ (quick mode: bench/results/memory/quick/).
+ */
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { Command } from 'commander';
+import '../lib/device/cpu-ts/index.js';
+import '../lib/device/cpu-native/index.js';
+import { getDevice } from '../lib/device/registry.js';
+import { parseBytes, runSweep, STUDIES, type StudyName } from '../lib/memory/sweep.js';
+import { markdownReport, fmtBytes, fmtSeconds } from '../lib/memory/report.js';
+import { populationChart, taskLengthChart } from '../lib/memory/charts.js';
+import { caseId } from '../lib/memory/cases.js';
+
+const here = dirname(fileURLToPath(import.meta.url));
+const repo = resolve(here, '..', '..');
+
+const program = new Command('bench:memory')
+  .description('Memory study: backprop vs forward mode vs ES over channels, task length and population (each case in a fresh process)')
+  .option('--quick', 'small sweep that finishes in a few minutes (C = 16 for the task-length and population studies, sampled ES members)', false)
+  .option('--budget <bytes>', 'skip cases predicted above this many bytes, recorded as "out of memory budget" (e.g. 16GiB, 4GiB)', '16GiB')
+  .option('--studies <list>', `comma-separated subset of ${STUDIES.join(', ')}`, STUDIES.join(','))
+  .option('--device <name>', 'device for the kernels (default: the best available)')
+  .option('--out <dir>', 'output directory (default bench/results/memory, quick: bench/results/memory/quick)')
+  .option('--timeout <seconds>', 'per-case wall-clock limit', '600');
+
+async function main(): Promise<void> {
+  program.parse();
+  const o = program.opts<{ quick: boolean; budget: string; studies: string; device?: string; out?: string; timeout: string }>();
+  const studies = o.studies.split(',').map((s) => s.trim()).filter(Boolean) as StudyName[];
+  for (const s of studies) if (!STUDIES.includes(s)) throw new RangeError(`--studies: unknown study ${s} (expected ${STUDIES.join(', ')})`);
+  const budgetBytes = parseBytes(o.budget);
+  const timeout = Number(o.timeout);
+  if (!(timeout > 0)) throw new RangeError(`--timeout must be a positive number of seconds, got ${o.timeout}`);
+  const device = getDevice(o.device).name;
+  const out = resolve(o.out ?? join(repo, 'bench', 'results', 'memory', ...(o.quick ? ['quick'] : [])));
+  mkdirSync(out, { recursive: true });
+  process.stderr.write(`memory study (${o.quick ? 'quick' : 'full'}), device ${device}, budget ${fmtBytes(budgetBytes)}, output ${out}\n`);
+  const worker = join(here, 'memory-worker.js');
+  const sweep = await runSweep(worker, {
+    quick: o.quick, budgetBytes, studies, ...(o.device ? { device: o.device } : {}), timeoutMs: timeout * 1000,
+    onCase: (c, r, i, n) => {
+      const what = r.status === 'ok'
+        ? `${r.dominant.name} ${fmtBytes(r.dominant.bytes)}, peak ${fmtBytes(r.accounted.peak)}, RSS ${fmtBytes(r.rss?.maxRss)}, ${fmtSeconds(r.seconds)}`
+        : r.status === 'out of memory budget' ? `out of memory budget (predicted ${fmtBytes(r.predictedBytes)})` : `error: ${r.error}`;
+      process.stderr.write(`[${i + 1}/${n}] ${c.study} ${caseId(c.spec)}: ${what}\n`);
+    },
+  });
+  const command = `npm run bench:memory --${o.quick ? ' --quick' : ''}${o.budget !== '16GiB' ? ` --budget ${o.budget}` : ''}`;
+  writeFileSync(join(out, 'memory.json'), JSON.stringify({ device, command, ...sweep }, null, 1) + '\n');
+  writeFileSync(join(out, 'memory.md'), markdownReport(sweep, { device, command }));
+  if (studies.includes('task-length')) writeFileSync(join(out, 'memory-vs-task-length.svg'), await taskLengthChart(sweep));
+  if (studies.includes('population')) writeFileSync(join(out, 'memory-vs-population.svg'), await populationChart(sweep));
+  const failed = sweep.cases.filter((c) => c.result.status === 'error');
+  process.stderr.write(`done in ${fmtSeconds(sweep.seconds)}: ${sweep.cases.length} cases, ${failed.length} errors; wrote ${out}\n`);
+  if (failed.length > 0) process.exitCode = 1;
+}
+
+main().catch((e: unknown) => {
+  process.stderr.write(`bench:memory: ${e instanceof Error ? e.message : String(e)}\n`);
+  process.exit(2);
+});

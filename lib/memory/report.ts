@@ -1,0 +1,116 @@
+/** The memory study's markdown report: measured bytes beside the paper's formulas (II-E), and time per meta-gradient. */
+import type { CaseResult } from './cases.js';
+import { methodLabel } from './labels.js';
+import { PAPER_40X, type SweepResult } from './sweep.js';
+
+export function fmtBytes(b: number | undefined): string {
+  if (b === undefined || !Number.isFinite(b)) return '—';
+  const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
+  let v = b, u = 0;
+  while (v >= 1024 && u < units.length - 1) { v /= 1024; u++; }
+  return `${u === 0 ? v.toFixed(0) : v < 10 ? v.toFixed(2) : v < 100 ? v.toFixed(1) : v.toFixed(0)} ${units[u]}`;
+}
+
+export function fmtSeconds(s: number): string {
+  if (!Number.isFinite(s)) return '—';
+  if (s < 1) return `${(s * 1000).toFixed(s < 0.01 ? 2 : 0)} ms`;
+  if (s < 120) return `${s.toFixed(s < 10 ? 2 : 1)} s`;
+  if (s < 2 * 3600) return `${(s / 60).toFixed(1)} min`;
+  if (s < 2 * 86400) return `${(s / 3600).toFixed(1)} h`;
+  return `${(s / 86400).toFixed(1)} days`;
+}
+
+function ratio(a: number, b: number): string {
+  if (!(a > 0) || !(b > 0)) return '—';
+  const r = a / b;
+  return `${r >= 100 ? r.toFixed(0) : r.toFixed(1)}x`;
+}
+
+function time(r: CaseResult): string {
+  if (r.status !== 'ok') return '—';
+  return r.timeNote.startsWith('extrapolated') ? `${fmtSeconds(r.seconds)} (${r.timeNote})` : fmtSeconds(r.seconds);
+}
+
+function status(r: CaseResult): string | null {
+  if (r.status === 'out of memory budget') return `out of memory budget (predicted ${fmtBytes(r.predictedBytes)})`;
+  if (r.status === 'error') return `error: ${r.error ?? 'unknown'}`;
+  return null;
+}
+
+function row(cells: (string | number)[]): string {
+  return `| ${cells.map(String).join(' | ')} |`;
+}
+
+function measuredCells(r: CaseResult): string[] {
+  const st = status(r);
+  if (st) return [st, '—', '—', '—'];
+  return [`${fmtBytes(r.dominant.bytes)} (${r.dominant.name})`, fmtBytes(r.accounted.peak), fmtBytes(r.rss?.maxRss), time(r)];
+}
+
+function formulaCells(r: CaseResult): string[] {
+  return r.formula ? [`${r.formula.name} = ${r.formula.expr}`, fmtBytes(r.formula.bytes)] : ['— (measured only)', '—'];
+}
+
+export function markdownReport(s: SweepResult, meta: { device: string; command: string }): string {
+  const L: string[] = [];
+  const cases = s.cases;
+  const find = (f: (c: (typeof cases)[number]) => boolean): CaseResult | undefined => cases.find(f)?.result;
+  L.push('# Memory study: backprop vs forward mode vs ES');
+  L.push('');
+  L.push(`Mode: **${s.quick ? 'quick' : 'full'}** · device: ${meta.device} · budget: ${fmtBytes(s.budgetBytes)} · ${s.startedAt} · ${fmtSeconds(s.seconds)} in all · command: \`${meta.command}\``);
+  L.push('');
+  L.push('Each row is one meta-gradient computed in a fresh process. *Dominant term* and *accounted peak* come from the library\'s own accounting');
+  L.push('(exact byte counts of the arrays each method holds: tape, Jacobian, population matrix or ES vectors, parameters, gradient, optimizer state,');
+  L.push('the episode, and one op\'s inputs + outputs for forward-only passes); *peak RSS* is `process.resourceUsage().maxRSS` of that process');
+  L.push('(it includes Node itself, about 50-100 MB). Formulas are the paper\'s section II-E terms in float32 bytes.');
+  L.push('Episodes: synthetic, 32 x 32, 10-way 5-shot 5-query unless stated (memory does not depend on pixel values).');
+  L.push('');
+
+  const fm = find((c) => c.study === 'channels' && c.spec.method === 'forward' && c.spec.channels === PAPER_40X.channels && c.spec.way === PAPER_40X.way);
+  const esm = find((c) => c.study === 'channels' && c.spec.method === 'es-matrix' && c.spec.channels === PAPER_40X.channels && c.spec.pop === PAPER_40X.pop);
+  const es = find((c) => c.study === 'channels' && c.spec.method === 'es' && c.spec.channels === PAPER_40X.channels && c.spec.pop === PAPER_40X.pop);
+  const bp = find((c) => c.study === 'channels' && c.spec.method === 'backprop' && c.spec.channels === PAPER_40X.channels && c.spec.way === PAPER_40X.way);
+  if (fm && esm && es && [fm, esm, es].every((r) => r.status === 'ok')) {
+    L.push(`## The paper's 40x case: C = ${PAPER_40X.channels}, population ${PAPER_40X.pop}, ${PAPER_40X.way}-way, ${PAPER_40X.imageSize} x ${PAPER_40X.imageSize}`);
+    L.push('');
+    L.push(`D_phi = ${fm.dPhi}, D_psi = ${PAPER_40X.way} x ${fm.dPsi / PAPER_40X.way} = ${fm.dPsi}.`);
+    L.push('');
+    L.push(row(['', 'paper (formula)', 'measured here']));
+    L.push(row(['---', '---', '---']));
+    L.push(row(['forward mode: Jacobian D_psi x D_phi', fmtBytes(fm.formula!.bytes), fmtBytes(fm.dominant.bytes)]));
+    L.push(row(['ES: population matrix P x D_phi', fmtBytes(esm.formula!.bytes), fmtBytes(esm.dominant.bytes)]));
+    L.push(row(['**ratio Jacobian / population matrix**', `**${ratio(fm.formula!.bytes, esm.formula!.bytes)}** (paper: "approximately forty times")`, `**${ratio(fm.dominant.bytes, esm.dominant.bytes)}**`]));
+    L.push(row(['our ES working set (noise regenerated, no matrix)', '—', fmtBytes(es.dominant.bytes)]));
+    L.push(row(['**ratio Jacobian / our ES working set**', '—', `**${ratio(fm.dominant.bytes, es.dominant.bytes)}**`]));
+    L.push(row(['accounted peak: forward mode / paper ES / our ES', '—', `${fmtBytes(fm.accounted.peak)} / ${fmtBytes(esm.accounted.peak)} / ${fmtBytes(es.accounted.peak)} (our ES ${ratio(fm.accounted.peak, es.accounted.peak)} below forward mode)`]));
+    L.push(row(['peak RSS: forward mode / paper ES / our ES', '—', `${fmtBytes(fm.rss?.maxRss)} / ${fmtBytes(esm.rss?.maxRss)} / ${fmtBytes(es.rss?.maxRss)}`]));
+    if (bp?.status === 'ok') L.push(row(['backprop tape (reverse mode, for reference)', '—', `${fmtBytes(bp.dominant.bytes)}; accounted peak ${fmtBytes(bp.accounted.peak)}, RSS ${fmtBytes(bp.rss?.maxRss)}`]));
+    L.push(row(['time per meta-gradient: forward / paper ES / our ES' + (bp?.status === 'ok' ? ' / backprop' : ''), '—',
+      `${time(fm)} / ${time(esm)} / ${time(es)}${bp?.status === 'ok' ? ` / ${time(bp)}` : ''}`]));
+    L.push('');
+  }
+
+  const section = (title: string, study: string, head: string[], cells: (c: (typeof cases)[number]) => (string | number)[]): void => {
+    const rows = cases.filter((c) => c.study === study);
+    if (rows.length === 0) return;
+    L.push(`## ${title}`);
+    L.push('');
+    L.push(row(head));
+    L.push(row(head.map(() => '---')));
+    for (const c of rows) L.push(row(cells(c)));
+    L.push('');
+  };
+  section('Measured bytes vs the paper\'s formulas, ProtoNet, C = 16 / 32 / 64', 'channels',
+    ['C', 'way', 'method', 'D_phi', 'D_psi', 'paper term', 'formula bytes', 'measured term', 'accounted peak', 'peak RSS', 'time / meta-gradient'],
+    (c) => [c.spec.channels, c.spec.way, methodLabel(c.spec.method) + (c.spec.pop ? ` (P = ${c.spec.pop})` : ''), c.result.dPhi || '—', c.result.dPsi || '—', ...formulaCells(c.result), ...measuredCells(c.result)]);
+  section('Task length: the MAML-style learner with l inner steps', 'task-length',
+    ['l', 'C', 'method', 'paper term', 'formula bytes', 'measured term', 'accounted peak', 'peak RSS', 'time / meta-gradient'],
+    (c) => [c.spec.innerSteps!, c.spec.channels, methodLabel(c.spec.method) + (c.spec.pop ? ` (P = ${c.spec.pop})` : ''), ...formulaCells(c.result), ...measuredCells(c.result)]);
+  section('Population size: ProtoNet ES', 'population',
+    ['C', 'P', 'method', 'paper term', 'formula bytes', 'measured term', 'accounted peak', 'peak RSS', 'time / meta-gradient'],
+    (c) => [c.spec.channels, c.spec.pop!, methodLabel(c.spec.method), ...formulaCells(c.result), ...measuredCells(c.result)]);
+
+  L.push('Charts: [memory vs task length](memory-vs-task-length.svg) · [memory vs population](memory-vs-population.svg). Raw data: [memory.json](memory.json).');
+  L.push('');
+  return L.join('\n');
+}

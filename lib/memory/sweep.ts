@@ -1,0 +1,148 @@
+/**
+ * The memory study's sweeps, each case in a FRESH process (child_process.fork
+ * of the worker script), so its peak RSS is its own. A case whose predicted
+ * bytes exceed the budget is not started: it is recorded as "out of memory
+ * budget" with the prediction.
+ *
+ * Studies (all on synthetic episodes: memory does not depend on pixel values):
+ *  channels     ProtoNet backprop / forward / es / es-matrix at C = 16, 32, 64 (includes the paper's 40x case)
+ *  task-length  the MAML-style learner, second order / first order / es / es-matrix, l = 1 .. 1000 (full: 10^4)
+ *  population   ProtoNet es and es-matrix, P = 64 .. 4096
+ */
+import { fork } from 'node:child_process';
+import { caseId, predictBytes, type CaseResult, type CaseSpec } from './cases.js';
+
+export type StudyName = 'channels' | 'task-length' | 'population';
+export const STUDIES: readonly StudyName[] = ['channels', 'task-length', 'population'];
+
+export interface SweepCase { study: StudyName; id: string; spec: CaseSpec }
+
+export interface SweepOptions {
+  quick: boolean;
+  /** Cases predicted above this many bytes are skipped ("out of memory budget"). */
+  budgetBytes: number;
+  studies?: readonly StudyName[];
+  device?: string;
+  /** Per-case wall-clock limit (ms); a case past it is killed and recorded as an error. */
+  timeoutMs?: number;
+  onCase?: (c: SweepCase, r: CaseResult, index: number, total: number) => void;
+}
+
+/** The paper's 40x configuration: C = 64, population 64, 10-way (its Table III row), 32 x 32 images. */
+export const PAPER_40X = { channels: 64, pop: 64, way: 10, imageSize: 32 } as const;
+
+/** What a fresh Node process holds before any case (added to predictions for the budget). */
+export const BASELINE_RSS_ESTIMATE = 96 * 2 ** 20;
+
+export function sweepCases(opts: Pick<SweepOptions, 'quick' | 'studies' | 'device'>): SweepCase[] {
+  const q = opts.quick;
+  const ep = { imageSize: 32, way: 10, shot: 5, query: 5 } as const;
+  const base = { ...ep, seed: 1, reps: q ? 1 : 2, ...(opts.device ? { device: opts.device } : {}) };
+  const want = new Set(opts.studies ?? STUDIES);
+  const out: SweepCase[] = [];
+  const add = (study: StudyName, spec: CaseSpec): void => {
+    const id = caseId(spec);
+    if (!out.some((c) => c.id === id)) out.push({ study, id, spec });
+  };
+  if (want.has('channels')) {
+    for (const channels of [16, 32, 64]) {
+      add('channels', { ...base, method: 'backprop', channels });
+      add('channels', { ...base, method: 'forward', channels, ...(q ? {} : { fmSample: 2 * (channels <= 32 ? 8 : 2) }) });
+      add('channels', { ...base, method: 'es', channels, pop: 64, ...(q ? { maxMembers: 16 } : {}) });
+      add('channels', { ...base, method: 'es-matrix', channels, pop: 64, ...(q ? { maxMembers: 16 } : {}) });
+    }
+    if (!q) {
+      // Snell et al.'s 60-way training episodes: the forward-mode Jacobian grows with the way.
+      for (const channels of [16, 32, 64]) add('channels', { ...base, method: 'forward', channels, way: 60 });
+    }
+  }
+  if (want.has('task-length')) {
+    const channels = q ? 16 : 32;
+    for (const l of q ? [1, 10, 100, 1000] : [1, 10, 100, 1000, 10000]) {
+      const maml = { ...base, channels, innerSteps: l, innerLr: 0.1 };
+      add('task-length', { ...maml, method: 'maml-second-order' });
+      add('task-length', { ...maml, method: 'maml-first-order' });
+      const members = l >= 1000 ? (q ? 4 : 8) : q ? 16 : 64;
+      add('task-length', { ...maml, method: 'maml-es', pop: 64, maxMembers: members });
+      add('task-length', { ...maml, method: 'maml-es-matrix', pop: 64, maxMembers: members });
+    }
+  }
+  if (want.has('population')) {
+    for (const channels of q ? [16] : [16, 32, 64]) {
+      for (const pop of [64, 256, 1024, 4096]) {
+        const members = q ? 16 : 64;
+        add('population', { ...base, method: 'es', channels, pop, maxMembers: members });
+        add('population', { ...base, method: 'es-matrix', channels, pop, maxMembers: members });
+      }
+    }
+  }
+  return out;
+}
+
+export interface WorkerReply { ok: true; result: CaseResult; maxRss: number; baseline: number }
+export interface WorkerError { ok: false; error: string; maxRss: number; baseline: number }
+
+function skipped(spec: CaseSpec, status: CaseResult['status'], predicted: number, error?: string): CaseResult {
+  return {
+    spec, status, ...(error ? { error } : {}), device: spec.device ?? '', dPhi: 0, dPsi: 0, formula: null,
+    dominant: { name: '', bytes: 0 }, accounted: { peak: 0, atPeak: {}, maxima: {} }, predictedBytes: predicted, seconds: NaN, timeNote: '',
+  };
+}
+
+/** Run one case in a fresh Node process (the worker script) and attach its peak RSS. */
+export function runInFreshProcess(workerPath: string, spec: CaseSpec, timeoutMs: number): Promise<CaseResult> {
+  return new Promise((resolve) => {
+    const child = fork(workerPath, [JSON.stringify(spec)], { execArgv: ['--expose-gc'], stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+    let reply: WorkerReply | WorkerError | null = null;
+    const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
+    child.on('message', (m) => { reply = m as WorkerReply | WorkerError; });
+    child.on('exit', (code, signal) => {
+      clearTimeout(timer);
+      const r = reply as WorkerReply | WorkerError | null;
+      if (r && r.ok) resolve({ ...r.result, rss: { maxRss: r.maxRss, baseline: r.baseline } });
+      else if (r) resolve({ ...skipped(spec, 'error', safePredict(spec), r.error), rss: { maxRss: r.maxRss, baseline: r.baseline } });
+      else resolve(skipped(spec, 'error', safePredict(spec), signal === 'SIGKILL' ? `killed after ${timeoutMs / 1000} s` : `worker exited with code ${code} signal ${signal}`));
+    });
+  });
+}
+
+export interface SweepResult {
+  quick: boolean;
+  budgetBytes: number;
+  startedAt: string;
+  seconds: number;
+  cases: (SweepCase & { result: CaseResult })[];
+}
+
+function safePredict(spec: CaseSpec): number {
+  try { return predictBytes(spec); } catch { return NaN; }
+}
+
+export async function runSweep(workerPath: string, opts: SweepOptions): Promise<SweepResult> {
+  const cases = sweepCases(opts);
+  const t0 = Date.now();
+  const out: SweepResult = { quick: opts.quick, budgetBytes: opts.budgetBytes, startedAt: new Date(t0).toISOString(), seconds: 0, cases: [] };
+  for (let i = 0; i < cases.length; i++) {
+    const c = cases[i]!;
+    const predicted = predictBytes(c.spec) + BASELINE_RSS_ESTIMATE;
+    const result = predicted > opts.budgetBytes
+      ? skipped(c.spec, 'out of memory budget', predicted)
+      : await runInFreshProcess(workerPath, c.spec, opts.timeoutMs ?? 10 * 60 * 1000);
+    out.cases.push({ ...c, result });
+    opts.onCase?.(c, result, i, cases.length);
+  }
+  out.seconds = (Date.now() - t0) / 1000;
+  return out;
+}
+
+/** Parse sizes like 16GiB, 4G, 512MiB, 1e9 (bytes). */
+export function parseBytes(s: string): number {
+  const m = /^\s*([0-9.]+(?:e[0-9]+)?)\s*(b|k|kb|kib|m|mb|mib|g|gb|gib|t|tb|tib)?\s*$/i.exec(s);
+  if (!m) throw new RangeError(`cannot parse a byte size from "${s}" (examples: 16GiB, 512MiB, 4e9)`);
+  const v = Number(m[1]);
+  const u = (m[2] ?? 'b').toLowerCase();
+  const mult: Record<string, number> = { b: 1, k: 1024, kb: 1e3, kib: 1024, m: 2 ** 20, mb: 1e6, mib: 2 ** 20, g: 2 ** 30, gb: 1e9, gib: 2 ** 30, t: 2 ** 40, tb: 1e12, tib: 2 ** 40 };
+  const out = v * mult[u]!;
+  if (!(out > 0) || !Number.isFinite(out)) throw new RangeError(`byte size must be positive, got "${s}"`);
+  return out;
+}
