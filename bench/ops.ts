@@ -15,11 +15,8 @@ import { getDevice, type Device } from '../lib/device/registry.js';
 import { PACKAGE_ROOT } from '../lib/device/cpu-native/addon.js';
 import { Rng } from '../lib/rng/philox.js';
 import { Tensor } from '../lib/tensor/tensor.js';
+import { arg } from './common.js';
 
-function arg(name: string, def: string): string {
-  const i = process.argv.indexOf(`--${name}`);
-  return i >= 0 && process.argv[i + 1] ? process.argv[i + 1]! : def;
-}
 const N = Number(arg('images', '100')), C = Number(arg('channels', '64')), S = 14, TIME = Number(arg('time', '500'));
 
 const rng = new Rng(3);

@@ -25,11 +25,8 @@ import { initParams } from '../lib/model/init.js';
 import type { Episode } from '../lib/model/protonet.js';
 import { Rng } from '../lib/rng/philox.js';
 import { Tensor } from '../lib/tensor/tensor.js';
+import { arg, convFlops } from './common.js';
 
-function arg(name: string, def: string): string {
-  const i = process.argv.indexOf(`--${name}`);
-  return i >= 0 && process.argv[i + 1] ? process.argv[i + 1]! : def;
-}
 const flag = (name: string): boolean => process.argv.includes(`--${name}`);
 
 const MEMBERS = Number(arg('members', '256'));
@@ -44,15 +41,6 @@ const EPISODES = arg('episodes', '5w5s5q,20w5s15q').split(',').map((s) => {
 const THREADS = arg('threads', '1,2').split(',').map(Number);
 const SIZE = 28;
 
-export function convFlops(c: number, images: number, size = SIZE, blocks = 4, cin = 1): number {
-  let f = 0, s = size, ci = cin;
-  for (let l = 0; l < blocks; l++) {
-    f += 2 * 9 * ci * c * s * s * images;
-    ci = c;
-    s = Math.floor(s / 2);
-  }
-  return f;
-}
 
 function episode(way: number, shot: number, query: number): Episode {
   const rng = new Rng(7);

@@ -4,27 +4,47 @@
 
 #include "core/cpu.h"
 #include "core/kernels.h"
+#include "core/threadpool.h"
 #include "isa/isa.h"
 
 namespace evometa {
 
 namespace {
 
-// col[(ci*kh + i)*kw + j][oh*ow] (transposed = false) or col[oh*ow][...] (transposed = true)
-void im2col(const ConvGeom& g, const float* x, float* col, bool transposed) {
-  const long plane = (long)g.oh * g.ow, k = (long)g.cin * g.kh * g.kw;
+// Output columns [lo, hi) whose input column ox*stride - pad + j lies inside [0, w).
+inline void validCols(const ConvGeom& g, int j, int* lo, int* hi) {
+  int l = 0;
+  while (l < g.ow && l * g.stride - g.pad + j < 0) l++;
+  int h = g.ow;
+  while (h > l && (h - 1) * g.stride - g.pad + j >= g.w) h--;
+  *lo = l;
+  *hi = h;
+}
+
+// col[(ci*kh + i)*kw + j][oh*ow]
+void im2col(const ConvGeom& g, const float* x, float* col) {
+  const long plane = (long)g.oh * g.ow;
   for (int ci = 0; ci < g.cin; ci++)
     for (int i = 0; i < g.kh; i++)
       for (int j = 0; j < g.kw; j++) {
-        const long row = ((long)ci * g.kh + i) * g.kw + j;
+        float* c = col + (((long)ci * g.kh + i) * g.kw + j) * plane;
+        int lo, hi;
+        validCols(g, j, &lo, &hi);
         for (int oy = 0; oy < g.oh; oy++) {
+          float* row = c + (long)oy * g.ow;
           const int iy = oy * g.stride - g.pad + i;
-          for (int ox = 0; ox < g.ow; ox++) {
-            const int ix = ox * g.stride - g.pad + j;
-            const float v = (iy >= 0 && iy < g.h && ix >= 0 && ix < g.w) ? x[((long)ci * g.h + iy) * g.w + ix] : 0.f;
-            const long p = (long)oy * g.ow + ox;
-            if (transposed) col[p * k + row] = v; else col[row * plane + p] = v;
+          if (iy < 0 || iy >= g.h) {
+            std::memset(row, 0, sizeof(float) * g.ow);
+            continue;
           }
+          const float* src = x + ((long)ci * g.h + iy) * g.w - g.pad + j;
+          for (int ox = 0; ox < lo; ox++) row[ox] = 0.f;
+          if (g.stride == 1) {
+            if (hi > lo) std::memcpy(row + lo, src + lo, sizeof(float) * (hi - lo));
+          } else {
+            for (int ox = lo; ox < hi; ox++) row[ox] = src[(long)ox * g.stride];
+          }
+          for (int ox = hi; ox < g.ow; ox++) row[ox] = 0.f;
         }
       }
 }
@@ -35,15 +55,28 @@ void col2imAdd(const ConvGeom& g, const float* col, float* dx) {
     for (int i = 0; i < g.kh; i++)
       for (int j = 0; j < g.kw; j++) {
         const float* c = col + (((long)ci * g.kh + i) * g.kw + j) * plane;
+        int lo, hi;
+        validCols(g, j, &lo, &hi);
         for (int oy = 0; oy < g.oh; oy++) {
           const int iy = oy * g.stride - g.pad + i;
           if (iy < 0 || iy >= g.h) continue;
-          for (int ox = 0; ox < g.ow; ox++) {
-            const int ix = ox * g.stride - g.pad + j;
-            if (ix >= 0 && ix < g.w) dx[((long)ci * g.h + iy) * g.w + ix] += c[(long)oy * g.ow + ox];
-          }
+          float* dst = dx + ((long)ci * g.h + iy) * g.w - g.pad + j;
+          const float* row = c + (long)oy * g.ow;
+          for (int ox = lo; ox < hi; ox++) dst[(long)ox * g.stride] += row[ox];
         }
       }
+}
+
+// Static chunks of images per task (deterministic for a given thread count).
+struct Chunks {
+  int tasks, n;
+  int begin(int t) const { return (int)((long)n * t / tasks); }
+  int end(int t) const { return (int)((long)n * (t + 1) / tasks); }
+};
+
+Chunks chunksFor(int n) {
+  const int t = poolThreads();
+  return Chunks{n < t ? (n < 1 ? 1 : n) : t, n};
 }
 
 }  // namespace
@@ -51,38 +84,64 @@ void col2imAdd(const ConvGeom& g, const float* col, float* dx) {
 void conv2dForward(const ConvGeom& g, const float* x, const float* w, const float* b, float* y) {
   const IsaOps& isa = currentIsaOps();
   const long plane = (long)g.oh * g.ow, k = (long)g.cin * g.kh * g.kw;
-  std::vector<float> col(k * plane);
-  for (int n = 0; n < g.n; n++) {
-    im2col(g, x + (long)n * g.cin * g.h * g.w, col.data(), false);
-    float* yn = y + (long)n * g.cout * plane;
-    for (int co = 0; co < g.cout; co++)
-      for (long p = 0; p < plane; p++) yn[co * plane + p] = b ? b[co] : 0.f;
-    isa.sgemm(g.cout, (int)plane, (int)k, w, k, col.data(), plane, yn, plane, true);
-  }
+  const Chunks ch = chunksFor(g.n);
+  std::vector<std::vector<float>> cols(ch.tasks);
+  parallelForOrInline(ch.tasks, 0, [&](int t, int) {
+    std::vector<float>& col = cols[t];
+    col.resize(k * plane);
+    for (int n = ch.begin(t); n < ch.end(t); n++) {
+      im2col(g, x + (long)n * g.cin * g.h * g.w, col.data());
+      float* yn = y + (long)n * g.cout * plane;
+      for (int co = 0; co < g.cout; co++)
+        for (long p = 0; p < plane; p++) yn[co * plane + p] = b ? b[co] : 0.f;
+      isa.sgemm(g.cout, (int)plane, (int)k, w, k, col.data(), plane, yn, plane, true);
+    }
+  });
 }
 
 void conv2dBackwardInput(const ConvGeom& g, const float* dy, const float* w, float* dx) {
   const IsaOps& isa = currentIsaOps();
   const long plane = (long)g.oh * g.ow, k = (long)g.cin * g.kh * g.kw;
-  std::vector<float> wt(k * g.cout), col(k * plane);
+  std::vector<float> wt(k * g.cout);
   for (int co = 0; co < g.cout; co++)
     for (long r = 0; r < k; r++) wt[r * g.cout + co] = w[co * k + r];
   std::memset(dx, 0, sizeof(float) * (size_t)g.n * g.cin * g.h * g.w);
-  for (int n = 0; n < g.n; n++) {
-    isa.sgemm((int)k, (int)plane, g.cout, wt.data(), g.cout, dy + (long)n * g.cout * plane, plane, col.data(), plane, false);
-    col2imAdd(g, col.data(), dx + (long)n * g.cin * g.h * g.w);
-  }
+  const Chunks ch = chunksFor(g.n);
+  std::vector<std::vector<float>> cols(ch.tasks);
+  parallelForOrInline(ch.tasks, 0, [&](int t, int) {
+    std::vector<float>& col = cols[t];
+    col.resize(k * plane);
+    for (int n = ch.begin(t); n < ch.end(t); n++) {
+      isa.sgemm((int)k, (int)plane, g.cout, wt.data(), g.cout, dy + (long)n * g.cout * plane, plane, col.data(), plane, false);
+      col2imAdd(g, col.data(), dx + (long)n * g.cin * g.h * g.w);
+    }
+  });
 }
 
 void conv2dBackwardWeight(const ConvGeom& g, const float* dy, const float* x, float* dw, float* db) {
+  // dW^T [k][cout] = sum_n col_n [k][plane] x dy_n^T [plane][cout]: contiguous im2col, a small transpose of dy.
   const IsaOps& isa = currentIsaOps();
   const long plane = (long)g.oh * g.ow, k = (long)g.cin * g.kh * g.kw;
-  std::vector<float> colT(plane * k);
-  std::memset(dw, 0, sizeof(float) * (size_t)g.cout * k);
-  for (int n = 0; n < g.n; n++) {
-    im2col(g, x + (long)n * g.cin * g.h * g.w, colT.data(), true);
-    isa.sgemm(g.cout, (int)k, (int)plane, dy + (long)n * g.cout * plane, plane, colT.data(), k, dw, k, true);
-  }
+  const Chunks ch = chunksFor(g.n);
+  std::vector<std::vector<float>> cols(ch.tasks), dyts(ch.tasks), acc(ch.tasks);
+  parallelForOrInline(ch.tasks, 0, [&](int t, int) {
+    cols[t].resize(k * plane);
+    dyts[t].resize(plane * g.cout);
+    acc[t].assign(k * g.cout, 0.f);
+    for (int n = ch.begin(t); n < ch.end(t); n++) {
+      im2col(g, x + (long)n * g.cin * g.h * g.w, cols[t].data());
+      const float* d = dy + (long)n * g.cout * plane;
+      for (int co = 0; co < g.cout; co++)
+        for (long p = 0; p < plane; p++) dyts[t][p * g.cout + co] = d[co * plane + p];
+      isa.sgemm((int)k, g.cout, (int)plane, cols[t].data(), plane, dyts[t].data(), g.cout, acc[t].data(), g.cout, true);
+    }
+  });
+  for (int co = 0; co < g.cout; co++)
+    for (long r = 0; r < k; r++) {
+      float s = 0;
+      for (int t = 0; t < ch.tasks; t++) s += acc[t][r * g.cout + co];
+      dw[co * k + r] = s;
+    }
   for (int co = 0; co < g.cout; co++) {
     double s = 0;
     for (int n = 0; n < g.n; n++) {

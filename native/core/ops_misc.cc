@@ -7,15 +7,42 @@
 
 namespace evometa {
 
+// Branch-free forms (both operands loaded unconditionally) so the compiler vectorizes them.
 void relu(long n, const float* x, float* y) {
-  for (long i = 0; i < n; i++) y[i] = x[i] > 0 ? x[i] : 0.f;
+  for (long i = 0; i < n; i++) {
+    const float v = x[i];
+    y[i] = v > 0 ? v : 0.f;
+  }
 }
 
 void reluBackward(long n, const float* dy, const float* x, float* dx) {
-  for (long i = 0; i < n; i++) dx[i] = x[i] > 0 ? dy[i] : 0.f;
+  for (long i = 0; i < n; i++) {
+    const float g = dy[i];
+    dx[i] = x[i] > 0 ? g : 0.f;
+  }
 }
 
 void maxpool(const PoolGeom& g, const float* x, float* y, int32_t* argmax) {
+  if (g.kernel == 2 && g.stride == 2) {  // the ConvNet-4 case: 4 candidates, first maximum wins ties
+    long o = 0;
+    for (int p = 0; p < g.nc; p++) {
+      const long base = (long)p * g.h * g.w;
+      for (int i = 0; i < g.oh; i++) {
+        const long r0 = base + 2L * i * g.w, r1 = r0 + g.w;
+        for (int j = 0; j < g.ow; j++, o++) {
+          const long a = r0 + 2 * j;
+          long bi = a;
+          float best = x[a];
+          if (x[a + 1] > best) { best = x[a + 1]; bi = a + 1; }
+          if (x[r1 + 2 * j] > best) { best = x[r1 + 2 * j]; bi = r1 + 2 * j; }
+          if (x[r1 + 2 * j + 1] > best) { best = x[r1 + 2 * j + 1]; bi = r1 + 2 * j + 1; }
+          y[o] = best;
+          argmax[o] = (int32_t)bi;
+        }
+      }
+    }
+    return;
+  }
   long o = 0;
   for (int p = 0; p < g.nc; p++) {
     const long base = (long)p * g.h * g.w;

@@ -32,6 +32,20 @@ class Pool {
 
   void run(int tasks, int maxThreads, const std::function<void(int, int)>& fn) {
     std::lock_guard<std::mutex> g(callMutex_);
+    runLocked(tasks, maxThreads, fn);
+  }
+
+  int runOrInline(int tasks, int maxThreads, const std::function<void(int, int)>& fn) {
+    std::unique_lock<std::mutex> g(callMutex_, std::try_to_lock);
+    if (!g.owns_lock()) {
+      for (int t = 0; t < tasks; t++) fn(t, 0);
+      return 1;
+    }
+    return runLocked(tasks, maxThreads, fn);
+  }
+
+ private:
+  int runLocked(int tasks, int maxThreads, const std::function<void(int, int)>& fn) {
     ensure();
     int helpers = static_cast<int>(workers_.size());
     if (maxThreads > 0) helpers = std::min(helpers, maxThreads - 1);
@@ -68,9 +82,9 @@ class Pool {
       job_ = nullptr;
     }
     if (error) std::rethrow_exception(error);
+    return helpers + 1;
   }
 
- private:
   void ensure() {
     if (target_ == 0) {
       unsigned hc = std::thread::hardware_concurrency();
@@ -135,6 +149,10 @@ int setPoolThreads(int n) { return pool().resize(std::max(1, n)); }
 void parallelFor(int tasks, int maxThreads, const std::function<void(int, int)>& fn) {
   if (tasks <= 0) return;
   pool().run(tasks, maxThreads, fn);
+}
+int parallelForOrInline(int tasks, int maxThreads, const std::function<void(int, int)>& fn) {
+  if (tasks <= 0) return 1;
+  return pool().runOrInline(tasks, maxThreads, fn);
 }
 
 }  // namespace evometa

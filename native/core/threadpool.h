@@ -12,5 +12,8 @@ int setPoolThreads(int n);
 // Runs fn(task, worker) for task in [0, tasks) using up to `maxThreads` threads
 // (0 = all); worker is in [0, threads). Calls are serialized.
 void parallelFor(int tasks, int maxThreads, const std::function<void(int task, int worker)>& fn);
+// The same, but when the pool is busy (a population evaluation is running) all tasks run
+// inline on the calling thread as worker 0 instead of waiting. Returns the threads used.
+int parallelForOrInline(int tasks, int maxThreads, const std::function<void(int task, int worker)>& fn);
 
 }  // namespace evometa
