@@ -3,14 +3,14 @@
  * Runs every case in a fresh process and writes memory.json, memory.md and two
  * SVG charts to bench/results/memory/ (quick mode: bench/results/memory/quick/).
  */
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Command } from 'commander';
 import '../lib/device/cpu-ts/index.js';
 import '../lib/device/cpu-native/index.js';
 import { getDevice } from '../lib/device/registry.js';
-import { parseBytes, runSweep, STUDIES, type StudyName } from '../lib/memory/sweep.js';
+import { parseBytes, runSweep, STUDIES, type StudyName, type SweepResult } from '../lib/memory/sweep.js';
 import { markdownReport, fmtBytes, fmtSeconds } from '../lib/memory/report.js';
 import { populationChart, taskLengthChart } from '../lib/memory/charts.js';
 import { caseId } from '../lib/memory/cases.js';
@@ -25,11 +25,12 @@ const program = new Command('bench:memory')
   .option('--studies <list>', `comma-separated subset of ${STUDIES.join(', ')}`, STUDIES.join(','))
   .option('--device <name>', 'device for the kernels (default: the best available)')
   .option('--out <dir>', 'output directory (default bench/results/memory, quick: bench/results/memory/quick)')
-  .option('--timeout <seconds>', 'per-case wall-clock limit', '600');
+  .option('--timeout <seconds>', 'per-case wall-clock limit', '600')
+  .option('--merge', 'keep the other studies\' cases from an existing memory.json in the output directory (run the studies one at a time)', false);
 
 async function main(): Promise<void> {
   program.parse();
-  const o = program.opts<{ quick: boolean; budget: string; studies: string; device?: string; out?: string; timeout: string }>();
+  const o = program.opts<{ quick: boolean; budget: string; studies: string; device?: string; out?: string; timeout: string; merge: boolean }>();
   const studies = o.studies.split(',').map((s) => s.trim()).filter(Boolean) as StudyName[];
   for (const s of studies) if (!STUDIES.includes(s)) throw new RangeError(`--studies: unknown study ${s} (expected ${STUDIES.join(', ')})`);
   const budgetBytes = parseBytes(o.budget);
@@ -47,13 +48,24 @@ async function main(): Promise<void> {
         ? `${r.dominant.name} ${fmtBytes(r.dominant.bytes)}, peak ${fmtBytes(r.accounted.peak)}, RSS ${fmtBytes(r.rss?.maxRss)}, ${fmtSeconds(r.seconds)}`
         : r.status === 'out of memory budget' ? `out of memory budget (predicted ${fmtBytes(r.predictedBytes)})` : `error: ${r.error}`;
       process.stderr.write(`[${i + 1}/${n}] ${c.study} ${caseId(c.spec)}: ${what}\n`);
+      if (r.status === 'ok' && r.accounted.peak > r.predictedBytes) process.stderr.write(`  note: accounted peak above the budget prediction (${fmtBytes(r.predictedBytes)})\n`);
     },
   });
-  const command = `npm run bench:memory --${o.quick ? ' --quick' : ''}${o.budget !== '16GiB' ? ` --budget ${o.budget}` : ''}`;
-  writeFileSync(join(out, 'memory.json'), JSON.stringify({ device, command, ...sweep }, null, 1) + '\n');
+  const jsonPath = join(out, 'memory.json');
+  if (o.merge && existsSync(jsonPath)) {
+    const old = JSON.parse(readFileSync(jsonPath, 'utf8')) as SweepResult;
+    if (old.quick !== sweep.quick) throw new RangeError(`--merge: ${jsonPath} is a ${old.quick ? 'quick' : 'full'} sweep, this run is ${sweep.quick ? 'quick' : 'full'}`);
+    const kept = old.cases.filter((c) => !studies.includes(c.study));
+    sweep.cases = [...kept, ...sweep.cases].sort((a, b) => STUDIES.indexOf(a.study) - STUDIES.indexOf(b.study));
+    sweep.seconds += old.seconds;
+    sweep.startedAt = old.startedAt < sweep.startedAt ? old.startedAt : sweep.startedAt;
+  }
+  const all = new Set(sweep.cases.map((c) => c.study));
+  const command = `npm run bench:memory --${o.quick ? ' --quick' : ''}${o.budget !== '16GiB' ? ` --budget ${o.budget}` : ''}${o.merge ? ' (studies run one at a time with --merge)' : ''}`;
+  writeFileSync(jsonPath, JSON.stringify({ device, command, ...sweep }, null, 1) + '\n');
   writeFileSync(join(out, 'memory.md'), markdownReport(sweep, { device, command }));
-  if (studies.includes('task-length')) writeFileSync(join(out, 'memory-vs-task-length.svg'), await taskLengthChart(sweep));
-  if (studies.includes('population')) writeFileSync(join(out, 'memory-vs-population.svg'), await populationChart(sweep));
+  if (all.has('task-length')) writeFileSync(join(out, 'memory-vs-task-length.svg'), await taskLengthChart(sweep));
+  if (all.has('population')) writeFileSync(join(out, 'memory-vs-population.svg'), await populationChart(sweep));
   const failed = sweep.cases.filter((c) => c.result.status === 'error');
   process.stderr.write(`done in ${fmtSeconds(sweep.seconds)}: ${sweep.cases.length} cases, ${failed.length} errors; wrote ${out}\n`);
   if (failed.length > 0) process.exitCode = 1;

@@ -55,44 +55,53 @@ function episode(way: number, shot: number, query: number): Episode {
 
 interface Row {
   impl: string; channels: number; episode: string; threads: number; members: number;
-  seconds: number; candidatesPerSec: number; gflops: number; fractionOfPeak: number;
+  /** wall-clock seconds and process CPU seconds of the timed run */
+  seconds: number; cpuSeconds: number;
+  candidatesPerSec: number; gflops: number;
+  /** GFLOP per CPU-second: throughput per busy core, robust to other processes sharing the machine */
+  gflopsPerCpuSecond: number;
+  /** gflopsPerCpuSecond / the per-core FMA peak */
+  fractionOfPeak: number;
 }
 
-async function timeEvaluator(evaluate: (r: PopulationRequest) => Promise<Float64Array>, req: PopulationRequest, repeats: number): Promise<number> {
+async function timeEvaluator(evaluate: (r: PopulationRequest) => Promise<Float64Array>, req: PopulationRequest, repeats: number): Promise<{ wall: number; cpu: number }> {
   await evaluate({ ...req, end: req.start + Math.min(2, req.end - req.start) });
-  let best = Infinity;
+  let best = { wall: Infinity, cpu: Infinity };
   for (let r = 0; r < repeats; r++) {
-    const t0 = performance.now();
+    const c0 = process.cpuUsage(), t0 = performance.now();
     await evaluate(req);
-    best = Math.min(best, (performance.now() - t0) / 1000);
+    const wall = (performance.now() - t0) / 1000, cu = process.cpuUsage(c0);
+    if (wall < best.wall) best = { wall, cpu: (cu.user + cu.system) / 1e6 };
   }
   return best;
 }
 
-function torchPeer(c: number, ep: { way: number; shot: number; query: number }, threads: number, members: number): { best: string; seconds: number; all: Record<string, number> } | string {
+function torchPeer(c: number, ep: { way: number; shot: number; query: number }, threads: number, members: number): { best: string; seconds: number; cpuSeconds: number; all: Record<string, number> } | string {
   const script = join(PACKAGE_ROOT, 'bench', 'torch_population.py');
   const req = { mode: 'population', channels: c, ...ep, imageSize: SIZE, threads, members, groups: [8, 16, 32] };
   const r = spawnSync('python3', [script, JSON.stringify(req)], { encoding: 'utf8' });
   if (r.error || r.status !== 0) return `python3 failed: ${r.error?.message ?? r.stderr.trim().split('\n').pop()}`;
-  const out = JSON.parse(r.stdout) as { skipped?: string; seconds?: Record<string, number> };
+  const out = JSON.parse(r.stdout) as { skipped?: string; seconds?: Record<string, number>; cpuSeconds?: Record<string, number> };
   if (out.skipped) return out.skipped;
   const all = out.seconds!;
   const [best, seconds] = Object.entries(all).sort((a, b) => a[1] - b[1])[0]!;
-  return { best, seconds, all };
+  return { best, seconds, cpuSeconds: out.cpuSeconds![best]!, all };
 }
 
 async function main(): Promise<void> {
   const info = nativeInfo();
   const a = addon();
-  const peak: Record<number, number> = {};
+  const peak: Record<number, { wallGflops: number; perCoreGflops: number }> = {};
   for (const t of THREADS) peak[t] = a.fmaPeak({ threads: t, seconds: 1 });
-  console.log(`cpu-native: ${info.isa} (${info.reason}), ${cpus().length} CPUs, load average ${loadavg().map((x) => x.toFixed(2)).join(' ')}`);
-  console.log(`fp32 FMA peak (${info.isa}): ${THREADS.map((t) => `${t} thread${t > 1 ? 's' : ''} ${peak[t]!.toFixed(1)} GFLOP/s`).join(', ')}`);
+  const perCore = Math.max(...Object.values(peak).map((p) => p.perCoreGflops));
+  console.log(`cpu-native: ${info.isa} (${info.reason}), ${cpus().length} CPUs (${cpus()[0]?.model}), load average ${loadavg().map((x) => x.toFixed(2)).join(' ')}`);
+  console.log(`fp32 FMA peak (${info.isa} FMA loop): ${perCore.toFixed(1)} GFLOP per CPU-second per core (${THREADS.map((t) => `${t} thread${t > 1 ? 's' : ''}: ${peak[t]!.wallGflops.toFixed(1)} GFLOP/s wall`).join(', ')})`);
   const rows: Row[] = [];
   const notes: string[] = [];
-  const add = (impl: string, c: number, epName: string, threads: number, members: number, seconds: number, images: number): void => {
-    const gflops = convFlops(c, images) * members / seconds / 1e9;
-    rows.push({ impl, channels: c, episode: epName, threads, members, seconds, candidatesPerSec: members / seconds, gflops, fractionOfPeak: gflops / peak[threads]! });
+  const add = (impl: string, c: number, epName: string, threads: number, members: number, t: { wall: number; cpu: number }, images: number): void => {
+    const work = convFlops(c, images) * members / 1e9;
+    const perCpu = work / t.cpu;
+    rows.push({ impl, channels: c, episode: epName, threads, members, seconds: t.wall, cpuSeconds: t.cpu, candidatesPerSec: members / t.wall, gflops: work / t.wall, gflopsPerCpuSecond: perCpu, fractionOfPeak: perCpu / perCore });
   };
   let torchMissing: string | undefined;
   for (const c of CHANNELS) {
@@ -116,27 +125,31 @@ async function main(): Promise<void> {
             notes.push(`PyTorch skipped: ${tr}`);
             console.log(`PyTorch peer skipped: ${tr}`);
           } else {
-            add(`pytorch (${tr.best})`, c, ep.name, t, members, tr.seconds, images);
+            add(`pytorch (${tr.best})`, c, ep.name, t, members, { wall: tr.seconds, cpu: tr.cpuSeconds }, images);
           }
         }
       }
       if (!flag('no-ts') && TS_MEMBERS > 0) {
         const ts = new DirectOpsPopulationEvaluator('cpu-ts');
         const req = { ...base, end: TS_MEMBERS };
-        const t0 = performance.now();
+        const c0 = process.cpuUsage(), t0 = performance.now();
         await ts.evaluate(req);
-        add('cpu-ts', c, ep.name, 1, TS_MEMBERS, (performance.now() - t0) / 1000, images);
+        const cu = process.cpuUsage(c0);
+        add('cpu-ts', c, ep.name, 1, TS_MEMBERS, { wall: (performance.now() - t0) / 1000, cpu: (cu.user + cu.system) / 1e6 }, images);
       }
     }
   }
   // table, with the speedup over the best peer of the same C, episode and thread count
-  const peerBest = (r: Row): Row | undefined => rows
+  const peerBest = (r: Row, key: 'gflops' | 'gflopsPerCpuSecond'): Row | undefined => rows
     .filter((p) => p.impl !== 'cpu-native' && p.channels === r.channels && p.episode === r.episode && p.threads === r.threads)
-    .sort((x, y) => y.gflops - x.gflops)[0];
-  const lines = ['| impl | C | episode | threads | members | cand/s | GFLOP/s | % of FMA peak | vs best peer |', '|---|---|---|---|---|---|---|---|---|'];
+    .sort((x, y) => y[key] - x[key])[0];
+  const lines = [
+    '| impl | C | episode | threads | members | cand/s | GFLOP/s (wall) | GFLOP/CPU-s | % of core peak | vs best peer (wall) | vs best peer (per CPU-s) |',
+    '|---|---|---|---|---|---|---|---|---|---|---|'];
   for (const r of rows) {
-    const p = r.impl === 'cpu-native' ? peerBest(r) : undefined;
-    lines.push(`| ${r.impl} | ${r.channels} | ${r.episode} | ${r.threads} | ${r.members} | ${r.candidatesPerSec.toFixed(1)} | ${r.gflops.toFixed(1)} | ${(100 * r.fractionOfPeak).toFixed(1)} | ${p ? `${(r.gflops / p.gflops).toFixed(2)}x ${p.impl}` : ''} |`);
+    const pw = r.impl === 'cpu-native' ? peerBest(r, 'gflops') : undefined;
+    const pc = r.impl === 'cpu-native' ? peerBest(r, 'gflopsPerCpuSecond') : undefined;
+    lines.push(`| ${r.impl} | ${r.channels} | ${r.episode} | ${r.threads} | ${r.members} | ${r.candidatesPerSec.toFixed(1)} | ${r.gflops.toFixed(1)} | ${r.gflopsPerCpuSecond.toFixed(1)} | ${(100 * r.fractionOfPeak).toFixed(1)} | ${pw ? `${(r.gflops / pw.gflops).toFixed(2)}x ${pw.impl}` : ''} | ${pc ? `${(r.gflopsPerCpuSecond / pc.gflopsPerCpuSecond).toFixed(2)}x` : ''} |`);
   }
   console.log(lines.join('\n'));
   const dir = join(PACKAGE_ROOT, 'bench', 'results');

@@ -56,7 +56,12 @@ long populationWorkingBytes();
 }  // namespace evometa
 
 namespace evometa {
-// Measured fp32 FMA throughput of the active ISA on `threads` threads over about `seconds`:
-// GFLOP/s (an FMA counts 2 FLOPs).
-double fmaPeakGflops(int threads, double seconds);
+// Measured fp32 FMA throughput of the active ISA on `threads` threads over about `seconds`
+// (an FMA counts 2 FLOPs): wall-clock GFLOP/s of all threads, and GFLOP per CPU-second of one
+// thread (the per-core peak, unaffected by other processes sharing the cores).
+struct FmaPeakResult {
+  double wallGflops;
+  double perCoreGflops;
+};
+FmaPeakResult fmaPeak(int threads, double seconds);
 }  // namespace evometa

@@ -221,6 +221,10 @@ Napi::Value FmaPeak(const Napi::CallbackInfo& info) {
   const int threads = (int)a.integer("threads", 0, 1024);
   const double seconds = a.positive("seconds");
   if (seconds > 60) a.rangeError("seconds must be at most 60");
-  return Napi::Number::New(a.env(), fmaPeakGflops(threads, seconds));
+  const FmaPeakResult p = fmaPeak(threads, seconds);
+  auto o = Napi::Object::New(a.env());
+  o.Set("wallGflops", p.wallGflops);
+  o.Set("perCoreGflops", p.perCoreGflops);
+  return o;
 }
 }  // namespace evometa

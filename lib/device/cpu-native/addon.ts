@@ -55,8 +55,11 @@ export interface NativeAddon {
   setIsa(isa: string): boolean;
   setThreads(n: number): number;
   workingBytes(): number;
-  /** GFLOP/s of a register-only FMA loop of the active ISA on `threads` threads (0 = the pool). */
-  fmaPeak(a: { threads: number; seconds: number }): number;
+  /**
+   * A register-only FMA loop of the active ISA on `threads` threads (0 = the pool): wall-clock
+   * GFLOP/s of all threads, and GFLOP per CPU-second of one thread (the per-core peak).
+   */
+  fmaPeak(a: { threads: number; seconds: number }): { wallGflops: number; perCoreGflops: number };
 }
 
 /** The package root (dist/lib/device/cpu-native/ is four levels below it). */
