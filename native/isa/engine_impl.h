@@ -101,46 +101,72 @@ static inline float* poolDstAt(const PoolDst& d, int n, int py, int px) {
   return d.base + ((n * sp + py + d.pad) * sp + px + d.pad) * (long)d.cp;
 }
 
-template <int G>
-static inline void layer1Window(const float* p0, int k1, const float* wpk, const float* shift, int cp, int co,
-                                float* out) {
-  typename Vec::R acc[4][G];
+// NW consecutive pooling windows (4 pixels each) x G vectors of output channels from co:
+// 4 * NW * G independent accumulators (16), enough to hide the FMA latency.
+template <int G, int NW>
+static inline void layer1Windows(const float* p0, int k1, const float* wpk, const float* shift, int cp, int co,
+                                 float* const* out) {
+  typename Vec::R acc[NW][4][G];
 #pragma GCC unroll 4
-  for (int i = 0; i < 4; i++)
+  for (int w = 0; w < NW; w++)
 #pragma GCC unroll 4
-    for (int g = 0; g < G; g++) acc[i][g] = Vec::zero();
+    for (int i = 0; i < 4; i++)
+#pragma GCC unroll 4
+      for (int g = 0; g < G; g++) acc[w][i][g] = Vec::zero();
   for (int kk = 0; kk < k1; kk++) {
     typename Vec::R bv[G];
 #pragma GCC unroll 4
     for (int g = 0; g < G; g++) bv[g] = Vec::load(wpk + (long)kk * cp + co + g * Vec::L);
 #pragma GCC unroll 4
-    for (int i = 0; i < 4; i++) {
-      const typename Vec::R av = Vec::bcast(p0 + i * k1 + kk);
+    for (int w = 0; w < NW; w++)
 #pragma GCC unroll 4
-      for (int g = 0; g < G; g++) acc[i][g] = Vec::fma(av, bv[g], acc[i][g]);
-    }
+      for (int i = 0; i < 4; i++) {
+        const typename Vec::R av = Vec::bcast(p0 + (w * 4 + i) * k1 + kk);
+#pragma GCC unroll 4
+        for (int g = 0; g < G; g++) acc[w][i][g] = Vec::fma(av, bv[g], acc[w][i][g]);
+      }
   }
   const typename Vec::R zero = Vec::zero();
 #pragma GCC unroll 4
-  for (int g = 0; g < G; g++) {
-    typename Vec::R m = Vec::max(Vec::max(acc[0][g], acc[1][g]), Vec::max(acc[2][g], acc[3][g]));
-    // max commutes with the (monotone) shift and ReLU: pool first, then shift, then ReLU
-    m = Vec::max(m + Vec::load(shift + co + g * Vec::L), zero);
-    Vec::store(out + co + g * Vec::L, m);
+  for (int w = 0; w < NW; w++)
+#pragma GCC unroll 4
+    for (int g = 0; g < G; g++) {
+      typename Vec::R m = Vec::max(Vec::max(acc[w][0][g], acc[w][1][g]), Vec::max(acc[w][2][g], acc[w][3][g]));
+      // max commutes with the (monotone) shift and ReLU: pool first, then shift, then ReLU
+      m = Vec::max(m + Vec::load(shift + co + g * Vec::L), zero);
+      Vec::store(out[w] + co + g * Vec::L, m);
+    }
+}
+
+template <int G, int NW>
+static void layer1T(const Layer1Args& a) {
+  const int side = a.dst.side;
+  const long total = (long)a.nImg * a.winPerImg;
+  long w0 = 0;
+  float* out[NW];
+  for (; w0 + NW <= total; w0 += NW) {
+    for (int w = 0; w < NW; w++) {
+      const long g = w0 + w;
+      const int n = (int)(g / a.winPerImg), wi = (int)(g % a.winPerImg);
+      out[w] = poolDstAt(a.dst, n, wi / side, wi % side);
+    }
+    const float* p0 = a.patches + w0 * 4 * a.k1;
+    for (int co = 0; co < a.cp; co += G * Vec::L) layer1Windows<G, NW>(p0, a.k1, a.wpk, a.shift, a.cp, co, out);
+  }
+  for (; w0 < total; w0++) {
+    const int n = (int)(w0 / a.winPerImg), wi = (int)(w0 % a.winPerImg);
+    out[0] = poolDstAt(a.dst, n, wi / side, wi % side);
+    const float* p0 = a.patches + w0 * 4 * a.k1;
+    for (int co = 0; co < a.cp; co += Vec::L) layer1Windows<1, 1>(p0, a.k1, a.wpk, a.shift, a.cp, co, out);
   }
 }
 
 static void layer1(const Layer1Args& a) {
-  const int side = a.dst.side;
-  for (int n = 0; n < a.nImg; n++) {
-    for (int w = 0; w < a.winPerImg; w++) {
-      const float* p0 = a.patches + ((long)n * a.winPerImg + w) * 4 * a.k1;
-      float* out = poolDstAt(a.dst, n, w / side, w % side);
-      int co = 0;
-      for (; co + 4 * Vec::L <= a.cp; co += 4 * Vec::L) layer1Window<4>(p0, a.k1, a.wpk, a.shift, a.cp, co, out);
-      for (; co < a.cp; co += Vec::L) layer1Window<1>(p0, a.k1, a.wpk, a.shift, a.cp, co, out);
-    }
-  }
+  // cp is a multiple of 16: split it into blocks of G vectors, G * NW = 4 (16 accumulators)
+  const int vecs = a.cp / Vec::L;
+  if (vecs % 4 == 0) layer1T<4, 1>(a);
+  else if (vecs % 2 == 0) layer1T<2, 2>(a);
+  else layer1T<1, 4>(a);
 }
 
 // ---- population engine: blocks 1.. raw conv with batch statistics ----
@@ -154,15 +180,22 @@ static void convRawT(const ConvRawArgs& a) {
   for (int p0 = 0; p0 < a.nPix; p0 += R) {
     const int rows = imin(R, a.nPix - p0);
     // implicit im2col of this tile: R rows of k = 9 * cin (tap-major, channel-minor)
-    for (int r = 0; r < R; r++) {
-      const float* src = a.act + a.pixOff[p0 + (r < rows ? r : 0)];
-      float* dst = a.atile + (long)r * a.k;
-      for (int t = 0; t < 9; t++) {
-        const float* s = src + a.tapOff[t];
-        float* d = dst + t * a.cin;
-        int c = 0;
-        for (; c + Vec::L <= a.cin; c += Vec::L) Vec::store(d + c, Vec::load(s + c));
-        for (; c < a.cin; c++) d[c] = s[c];
+    if (a.cin == Vec::L) {  // one vector per tap (C = 16 with AVX-512): straight-line copies
+      for (int r = 0; r < R; r++) {
+        const float* src = a.act + a.pixOff[p0 + (r < rows ? r : 0)];
+        float* dst = a.atile + (long)r * a.k;
+#pragma GCC unroll 9
+        for (int t = 0; t < 9; t++) Vec::store(dst + t * Vec::L, Vec::load(src + a.tapOff[t]));
+      }
+    } else {
+      for (int r = 0; r < R; r++) {
+        const float* src = a.act + a.pixOff[p0 + (r < rows ? r : 0)];
+        float* dst = a.atile + (long)r * a.k;
+        for (int t = 0; t < 9; t++) {
+          const float* s = src + a.tapOff[t];
+          float* d = dst + t * a.cin;
+          for (int c = 0; c < a.cin; c += Vec::L) Vec::store(d + c, Vec::load(s + c));
+        }
       }
     }
     for (int blk = 0; blk < nblk; blk++) {
