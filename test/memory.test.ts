@@ -145,7 +145,7 @@ test('sweeps: quick covers C 16/32/64, l = 1..1000, P = 64..4096 and the paper 4
   for (const p of [64, 256, 1024, 4096]) assert.ok(has((s) => s.method === 'es' && s.pop === p));
   assert.ok(has((s) => s.method === 'es-matrix' && s.channels === 64 && s.pop === 64 && s.way === 10 && s.imageSize === 32));
   assert.ok(sweepCases({ quick: false }).some((c) => c.spec.innerSteps === 10000));
-  assert.is(new Set(q.map((c) => c.id)).size, q.length);
+  assert.is(new Set(q.map((c) => `${c.study}/${c.id}`)).size, q.length);
 });
 
 test('a case in a fresh process reports its peak RSS', async () => {

@@ -61,10 +61,16 @@ export function populationPoints(s: SweepResult): ChartPoint[] {
     if (r.status !== 'ok' || !channels.has(sp.channels)) continue;
     const tag = ` C=${sp.channels}`;
     if (c.study === 'population') {
-      pts.push({ x: sp.pop!, bytes: r.accounted.peak, series: methodLabel(sp.method) + tag, measure: 'accounted peak' });
-      if (r.rss) pts.push({ x: sp.pop!, bytes: r.rss.maxRss, series: methodLabel(sp.method) + tag, measure: 'peak RSS (process)' });
+      const series = methodLabel(sp.method) + tag;
+      pts.push({ x: sp.pop!, bytes: r.accounted.peak, series, measure: 'accounted peak' });
+      if (r.rss) pts.push({ x: sp.pop!, bytes: r.rss.maxRss, series, measure: 'peak RSS (process)' });
+      pts.push({ x: sp.pop!, bytes: r.dominant.bytes, series, measure: 'dominant term' });
     } else if (c.study === 'channels' && (sp.method === 'forward' || sp.method === 'backprop') && sp.way === 10) {
-      for (const p of pops) pts.push({ x: p, bytes: r.accounted.peak, series: methodLabel(sp.method) + tag + ' (no P)', measure: 'accounted peak' });
+      const series = methodLabel(sp.method) + tag + ' (no P)';
+      for (const p of pops) {
+        pts.push({ x: p, bytes: r.accounted.peak, series, measure: 'accounted peak' });
+        pts.push({ x: p, bytes: r.dominant.bytes, series, measure: 'dominant term' });
+      }
     }
   }
   return pts;

@@ -44,7 +44,8 @@ function row(cells: (string | number)[]): string {
 function measuredCells(r: CaseResult): string[] {
   const st = status(r);
   if (st) return [st, '—', '—', '—'];
-  return [`${fmtBytes(r.dominant.bytes)} (${r.dominant.name})`, fmtBytes(r.accounted.peak), fmtBytes(r.rss?.maxRss), time(r)];
+  const rss = r.rss ? `${fmtBytes(r.rss.maxRss)} (+${fmtBytes(Math.max(0, r.rss.maxRss - r.rss.baseline))})` : '—';
+  return [`${fmtBytes(r.dominant.bytes)} (${r.dominant.name})`, fmtBytes(r.accounted.peak), rss, time(r)];
 }
 
 function formulaCells(r: CaseResult): string[] {
@@ -59,10 +60,12 @@ export function markdownReport(s: SweepResult, meta: { device: string; command: 
   L.push('');
   L.push(`Mode: **${s.quick ? 'quick' : 'full'}** · device: ${meta.device} · budget: ${fmtBytes(s.budgetBytes)} · ${s.startedAt} · ${fmtSeconds(s.seconds)} in all · command: \`${meta.command}\``);
   L.push('');
-  L.push('Each row is one meta-gradient computed in a fresh process. *Dominant term* and *accounted peak* come from the library\'s own accounting');
+  L.push('Each row is one meta-gradient computed in a fresh process. *Measured term* and *accounted peak* come from the library\'s own accounting');
   L.push('(exact byte counts of the arrays each method holds: tape, Jacobian, population matrix or ES vectors, parameters, gradient, optimizer state,');
   L.push('the episode, and one op\'s inputs + outputs for forward-only passes); *peak RSS* is `process.resourceUsage().maxRSS` of that process');
-  L.push('(it includes Node itself, about 50-100 MB). Formulas are the paper\'s section II-E terms in float32 bytes.');
+  L.push('(in parentheses: its growth over the RSS the process had before the case started, which is mostly Node itself).');
+  L.push('Formulas are the paper\'s section II-E terms in float32 bytes. Times are for one meta-gradient on this machine; "extrapolated" times');
+  L.push('ran a sample (forward mode: K columns per encoder block; ES: some members) with every buffer allocated at full size, and scale it up.');
   L.push('Episodes: synthetic, 32 x 32, 10-way 5-shot 5-query unless stated (memory does not depend on pixel values).');
   L.push('');
 

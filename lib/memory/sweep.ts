@@ -42,7 +42,7 @@ export function sweepCases(opts: Pick<SweepOptions, 'quick' | 'studies' | 'devic
   const out: SweepCase[] = [];
   const add = (study: StudyName, spec: CaseSpec): void => {
     const id = caseId(spec);
-    if (!out.some((c) => c.id === id)) out.push({ study, id, spec });
+    if (!out.some((c) => c.id === id && c.study === study)) out.push({ study, id, spec });
   };
   if (want.has('channels')) {
     for (const channels of [16, 32, 64]) {
@@ -122,12 +122,14 @@ export async function runSweep(workerPath: string, opts: SweepOptions): Promise<
   const cases = sweepCases(opts);
   const t0 = Date.now();
   const out: SweepResult = { quick: opts.quick, budgetBytes: opts.budgetBytes, startedAt: new Date(t0).toISOString(), seconds: 0, cases: [] };
+  const done = new Map<string, CaseResult>(); // a case shared by two studies runs once
   for (let i = 0; i < cases.length; i++) {
     const c = cases[i]!;
     const predicted = predictBytes(c.spec) + BASELINE_RSS_ESTIMATE;
-    const result = predicted > opts.budgetBytes
+    const result = done.get(c.id) ?? (predicted > opts.budgetBytes
       ? skipped(c.spec, 'out of memory budget', predicted)
-      : await runInFreshProcess(workerPath, c.spec, opts.timeoutMs ?? 10 * 60 * 1000);
+      : await runInFreshProcess(workerPath, c.spec, opts.timeoutMs ?? 10 * 60 * 1000));
+    done.set(c.id, result);
     out.cases.push({ ...c, result });
     opts.onCase?.(c, result, i, cases.length);
   }
