@@ -117,13 +117,15 @@ export async function trainBackpropCli(o: TrainCliOptions): Promise<void> {
     dispose();
   }
   const best = result.bestEpisode >= 0 ? ` best validation accuracy ${result.bestVal.toFixed(4)} at episode ${result.bestEpisode} (${join(out, 'best.safetensors')});` : '';
-  if (result.end !== 'done') {
+  if (result.end === 'done') log(`done: ${result.episode} episodes;${best} last checkpoint ${result.lastCheckpoint}`);
+  else {
     log(`stopped (${result.end === 'interrupted' ? 'interrupted' : '--max-minutes reached'}) at episode ${result.episode};${best} saved ${result.lastCheckpoint}; ` +
       `continue with: evometa train --method backprop --resume ${result.lastCheckpoint}`);
-    if (result.end === 'interrupted') process.exitCode = 130;
+  }
+  if (result.end === 'interrupted') {
+    process.exitCode = 130;
     return;
   }
-  log(`done: ${result.episode} episodes;${best} last checkpoint ${result.lastCheckpoint}`);
   if (test) {
     const n = parseNum('test-episodes', o.testEpisodes, { int: true, min: 1 })!;
     const ck = result.bestCheckpoint ? loadCheckpoint(result.bestCheckpoint) : { layout: trainer.layout, params: trainer.params, bn: trainer.bn };
