@@ -78,9 +78,12 @@ export async function trainEsCli(o: TrainCliOptions): Promise<void> {
   const testEpisodes = parseNum('test-episodes', o.testEpisodes, { int: true, min: 0 }) ?? 0;
   let cfg: EsConfig;
   let override: EsConfigInput = {};
+  let device = o.device;
   if (o.resume) {
     if (!existsSync(o.resume)) throw new UserError(`--resume: ${o.resume} does not exist`);
-    const meta = loadTrainState(o.resume).meta as { config?: EsConfig };
+    const meta = loadTrainState(o.resume).meta as { config?: EsConfig; device?: string };
+    // the same device reproduces the run exactly (kernels of different devices round differently)
+    device ??= meta.device;
     if (!meta.config) throw new UserError(`--resume ${o.resume}: its training state holds no ES configuration`);
     if (o.preset) throw new UserError('--preset cannot be combined with --resume (the run keeps its saved configuration)');
     override = cliConfig(o);
@@ -94,7 +97,7 @@ export async function trainEsCli(o: TrainCliOptions): Promise<void> {
   if (!o.resume && existsSync(join(out, 'last.safetensors'))) {
     throw new UserError(`--out ${out} already holds a run (last.safetensors): resume it with --resume ${join(out, 'last.safetensors')}, or choose another --out`);
   }
-  const spec = evaluatorSpecFor(o.device);
+  const spec = evaluatorSpecFor(device);
   const loadMsg = (p: { phase: string; done: number; total: number }): void => { if (p.done === 0) process.stderr.write(`omniglot: ${p.phase}...\n`); };
   const sources = omniglotSources(cfg, { dataDir: o.data, cacheDir: o.cache, onProgress: loadMsg });
   const trainer = o.resume

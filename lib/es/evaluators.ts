@@ -7,7 +7,9 @@
  *
  * A device adds its evaluator here with one line (cpu-native, xla), e.g.
  *   registerPopulationEvaluator('cpu-native', { module: new URL('../device/cpu-native/population.js', import.meta.url).href, export: 'createNativePopulationEvaluator' });
- * The factory is called as factory({ device }) and may return a promise.
+ * The factory is called as factory({ device, threads? }) and may return a
+ * promise; `threads` is a hint for evaluators with their own thread pool (how
+ * many threads each of the trainer's workers should use; absent: their default).
  */
 import { getDevice } from '../device/registry.js';
 import type { PopulationEvaluator } from './population.js';
@@ -24,9 +26,11 @@ export interface EvaluatorSpec extends EvaluatorEntry {
   device: string;
   /** Why this evaluator was chosen (shown in logs and metrics). */
   reason: string;
+  /** Threads per evaluator hint (set by the runner from the worker count). */
+  threads?: number;
 }
 
-export type EvaluatorFactory = (opts: { device: string }) => PopulationEvaluator | Promise<PopulationEvaluator>;
+export type EvaluatorFactory = (opts: { device: string; threads?: number }) => PopulationEvaluator | Promise<PopulationEvaluator>;
 
 const GENERIC: EvaluatorEntry = { module: new URL('./population-ts.js', import.meta.url).href, export: 'createDirectOpsEvaluator' };
 
@@ -59,5 +63,5 @@ export async function loadEvaluator(spec: EvaluatorSpec): Promise<PopulationEval
   const mod = (await import(spec.module)) as Record<string, unknown>;
   const f = mod[spec.export];
   if (typeof f !== 'function') throw new Error(`population evaluator module ${spec.module} has no export ${spec.export}`);
-  return await (f as EvaluatorFactory)({ device: spec.device });
+  return await (f as EvaluatorFactory)(spec.threads === undefined ? { device: spec.device } : { device: spec.device, threads: spec.threads });
 }

@@ -11,6 +11,7 @@
  *    and each worker holds O(D) at a time.
  */
 import { Worker } from 'node:worker_threads';
+import { availableParallelism } from 'node:os';
 import type { Distance, Episode } from '../model/protonet.js';
 import type { BnState, ModelConfig } from '../model/layout.js';
 import type { Perturbation, PopulationEvaluator } from './population.js';
@@ -270,5 +271,7 @@ export class WorkerRunner implements PopulationRunner {
 export async function createRunner(opts: { workers: number; spec: EvaluatorSpec }): Promise<PopulationRunner> {
   if (!(Number.isInteger(opts.workers) && opts.workers >= 1)) throw new RangeError(`workers must be a positive integer, got ${opts.workers}`);
   if (opts.workers === 1) return new InlineRunner(await loadEvaluator(opts.spec), opts.spec);
-  return WorkerRunner.create(opts.workers, opts.spec);
+  // evaluators with their own thread pool share the cores among the workers
+  const threads = opts.spec.threads ?? Math.max(1, Math.floor(availableParallelism() / opts.workers));
+  return WorkerRunner.create(opts.workers, { ...opts.spec, threads });
 }

@@ -125,7 +125,7 @@ export class EsTrainer {
   static async resume(path: string, sources: EsSources, override: EsConfigInput = {}, init: Omit<TrainerInit, 'params' | 'bn'> = {}): Promise<EsTrainer> {
     const ck = loadCheckpoint(path);
     const st = loadTrainState(path);
-    const meta = st.meta as { format?: string; step?: number; config?: EsConfig; optimizer?: { step: number }; bestVal?: number | null; bestStep?: number; collapse?: CollapseState };
+    const meta = st.meta as { format?: string; step?: number; config?: EsConfig; device?: string; optimizer?: { step: number }; bestVal?: number | null; bestStep?: number; collapse?: CollapseState };
     if (meta.format !== ES_STATE_FORMAT || !meta.config || typeof meta.step !== 'number') {
       throw new UserError(`--resume ${path}: not an ES training state (format ${JSON.stringify(meta.format)}, expected ${ES_STATE_FORMAT})`);
     }
@@ -143,7 +143,9 @@ export class EsTrainer {
     }
     const pick = Object.fromEntries(Object.entries(override).filter(([k, v]) => changeable.has(k) && v !== undefined));
     const cfg = resolveEsConfig({ ...(saved as unknown as EsConfigInput), ...pick });
-    const t = await EsTrainer.create(cfg, sources, { ...init, params: ck.params, bn: ck.bn });
+    // default to the saved device: kernels of different devices round differently
+    const device = init.device ?? (init.runner ? undefined : meta.device);
+    const t = await EsTrainer.create(cfg, sources, { ...init, ...(device !== undefined ? { device } : {}), params: ck.params, bn: ck.bn });
     t.step = meta.step;
     t.bestVal = meta.bestVal ?? -Infinity;
     t.bestStep = meta.bestStep ?? -1;
@@ -217,12 +219,12 @@ export class EsTrainer {
     saveTrainState(path, {
       tensors,
       meta: {
-        format: ES_STATE_FORMAT, step: this.step, config: this.cfg, optimizer: { step: opt.step },
+        format: ES_STATE_FORMAT, step: this.step, config: this.cfg, device: this.runner.spec.device, optimizer: { step: opt.step },
         bestVal: Number.isFinite(this.bestVal) ? this.bestVal : null, bestStep: this.bestStep, collapse: this.collapse.state(),
       },
     });
     saveCheckpoint(path, { layout: this.layout, params: this.mu, bn: this.bn }, {
-      method: 'es', step: this.step, estimator: this.cfg.estimator, seed: this.cfg.seed, config: this.cfg, ...extra,
+      method: 'es', step: this.step, estimator: this.cfg.estimator, seed: this.cfg.seed, device: this.runner.spec.device, config: this.cfg, ...extra,
     });
   }
 
