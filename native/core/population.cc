@@ -300,39 +300,80 @@ double evaluateMember(const Plan& p, const PopulationSpec& s, const IsaOps& isa,
       for (int k = 0; k < p.k1; k++) ws.w1[(size_t)k * cp + co] = (float)(wc[k] * sc);
       ws.shift1[co] = beta[co];
     }
+  }
+  // Blocks run image chunk by image chunk where they can, so each chunk's activations are
+  // consumed by the next convolution while still in cache: block 0 needs no batch statistics
+  // of its own (they came from the covariance), and block l's BN + pool can run per chunk once
+  // block l's statistics are complete.
+  const int win0 = (p.side[0] / 2) * (p.side[0] / 2);
+  auto dstFor = [&](int l, int n0) {  // where block l's pooled output goes, from image n0 on
+    const int sd = p.side[l + 1];
+    if (l + 1 == p.blocks) return PoolDst{ws.emb.data() + (long)n0 * p.emb, sd, 0, cp};
+    return PoolDst{ws.act[l + 1].data() + (long)n0 * (sd + 2) * (sd + 2) * cp, sd, 1, cp};
+  };
+  auto block0 = [&](int n0, int n1) {
     Layer1Args a{};
-    a.patches = p.patches.data();
-    a.nImg = p.n;
-    a.winPerImg = (p.side[0] / 2) * (p.side[0] / 2);
+    a.patches = p.patches.data() + (long)n0 * win0 * 4 * p.k1;
+    a.nImg = n1 - n0;
+    a.winPerImg = win0;
     a.k1 = p.k1;
     a.wpk = ws.w1.data();
     a.shift = ws.shift1.data();
     a.cp = cp;
-    a.dst = p.blocks == 1 ? PoolDst{ws.emb.data(), p.side[1], 0, cp} : PoolDst{ws.act[1].data(), p.side[1], 1, cp};
+    a.dst = dstFor(0, n0);
     isa.layer1(a);
-  }
-  for (int l = 1; l < p.blocks; l++) {
-    const int nb = isa.blockWidth(cp);
-    packWeights(theta + p.off.w[l], c, cp, nb, ws.wpk.data());
-    std::fill(ws.sum.begin(), ws.sum.end(), 0.0);
-    std::fill(ws.sumsq.begin(), ws.sumsq.end(), 0.0);
+  };
+  auto conv = [&](int l, int n0, int n1) {  // raw outputs and statistics of block l for images [n0, n1)
+    const long per = (long)p.side[l] * p.side[l];
     ConvRawArgs a{};
     a.act = ws.act[l].data();
-    a.pixOff = p.pixOff[l].data();
-    a.nPix = (int)p.pixOff[l].size();
+    a.pixOff = p.pixOff[l].data() + n0 * per;
+    a.nPix = (int)((n1 - n0) * per);
     a.tapOff = p.tapOff[l];
     a.cin = cp;
     a.k = 9 * cp;
     a.wpk = ws.wpk.data();
     a.cp = cp;
-    a.raw = ws.raw.data();
+    a.raw = ws.raw.data() + n0 * per * cp;
     a.sum = ws.sum.data();
     a.sumsq = ws.sumsq.data();
     a.atile = ws.atile.data();
     isa.convRaw(a);
+  };
+  auto bnPool = [&](int l, int n0, int n1) {
+    BnPoolArgs b{};
+    b.raw = ws.raw.data() + (long)n0 * p.side[l] * p.side[l] * cp;
+    b.nImg = n1 - n0;
+    b.side = p.side[l];
+    b.scale = ws.scale.data();
+    b.shift = ws.shift.data();
+    b.cp = cp;
+    b.dst = dstFor(l, n0);
+    isa.bnReluPool(b);
+  };
+  auto startConv = [&](int l) {
+    packWeights(theta + p.off.w[l], c, cp, isa.blockWidth(cp), ws.wpk.data());
+    std::fill(ws.sum.begin(), ws.sum.end(), 0.0);
+    std::fill(ws.sumsq.begin(), ws.sumsq.end(), 0.0);
+  };
+  auto chunkOf = [&](int l) {  // images per chunk: about 512 KB of block l's input activations
+    const long sp = p.side[l] + 2;
+    return (int)std::max(1L, (512L * 1024) / (sp * sp * cp * 4));
+  };
+  if (p.blocks == 1) {
+    block0(0, p.n);
+  } else {
+    startConv(1);
+    for (int n0 = 0, step = chunkOf(1); n0 < p.n; n0 += step) {
+      const int n1 = std::min(p.n, n0 + step);
+      block0(n0, n1);
+      conv(1, n0, n1);
+    }
+  }
+  for (int l = 1; l < p.blocks; l++) {
     const float* gamma = theta + p.off.gamma[l];
     const float* beta = theta + p.off.beta[l];
-    const double cnt = (double)a.nPix;
+    const double cnt = (double)p.n * p.side[l] * p.side[l];
     for (int co = 0; co < cp; co++) {
       if (co >= c) {
         ws.scale[co] = 0.f;
@@ -345,16 +386,16 @@ double evaluateMember(const Plan& p, const PopulationSpec& s, const IsaOps& isa,
       ws.scale[co] = (float)sc;
       ws.shift[co] = (float)(beta[co] - mean * sc);
     }
-    BnPoolArgs b{};
-    b.raw = ws.raw.data();
-    b.nImg = p.n;
-    b.side = p.side[l];
-    b.scale = ws.scale.data();
-    b.shift = ws.shift.data();
-    b.cp = cp;
-    b.dst = l + 1 == p.blocks ? PoolDst{ws.emb.data(), p.side[l + 1], 0, cp}
-                              : PoolDst{ws.act[l + 1].data(), p.side[l + 1], 1, cp};
-    isa.bnReluPool(b);
+    if (l + 1 == p.blocks) {
+      bnPool(l, 0, p.n);
+      break;
+    }
+    startConv(l + 1);
+    for (int n0 = 0, step = chunkOf(l + 1); n0 < p.n; n0 += step) {
+      const int n1 = std::min(p.n, n0 + step);
+      bnPool(l, n0, n1);
+      conv(l + 1, n0, n1);
+    }
   }
   return -episodeLossFromEmbeddings(p, s, ws);
 }

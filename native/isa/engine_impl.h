@@ -8,15 +8,15 @@
 
 // ---- micro-kernel: a tile of R rows x (NV * L) columns, accumulators in registers ----
 
-// ctile[r][v*L + l] = sum_k A[r*lda + k] * B[k*(NV*L) + v*L + l]
+// ctile[r][v*L + l] (+)= sum_k A[r*lda + k] * B[k*(NV*L) + v*L + l]   (+= when `accumulate`)
 template <int NV, int R>
-static inline void microKernel(const float* a, long lda, int k, const float* b, float* ctile) {
+static inline void microKernel(const float* a, long lda, int k, const float* b, float* ctile, bool accumulate = false) {
   constexpr int NB = NV * Vec::L;
   typename Vec::R acc[R][NV];
 #pragma GCC unroll 32
   for (int r = 0; r < R; r++)
 #pragma GCC unroll 4
-    for (int v = 0; v < NV; v++) acc[r][v] = Vec::zero();
+    for (int v = 0; v < NV; v++) acc[r][v] = accumulate ? Vec::load(ctile + r * NB + v * Vec::L) : Vec::zero();
   for (int kk = 0; kk < k; kk++) {
     typename Vec::R bv[NV];
 #pragma GCC unroll 4
@@ -92,7 +92,10 @@ static void sgemm(int m, int n, int k, const float* a, long lda, const float* b,
 }
 
 static int blockWidth(int cp) { return blockWidthFor(cp); }
-static int tileRows(int cp) { return rowsFor(blockWidthFor(cp) / Vec::L); }
+// convRaw works on groups of kTileGroup micro-tiles, K-blocked so that a slice of the weight
+// panel (kc x nb floats, about 32 KB) stays in L1 while it serves every tile of the group.
+constexpr int kTileGroup = 8;
+static int tileRows(int cp) { return kTileGroup * rowsFor(blockWidthFor(cp) / Vec::L); }
 
 // ---- population engine: block 0 fused conv + shift + ReLU + pool ----
 
@@ -175,22 +178,21 @@ template <int NV>
 static void convRawT(const ConvRawArgs& a) {
   constexpr int NB = NV * Vec::L;
   constexpr int R = rowsFor(NV);
-  alignas(64) float ctile[R * NB];
+  constexpr int TG = kTileGroup;
+  constexpr int KC = 8192 / NB;  // kc * nb floats = 32 KB
+  alignas(64) float cgroup[TG * R * NB];
   const int nblk = a.cp / NB;
-  for (int p0 = 0; p0 < a.nPix; p0 += R) {
-    const int rows = imin(R, a.nPix - p0);
-    // implicit im2col of this tile: R rows of k = 9 * cin (tap-major, channel-minor)
-    if (a.cin == Vec::L) {  // one vector per tap (C = 16 with AVX-512): straight-line copies
-      for (int r = 0; r < R; r++) {
-        const float* src = a.act + a.pixOff[p0 + (r < rows ? r : 0)];
-        float* dst = a.atile + (long)r * a.k;
+  for (int g0 = 0; g0 < a.nPix; g0 += R * TG) {
+    const int tiles = imin(TG, (a.nPix - g0 + R - 1) / R);
+    // implicit im2col of the group: rows of k = 9 * cin (tap-major, channel-minor); rows past
+    // the last pixel repeat the group's first pixel and are never stored
+    for (int r = 0; r < tiles * R; r++) {
+      const float* src = a.act + a.pixOff[g0 + r < a.nPix ? g0 + r : g0];
+      float* dst = a.atile + (long)r * a.k;
+      if (a.cin == Vec::L) {  // one vector per tap (C = 16 with AVX-512): straight-line copies
 #pragma GCC unroll 9
         for (int t = 0; t < 9; t++) Vec::store(dst + t * Vec::L, Vec::load(src + a.tapOff[t]));
-      }
-    } else {
-      for (int r = 0; r < R; r++) {
-        const float* src = a.act + a.pixOff[p0 + (r < rows ? r : 0)];
-        float* dst = a.atile + (long)r * a.k;
+      } else {
         for (int t = 0; t < 9; t++) {
           const float* s = src + a.tapOff[t];
           float* d = dst + t * a.cin;
@@ -199,16 +201,22 @@ static void convRawT(const ConvRawArgs& a) {
       }
     }
     for (int blk = 0; blk < nblk; blk++) {
-      microKernel<NV, R>(a.atile, a.k, a.k, a.wpk + (long)blk * a.k * NB, ctile);
+      const float* panel = a.wpk + (long)blk * a.k * NB;
+      for (int k0 = 0; k0 < a.k; k0 += KC) {
+        const int kl = imin(KC, a.k - k0);
+        for (int t = 0; t < tiles; t++)
+          microKernel<NV, R>(a.atile + (long)t * R * a.k + k0, a.k, kl, panel + (long)k0 * NB, cgroup + t * R * NB, k0 > 0);
+      }
       const int c0 = blk * NB;
       typename Vec::R s[NV], ss[NV];
 #pragma GCC unroll 4
       for (int v = 0; v < NV; v++) s[v] = ss[v] = Vec::zero();
+      const int rows = imin(tiles * R, a.nPix - g0);
       for (int r = 0; r < rows; r++) {
-        float* out = a.raw + (long)(p0 + r) * a.cp + c0;
+        float* out = a.raw + (long)(g0 + r) * a.cp + c0;
 #pragma GCC unroll 4
         for (int v = 0; v < NV; v++) {
-          const typename Vec::R x = Vec::load(ctile + r * NB + v * Vec::L);
+          const typename Vec::R x = Vec::load(cgroup + r * NB + v * Vec::L);
           Vec::store(out + v * Vec::L, x);
           s[v] = s[v] + x;
           ss[v] = Vec::fma(x, x, ss[v]);
