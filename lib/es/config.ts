@@ -12,7 +12,7 @@ export type Scheme = 'paper' | 'openai';
 export type EsOptimizer = 'plain' | 'sgd' | 'adam';
 export type SigmaSchedule = 'constant' | 'linear' | 'exp';
 
-export interface EpisodeShape { way: number; shot: number; query: number }
+export interface EsEpisodeShape { way: number; shot: number; query: number }
 
 export interface EsConfig {
   model: ModelConfig;
@@ -41,8 +41,8 @@ export interface EsConfig {
   optimizer: EsOptimizer;
   momentum: number;
   weightDecay: number;
-  train: EpisodeShape;
-  val: EpisodeShape;
+  train: EsEpisodeShape;
+  val: EsEpisodeShape;
   distance: Distance;
   /** Omniglot class split the episodes come from (vinyals: Snell et al.'s; paper: the ES paper's random split). */
   split: 'vinyals' | 'paper';
@@ -74,8 +74,8 @@ export const ES_DEFAULTS: Omit<EsConfig, 'model'> = {
 
 export type EsConfigInput = Partial<Omit<EsConfig, 'model' | 'train' | 'val'>> & {
   model?: Partial<ModelConfig>;
-  train?: Partial<EpisodeShape>;
-  val?: Partial<EpisodeShape>;
+  train?: Partial<EsEpisodeShape>;
+  val?: Partial<EsEpisodeShape>;
 };
 
 /** Config field -> CLI option, for error messages. */
