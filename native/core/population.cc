@@ -55,8 +55,9 @@ struct Plan {
   int k1;                    // 9 * cin
   std::vector<float> patches;  // block 0, pooling-window pixels, centered: [n * win0 * 4][k1]
   std::vector<double> cov;     // [k1][k1] patch covariance over all pixels of block 0
-  std::vector<int32_t> pixOff[kMaxBlocks];
+  std::vector<int32_t> pixOff[kMaxBlocks];  // per image: window offsets in the padded input, pooling order
   int32_t tapOff[kMaxBlocks][9];
+  int chunk[kMaxBlocks];                    // images per chunk whose block-l input stays in cache
   long emb;  // embedding row length (cp * side^2)
   ParamOffsets off;
 };
@@ -133,18 +134,15 @@ void buildPlan(const PopulationSpec& s, Plan& p) {
     const int sd = p.side[l], sp = sd + 2, q = sd / 2;
     auto& off = p.pixOff[l];
     off.clear();
-    off.reserve((size_t)p.n * sd * sd);
-    const long imgStride = (long)sp * sp * p.cp;
-    const long total = (long)p.n * imgStride;
-    if (total > 0x7fffffffL) throw std::runtime_error("episode too large for 32-bit activation offsets");
-    for (int i = 0; i < p.n; i++) {
-      auto add = [&](int y, int x) { off.push_back((int32_t)(i * imgStride + ((long)y * sp + x) * p.cp)); };
-      for (int w = 0; w < q * q; w++)
-        for (int t = 0; t < 4; t++) add(2 * (w / q) + t / 2, 2 * (w % q) + t % 2);
-      for (int y = 0; y < sd; y++)
-        for (int x = 0; x < sd; x++)
-          if (y >= 2 * q || x >= 2 * q) add(y, x);
-    }
+    off.reserve((size_t)sd * sd);
+    if ((long)sp * sp * p.cp > 0x7fffffffL) throw std::runtime_error("image too large for 32-bit activation offsets");
+    auto add = [&](int y, int x) { off.push_back((int32_t)(((long)y * sp + x) * p.cp)); };
+    for (int w = 0; w < q * q; w++)
+      for (int t = 0; t < 4; t++) add(2 * (w / q) + t / 2, 2 * (w % q) + t % 2);
+    for (int y = 0; y < sd; y++)
+      for (int x = 0; x < sd; x++)
+        if (y >= 2 * q || x >= 2 * q) add(y, x);
+    p.chunk[l] = (int)std::min<long>(p.n, std::max(1L, (512L * 1024) / ((long)sp * sp * p.cp * 4)));
     for (int t = 0; t < 9; t++) p.tapOff[l][t] = ((t / 3) * sp + t % 3) * p.cp;
   }
 }
@@ -165,7 +163,7 @@ struct Workspace {
     long rawMax = 0;
     for (int l = 1; l < p.blocks; l++) {
       const long sp = p.side[l] + 2;
-      act[l].assign((size_t)p.n * sp * sp * p.cp, 0.f);  // zero borders stay zero
+      act[l].assign((size_t)p.chunk[l] * sp * sp * p.cp, 0.f);  // one chunk of images; zero borders stay zero
       rawMax = std::max(rawMax, (long)p.n * p.side[l] * p.side[l] * p.cp);
     }
     raw.assign(rawMax, 0.f);
@@ -306,10 +304,10 @@ double evaluateMember(const Plan& p, const PopulationSpec& s, const IsaOps& isa,
   // of its own (they came from the covariance), and block l's BN + pool can run per chunk once
   // block l's statistics are complete.
   const int win0 = (p.side[0] / 2) * (p.side[0] / 2);
-  auto dstFor = [&](int l, int n0) {  // where block l's pooled output goes, from image n0 on
+  auto dstFor = [&](int l, int n0) {  // where block l's pooled output of images n0.. goes
     const int sd = p.side[l + 1];
     if (l + 1 == p.blocks) return PoolDst{ws.emb.data() + (long)n0 * p.emb, sd, 0, cp};
-    return PoolDst{ws.act[l + 1].data() + (long)n0 * (sd + 2) * (sd + 2) * cp, sd, 1, cp};
+    return PoolDst{ws.act[l + 1].data(), sd, 1, cp};  // the chunk buffer: image n0 at its start
   };
   auto block0 = [&](int n0, int n1) {
     Layer1Args a{};
@@ -326,8 +324,10 @@ double evaluateMember(const Plan& p, const PopulationSpec& s, const IsaOps& isa,
   auto conv = [&](int l, int n0, int n1) {  // raw outputs and statistics of block l for images [n0, n1)
     const long per = (long)p.side[l] * p.side[l];
     ConvRawArgs a{};
-    a.act = ws.act[l].data();
-    a.pixOff = p.pixOff[l].data() + n0 * per;
+    a.act = ws.act[l].data();  // the chunk buffer: image n0 at its start
+    a.pixOff = p.pixOff[l].data();
+    a.perImg = (int)per;
+    a.imgStride = (long)(p.side[l] + 2) * (p.side[l] + 2) * cp;
     a.nPix = (int)((n1 - n0) * per);
     a.tapOff = p.tapOff[l];
     a.cin = cp;
@@ -356,15 +356,11 @@ double evaluateMember(const Plan& p, const PopulationSpec& s, const IsaOps& isa,
     std::fill(ws.sum.begin(), ws.sum.end(), 0.0);
     std::fill(ws.sumsq.begin(), ws.sumsq.end(), 0.0);
   };
-  auto chunkOf = [&](int l) {  // images per chunk: about 512 KB of block l's input activations
-    const long sp = p.side[l] + 2;
-    return (int)std::max(1L, (512L * 1024) / (sp * sp * cp * 4));
-  };
   if (p.blocks == 1) {
     block0(0, p.n);
   } else {
     startConv(1);
-    for (int n0 = 0, step = chunkOf(1); n0 < p.n; n0 += step) {
+    for (int n0 = 0, step = p.chunk[1]; n0 < p.n; n0 += step) {
       const int n1 = std::min(p.n, n0 + step);
       block0(n0, n1);
       conv(1, n0, n1);
@@ -391,7 +387,7 @@ double evaluateMember(const Plan& p, const PopulationSpec& s, const IsaOps& isa,
       break;
     }
     startConv(l + 1);
-    for (int n0 = 0, step = chunkOf(l + 1); n0 < p.n; n0 += step) {
+    for (int n0 = 0, step = p.chunk[l + 1]; n0 < p.n; n0 += step) {
       const int n1 = std::min(p.n, n0 + step);
       bnPool(l, n0, n1);
       conv(l + 1, n0, n1);

@@ -187,7 +187,8 @@ static void convRawT(const ConvRawArgs& a) {
     // implicit im2col of the group: rows of k = 9 * cin (tap-major, channel-minor); rows past
     // the last pixel repeat the group's first pixel and are never stored
     for (int r = 0; r < tiles * R; r++) {
-      const float* src = a.act + a.pixOff[g0 + r < a.nPix ? g0 + r : g0];
+      const int gp = g0 + r < a.nPix ? g0 + r : g0;
+      const float* src = a.act + (gp / a.perImg) * a.imgStride + a.pixOff[gp % a.perImg];
       float* dst = a.atile + (long)r * a.k;
       if (a.cin == Vec::L) {  // one vector per tap (C = 16 with AVX-512): straight-line copies
 #pragma GCC unroll 9

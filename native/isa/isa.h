@@ -29,9 +29,11 @@ struct Layer1Args {
 // Blocks 1..: implicit-GEMM conv of a padded NHWC input into raw outputs [nPix][cp]
 // (pixels in pooling-window order), accumulating per-channel sum and sum of squares.
 struct ConvRawArgs {
-  const float* act;       // padded NHWC input
-  const int32_t* pixOff;  // [nPix]: offset of each output pixel's 3x3 window (top-left) in act
-  int nPix;
+  const float* act;       // padded NHWC input: images [0, nPix / perImg), imgStride floats apart
+  const int32_t* pixOff;  // [perImg]: offset of each output pixel's 3x3 window (top-left) within an image
+  int perImg;             // output pixels per image (pixOff order: pooling windows first)
+  long imgStride;
+  int nPix;               // a multiple of perImg
   const int32_t* tapOff;  // [9]
   int cin;                // channels copied per tap (= input channel stride)
   int k;                  // 9 * cin
