@@ -17,7 +17,6 @@ import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import '../lib/index.js';
-import { deviceReport, getDevice } from '../lib/device/registry.js';
 import { PjrtExecutor, loadPjrtAddon, preflight, tpuChips } from '../lib/device/xla/pjrt.js';
 import { compileOptionsProto } from '../lib/device/xla/compile-options.js';
 import { FuncBuilder, moduleOf, ttype } from '../lib/device/xla/hlo.js';
@@ -45,20 +44,26 @@ test('TPU detection: PCI vendor 0x1ae0 counted in a sysfs tree; this machine has
   assert.is(tpuChips(), 0, 'no TPU on this machine');
 });
 
+/** `evometa devices` in a fresh process (the registry caches each device's first outcome per process). */
+function devicesReport(env: NodeJS.ProcessEnv): { name: string; available: boolean | string; reason?: string }[] {
+  const r = spawnSync(process.execPath, ['dist/lib/cli/main.js', 'devices'], { encoding: 'utf8', env });
+  assert.is(r.status, 0, r.stderr);
+  return JSON.parse(r.stdout) as { name: string; available: boolean | string; reason?: string }[];
+}
+
 test('no plugin configured: the xla device is unavailable with a clear reason, never the default, no crash', () => {
-  const saved = process.env.PJRT_PLUGIN_LIBRARY_PATH;
-  delete process.env.PJRT_PLUGIN_LIBRARY_PATH;
-  delete process.env.EVOMETA_XLA_EXECUTOR;
-  try {
-    const xla = deviceReport().find((d) => d.name === 'xla');
-    assert.ok(xla, 'xla is registered');
-    assert.is(xla!.available, false);
-    assert.match(xla!.reason ?? '', /no PJRT plugin: set PJRT_PLUGIN_LIBRARY_PATH/);
-    assert.is.not(getDevice().name, 'xla');
-    assert.throws(() => getDevice('xla'), /device xla is unavailable: no PJRT plugin/);
-  } finally {
-    if (saved !== undefined) process.env.PJRT_PLUGIN_LIBRARY_PATH = saved;
-  }
+  const env = { ...process.env };
+  delete env.PJRT_PLUGIN_LIBRARY_PATH;
+  delete env.EVOMETA_XLA_EXECUTOR;
+  const report = devicesReport(env);
+  const xla = report.find((d) => d.name === 'xla');
+  assert.ok(xla, 'xla is registered');
+  assert.is(xla!.available, false);
+  assert.match(xla!.reason ?? '', /no PJRT plugin: set PJRT_PLUGIN_LIBRARY_PATH/);
+  assert.is.not(report.find((d) => d.available === true)?.name, 'xla', 'the best available device is not xla');
+  // A plugin path that does not exist is named in the reason.
+  const missing = devicesReport({ ...env, PJRT_PLUGIN_LIBRARY_PATH: join(tmp, 'gone.so') }).find((d) => d.name === 'xla');
+  assert.match(missing?.reason ?? '', /PJRT plugin not found: .*gone\.so/);
 });
 
 test('preflight: a missing plugin file is named', () => {
@@ -92,14 +97,8 @@ if (!cxx) {
     }
     assert.not.ok(existsSync(marker), 'the fake libtpu.so constructor never ran');
     // The device reports the same reason.
-    process.env.PJRT_PLUGIN_LIBRARY_PATH = fakeLibtpu;
-    try {
-      const r = spawnSync(process.execPath, ['dist/lib/cli/main.js', 'devices'], { encoding: 'utf8', env: process.env });
-      const xla = (JSON.parse(r.stdout) as { name: string; reason?: string }[]).find((d) => d.name === 'xla');
-      assert.match(xla?.reason ?? '', /no TPU found/);
-    } finally {
-      delete process.env.PJRT_PLUGIN_LIBRARY_PATH;
-    }
+    const xla = devicesReport({ ...process.env, PJRT_PLUGIN_LIBRARY_PATH: fakeLibtpu }).find((d) => d.name === 'xla');
+    assert.match(xla?.reason ?? '', /no TPU found/);
     assert.not.ok(existsSync(marker), 'still never loaded');
   });
 

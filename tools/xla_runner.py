@@ -3,7 +3,10 @@
 
 Modes:
   xla_runner.py --check              print {"ok": true, "jax": ..., "devices": N} (exit 1 with a reason otherwise)
-  xla_runner.py --serve              read one JSON request per line on stdin, answer one JSON line on stdout
+  xla_runner.py --serve [--sync-fifo PATH]
+                                     read one JSON request per line on stdin, answer one JSON line on stdout;
+                                     with --sync-fifo, also read requests from that FIFO (for callers that
+                                     must block) and write each answer to the FIFO named by its "reply"
   xla_runner.py REQUEST.json         run one request, print the answer
 
 A request: {"id": any, "mlir": "path/to/program.mlir", "replicas": R,
@@ -18,6 +21,7 @@ import hashlib
 import json
 import os
 import sys
+import threading
 
 if "XLA_FLAGS" not in os.environ:
     os.environ["XLA_FLAGS"] = "--xla_force_host_platform_device_count=8"
@@ -97,11 +101,32 @@ class Runner:
         return outs
 
 
+LOCK = threading.Lock()
+
+
 def answer(runner, req):
     try:
-        return {"id": req.get("id"), "ok": True, "outputs": runner.run(req)}
+        with LOCK:
+            return {"id": req.get("id"), "ok": True, "outputs": runner.run(req)}
     except Exception as e:  # every failure becomes an answer, never a dead server
         return {"id": req.get("id"), "ok": False, "error": f"{type(e).__name__}: {e}"}
+
+
+def sync_loop(runner, fifo):
+    """Requests from a FIFO (one writer at a time); each answer goes to the FIFO named by its "reply"."""
+    while True:
+        with open(fifo, encoding="utf-8") as f:
+            data = f.read()
+        for line in data.splitlines():
+            if not line.strip():
+                continue
+            try:
+                req = json.loads(line)
+            except ValueError as e:
+                continue
+            out = answer(runner, req)
+            with open(req["reply"], "w", encoding="utf-8") as o:
+                o.write(json.dumps(out) + "\n")
 
 
 def main(argv):
@@ -120,6 +145,8 @@ def main(argv):
             return 1
     runner = Runner()
     if argv[1] == "--serve":
+        if len(argv) >= 4 and argv[2] == "--sync-fifo":
+            threading.Thread(target=sync_loop, args=(runner, argv[3]), daemon=True).start()
         for line in sys.stdin:
             line = line.strip()
             if not line:
