@@ -17,15 +17,34 @@ import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import '../lib/index.js';
-import { PjrtExecutor, loadPjrtAddon, preflight, tpuChips } from '../lib/device/xla/pjrt.js';
+import { PjrtExecutor, loadPjrtAddon, preflight, tpuChips, type PjrtAddon } from '../lib/device/xla/pjrt.js';
+import { createRequire } from 'node:module';
+import { dirname } from 'node:path';
 import { compileOptionsProto } from '../lib/device/xla/compile-options.js';
 import { FuncBuilder, moduleOf, ttype } from '../lib/device/xla/hlo.js';
 import { hostArray } from '../lib/device/xla/executor.js';
 import { jaxAvailability } from '../lib/device/xla/jax-runner.js';
 
 const tmp = mkdtempSync(join(tmpdir(), 'evometa-pjrt-'));
-const { addon, reason: addonReason } = loadPjrtAddon();
 const cxx = spawnSync('c++', ['--version']).status === 0;
+
+/**
+ * The addon as the package builds it (build/Release), else -- when it was not built, e.g. a
+ * prebuilt install -- compiled here from native/pjrt with the same flags as binding.gyp.
+ */
+function addonForTests(): { addon?: PjrtAddon; reason: string } {
+  const built = loadPjrtAddon();
+  if (built.addon || !cxx) return built;
+  const nodeInclude = join(dirname(process.execPath), '..', 'include', 'node');
+  const napiInclude = createRequire(import.meta.url)('node-addon-api').include_dir as string;
+  const out = join(tmp, 'evometa_pjrt.node');
+  const r = spawnSync('c++', ['-shared', '-fPIC', '-O1', '-std=c++17', '-DNAPI_VERSION=8', '-DNAPI_CPP_EXCEPTIONS', '-DNODE_ADDON_API_CPP_EXCEPTIONS_ALL',
+    '-I', 'native', '-I', napiInclude.replace(/^"|"$/g, ''), '-I', nodeInclude, 'native/pjrt/addon.cc', 'native/pjrt/runtime.cc', '-ldl', '-o', out], { encoding: 'utf8' });
+  if (r.status !== 0) return { reason: `${built.reason}; building it here failed: ${r.stderr.trim().split('\n').slice(-3).join(' ')}` };
+  return { addon: createRequire(import.meta.url)(out) as PjrtAddon, reason: `compiled for this test (${built.reason})` };
+}
+const { addon, reason: addonReason } = addonForTests();
+console.log(`xla-pjrt: addon: ${addonReason}`);
 
 function buildLib(src: string, out: string): void {
   const r = spawnSync('c++', ['-shared', '-fPIC', '-O1', '-I', 'native', '-o', out, src], { encoding: 'utf8' });
@@ -88,7 +107,7 @@ if (!cxx) {
   test('libtpu without TPU chips: "no TPU found", and the library is never loaded (TS preflight and the addon itself)', async () => {
     rmSync(marker, { force: true });
     let msg = '';
-    try { await PjrtExecutor.open(fakeLibtpu); } catch (e) { msg = (e as Error).message; }
+    try { await PjrtExecutor.open(fakeLibtpu, addon); } catch (e) { msg = (e as Error).message; }
     assert.match(msg, /no TPU found: refusing to load .*libtpu\.so/);
     if (addon) {
       msg = '';
@@ -111,13 +130,13 @@ if (!cxx) {
       assert.match(await msg(addon.openPlugin(join(tmp, 'absent.so'))), /cannot load PJRT plugin .*absent\.so/);
       assert.match(await msg(addon.openPlugin(notPlugin)), /is not a PJRT plugin: it exports no GetPjrtApi/);
       process.env.EVOMETA_FIXTURE_SHORT_TABLE = '1';
-      try { assert.match(await msg(PjrtExecutor.open(fixture)), /API table is too short/); } finally { delete process.env.EVOMETA_FIXTURE_SHORT_TABLE; }
+      try { assert.match(await msg(PjrtExecutor.open(fixture, addon)), /API table is too short/); } finally { delete process.env.EVOMETA_FIXTURE_SHORT_TABLE; }
       process.env.EVOMETA_FIXTURE_CREATE_FAILS = '1';
-      try { assert.match(await msg(PjrtExecutor.open(fixture)), /PJRT_Client_Create: fixture: no devices here \(client creation refused\)/); } finally { delete process.env.EVOMETA_FIXTURE_CREATE_FAILS; }
+      try { assert.match(await msg(PjrtExecutor.open(fixture, addon)), /PJRT_Client_Create: fixture: no devices here \(client creation refused\)/); } finally { delete process.env.EVOMETA_FIXTURE_CREATE_FAILS; }
     });
 
     test('binding call sequence on the fixture: devices, compile (mlir + CompileOptionsProto), 2 replicas, execute async and sync, errors carry the plugin message', async () => {
-      const ex = await PjrtExecutor.open(fixture);
+      const ex = await PjrtExecutor.open(fixture, addon);
       assert.equal(ex.info.devices, [{ id: 10, kind: 'fixture-device' }, { id: 11, kind: 'fixture-device' }]);
       assert.is(ex.info.platform, 'fixture');
       assert.is(ex.deviceCount, 2);

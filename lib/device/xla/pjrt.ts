@@ -97,10 +97,10 @@ export class PjrtExecutor implements XlaExecutor {
   }
 
   /** Load the plugin (option, else PJRT_PLUGIN_LIBRARY_PATH) and create its client, off the event loop. */
-  static async open(plugin?: string): Promise<PjrtExecutor> {
+  static async open(plugin?: string, withAddon?: PjrtAddon): Promise<PjrtExecutor> {
     const path = pluginPath(plugin);
     preflight(path);
-    const { addon, reason } = loadPjrtAddon();
+    const { addon, reason } = withAddon ? { addon: withAddon, reason: '' } : loadPjrtAddon();
     if (!addon) throw new Error(reason);
     const client = await addon.openPlugin(path);
     return new PjrtExecutor(client, client.info(), path);
