@@ -53,7 +53,7 @@ test('snell preset is Snell et al.\'s recipe; options override it; bad values na
   assert.throws(() => resolveBackpropConfig({}, 'nope'), /preset.*snell/);
   const cli = (o: Partial<TrainCliOptions>): BackpropConfigInput => backpropInput({ method: 'backprop', progress: false, ...o });
   assert.throws(() => cli({ pop: '64' }), /--pop does not apply to --method backprop/);
-  assert.throws(() => cli({ sigmaFinal: '0.1' }), /--sigma-final does not apply/);
+  assert.throws(() => cli({ sigmaFinal: '0.1' } as Partial<TrainCliOptions>), /--sigma-final does not apply/);
   assert.throws(() => cli({ optimizer: 'plain' }), /ES-only/);
   assert.throws(() => cli({ way: 'x' }), /--way: expected an integer/);
   assert.equal(cli({ shot: '1', valQuery: '5' }).val, { way: undefined, shot: 1, query: 5 });

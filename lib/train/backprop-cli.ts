@@ -15,7 +15,7 @@ import { BackpropTrainer, evaluateEpisodes, type BackpropSources } from './backp
 import { PRESETS, DEFAULT_PRESET, resolveBackpropConfig, type BackpropConfig, type BackpropConfigInput } from './backprop-config.js';
 
 /** ES-only options: refused with --method backprop rather than silently ignored. */
-const ES_ONLY: readonly (keyof TrainCliOptions)[] = [
+const ES_ONLY: readonly string[] = [
   'workers', 'shards', 'pop', 'sigma', 'estimator', 'scheme', 'antithetic', 'baseline', 'sigmaSchedule', 'sigmaFinal', 'nonfinite',
   'fdDelta', 'forceFd', 'collapseWindow', 'collapseLossFactor', 'collapseValChecks',
 ];
@@ -23,7 +23,7 @@ const FLAG_OF = (k: string): string => k.replace(/[A-Z]/g, (c) => `-${c.toLowerC
 
 export function backpropInput(o: TrainCliOptions): BackpropConfigInput {
   for (const k of ES_ONLY) {
-    if (o[k] !== undefined) throw new UserError(`--${FLAG_OF(k)} does not apply to --method backprop (it is an ES option)`);
+    if ((o as unknown as Record<string, unknown>)[k] !== undefined) throw new UserError(`--${FLAG_OF(k)} does not apply to --method backprop (it is an ES option)`);
   }
   if (o.optimizer === 'plain') throw new UserError('--optimizer plain is ES-only; backprop uses adam (default) or sgd');
   const shot = parseNum('shot', o.shot, { int: true, min: 1 });
