@@ -186,6 +186,42 @@ test('NaN/inf fitness inside a run: mu stays finite, the count is logged per ste
   }
 });
 
+/** A runner whose evaluation of step 2 never finishes on its own (a long population). */
+class StallRunner extends InlineRunner {
+  onStall = (): void => {};
+  override async evaluate(job: EvaluateJob): Promise<Float64Array> {
+    if (job.step === 2) {
+      setTimeout(this.onStall, 20);
+      await new Promise((r) => setTimeout(r, 60000).unref());
+    }
+    return super.evaluate(job);
+  }
+}
+
+test('abort (Ctrl-C) during a step abandons it and saves the last completed step; resuming then matches an uninterrupted run', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'evometa-es-'));
+  try {
+    const runner = new StallRunner(new DirectOpsPopulationEvaluator(), evaluatorSpecFor('cpu-ts'));
+    const t = await EsTrainer.create({ ...base, steps: 4 }, sources, { runner });
+    const ac = new AbortController();
+    runner.onStall = () => ac.abort();
+    const r = await t.run({ out: dir, signal: ac.signal });
+    assert.is(r.end, 'interrupted');
+    assert.is(t.step, 2);
+    assert.is(loadCheckpoint(join(dir, 'last.safetensors')).meta['step'], 2);
+    await t.close();
+    const resumed = await EsTrainer.resume(join(dir, 'last.safetensors'), sources);
+    await resumed.run({});
+    const full = await EsTrainer.create({ ...base, steps: 4 }, sources, { device: 'cpu-ts' });
+    await full.run({});
+    assert.is(diffBits(resumed.mu, full.mu), 0);
+    await resumed.close();
+    await full.close();
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
 test('collapse (alpha 25 / sigma 0.25 class of failure): the run stops with a clear error and keeps the last good checkpoint', async () => {
   const dir = mkdtempSync(join(tmpdir(), 'evometa-es-'));
   try {

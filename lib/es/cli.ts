@@ -116,16 +116,17 @@ export async function trainEsCli(o: TrainCliOptions): Promise<void> {
   log(`  population on ${spec.reason}; output ${out}${o.resume ? `; resuming at step ${trainer.step}` : ''}`);
 
   const bar = createProgress('es', cfg.steps, { enabled: o.progress });
-  let lastVal = NaN, stop = false;
+  let lastVal = NaN;
+  const abort = new AbortController();
   const off = onInterrupt(() => {
-    stop = true;
-    process.stderr.write('\nstopping after this step (saving a checkpoint); Ctrl-C again to quit at once\n');
+    abort.abort();
+    process.stderr.write('\nstopping: saving the state of the last completed step; Ctrl-C again to quit at once\n');
   });
   let result;
   try {
     result = await trainer.run({
-      out, metrics, shouldStop: () => stop, ...(maxMinutes !== undefined ? { maxMs: maxMinutes * 60000 } : {}),
-      onStep: (r) => bar.update(r.step + 1, { loss: r.loss, val: pct(lastVal), 'cand/s': Math.round(r.candidatesPerSecond) }),
+      out, metrics, signal: abort.signal, ...(maxMinutes !== undefined ? { maxMs: maxMinutes * 60000 } : {}),
+      onStep: (r) => bar.update(r.step + 1, { loss: r.loss, fit: r.fitnessMean, val: pct(lastVal), 'cand/s': Math.round(r.candidatesPerSecond) }),
       onVal: (v) => { lastVal = v.acc; bar.update(v.step, { val: pct(v.acc) }); },
     });
   } finally {

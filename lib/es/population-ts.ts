@@ -21,6 +21,7 @@ export class DirectOpsPopulationEvaluator implements PopulationEvaluator {
   private theta = new Float32Array(0);
   private z = new Float32Array(0);
   private sumBytes = 0;
+  private closed = false;
 
   constructor(device = 'cpu-ts') {
     const dev = getDevice(device);
@@ -51,7 +52,14 @@ export class DirectOpsPopulationEvaluator implements PopulationEvaluator {
     }
     this.scratch(req.mu.length);
     const out = new Float64Array(req.end - req.start);
+    let last = performance.now();
     for (let m = req.start; m < req.end; m++) {
+      // keep the event loop responsive (Ctrl-C) during long populations on this thread
+      if (performance.now() - last > 50) {
+        await new Promise((r) => setImmediate(r));
+        last = performance.now();
+      }
+      if (this.closed) throw new Error('population evaluator closed');
       perturbMember(this.theta, req.mu, req.perturbation, req.seed, req.step, m, this.z);
       const { loss } = episodeLoss(this.ops, layout, this.theta, this.bn!, req.episode, { bn: 'batch', distance: req.distance });
       out[m - req.start] = -loss.data[0]!;
@@ -70,6 +78,9 @@ export class DirectOpsPopulationEvaluator implements PopulationEvaluator {
   workingBytes(): number {
     return this.theta.byteLength + this.z.byteLength + this.sumBytes;
   }
+
+  /** Stops an evaluation in flight (it rejects) and any later one. */
+  async close(): Promise<void> { this.closed = true; }
 }
 
 /** Evaluator factory (the form the evaluator registry loads, also inside worker threads). */

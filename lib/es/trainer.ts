@@ -53,6 +53,8 @@ export interface RunOptions {
   metrics?: MetricsLog;
   /** Polled between steps: stop, save and return. */
   shouldStop?: () => boolean;
+  /** Abandons the step in flight (mu is only changed when a step completes), saves and returns. */
+  signal?: AbortSignal;
   /** Stop (saving) after this much wall time. */
   maxMs?: number;
   onStep?: (r: StepRecord, t: EsTrainer) => void;
@@ -264,7 +266,7 @@ export class EsTrainer {
       if (r) return collapsed(r);
     }
     while (this.step < cfg.steps) {
-      if (opts.shouldStop?.()) {
+      if (opts.shouldStop?.() || opts.signal?.aborted) {
         saveLast();
         return { end: 'interrupted', step: this.step, bestVal: this.bestVal, lastCheckpoint: this.lastCheckpoint };
       }
@@ -272,7 +274,11 @@ export class EsTrainer {
         saveLast();
         return { end: 'time', step: this.step, bestVal: this.bestVal, lastCheckpoint: this.lastCheckpoint };
       }
-      const r = await this.trainStep();
+      const r = await this.stepOrAbort(opts.signal);
+      if (!r) {
+        saveLast();
+        return { end: 'interrupted', step: this.step, bestVal: this.bestVal, lastCheckpoint: this.lastCheckpoint };
+      }
       opts.metrics?.write({
         type: 'step', step: r.step, loss: r.loss, fitness_mean: r.fitnessMean, fitness_max: r.fitnessMax, nonfinite: r.nonFinite,
         degenerate: r.degenerate, sigma: r.sigma, g_norm: r.gNorm, mu_norm: r.muNorm, step_s: r.stepSeconds, cand_per_s: r.candidatesPerSecond,
@@ -289,6 +295,26 @@ export class EsTrainer {
     }
     saveLast();
     return { end: 'done', step: this.step, bestVal: this.bestVal, lastCheckpoint: this.lastCheckpoint };
+  }
+
+  /**
+   * trainStep, or null when `signal` fires first. The state is consistent
+   * either way: everything after the population evaluation (BN forward,
+   * update, step count) runs synchronously, so an abandoned step has changed
+   * nothing; close() then stops its evaluation.
+   */
+  private async stepOrAbort(signal?: AbortSignal): Promise<StepRecord | null> {
+    if (!signal) return this.trainStep();
+    const p = this.trainStep();
+    let onAbort = (): void => {};
+    const aborted = new Promise<null>((r) => { onAbort = () => r(null); signal.addEventListener('abort', onAbort, { once: true }); });
+    try {
+      const r = await Promise.race([p, aborted]);
+      if (r === null) p.catch(() => {});
+      return r;
+    } finally {
+      signal.removeEventListener('abort', onAbort);
+    }
   }
 
   async close(): Promise<void> { await this.runner.close(); }
