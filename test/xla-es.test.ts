@@ -97,6 +97,7 @@ if (!av.ok) {
       [{ kind: 'coordinate', delta: 0.01 }, 'euclidean', 0, 5],
       [{ kind: 'gaussian', sigma: 0.05, antithetic: false }, 'cosine', 0, 4],
     ];
+    const batched: PopulationShape = { model: cfg, episode: { way: 4, support: 8, query: 8 }, distance: 'euclidean', compute: 'f64', memberConv: 'batched' };
     const cpu = createDirectOpsEvaluator({ device: 'cpu-ts' });
     for (const [pert, distance, start, end] of cases) {
       const shape = (compute: 'f32' | 'f64'): PopulationShape => ({ model: cfg, episode: { way: 4, support: 8, query: 8 }, distance, compute });
@@ -111,6 +112,11 @@ if (!av.ok) {
       assert.ok(relErr(f64!.data as Float64Array, tight) < 1e-12, `${what}: f64 program vs float64 reference ${relErr(f64!.data as Float64Array, tight)}`);
       // float32 network: the cpu-ts evaluator's float32 path, within float32 rounding.
       assert.ok(relErr(f32!.data as Float32Array, ts32) < 2e-5, `${what}: f32 program vs cpu-ts evaluator ${relErr(f32!.data as Float32Array, ts32)}`);
+      if (distance === 'euclidean') {
+        // The batched-dot form of the member convolutions computes the same function.
+        const [fb] = (await run().run(evaluateProgram({ ...batched, distance }, end - start, pert), [args]))[0]!;
+        assert.ok(relErr(fb!.data as Float64Array, tight) < 1e-12, `${what}: batched member convs ${relErr(fb!.data as Float64Array, tight)}`);
+      }
       // Members differ (the perturbation is real) and fitness is finite.
       assert.ok(new Set(Array.from(ts32)).size > 1 && ts32.every(Number.isFinite));
     }

@@ -16,7 +16,7 @@ export class XlaPopulationEvaluator implements PopulationEvaluator {
   readonly device = 'xla';
   private readonly programs = new Map<string, Program>();
 
-  constructor(private readonly dev: XlaDevice) {}
+  constructor(private readonly dev: XlaDevice, private readonly memberConv: 'grouped' | 'batched' = 'grouped') {}
 
   private program(key: string, make: () => Program): Program {
     let p = this.programs.get(key);
@@ -33,8 +33,8 @@ export class XlaPopulationEvaluator implements PopulationEvaluator {
     const ex = this.dev.executor;
     const replicas = ex.deviceCount > 1 && n % ex.deviceCount === 0 ? ex.deviceCount : 1;
     const ep = req.episode;
-    const shape = { model: layout.config, episode: { way: ep.way, support: ep.support.shape[0]!, query: ep.query.shape[0]! }, distance: req.distance };
-    const prog = this.program(JSON.stringify(['eval', shape, req.perturbation, n, replicas]), () => evaluateProgram(shape, n / replicas, req.perturbation, replicas));
+    const shape = { model: layout.config, episode: { way: ep.way, support: ep.support.shape[0]!, query: ep.query.shape[0]! }, distance: req.distance, memberConv: this.memberConv };
+    const prog = this.program(JSON.stringify(['eval', shape, req.perturbation, n, replicas, this.memberConv]), () => evaluateProgram(shape, n / replicas, req.perturbation, replicas));
     const args = [hostArray(req.mu, [req.mu.length]), scalarU32(req.seed), scalarU32(req.step), scalarU32(req.start), ...episodeInputs(ep), ZERO_I64];
     const outs = await ex.run(prog, Array.from({ length: replicas }, () => args));
     const f = new Float64Array(n);
