@@ -44,7 +44,6 @@ static void sgemmT(int m, int n, int k, const float* a, long lda, const float* b
   constexpr int NB = NV * Vec::L;
   constexpr int R = rowsFor(NV);
   float* panel = static_cast<float*>(__builtin_malloc(sizeof(float) * ((long)k * NB + 1)));
-  const float** rows = static_cast<const float**>(__builtin_malloc(sizeof(float*) * R));
   float* pad = static_cast<float*>(__builtin_malloc(sizeof(float) * ((long)R * k + 1)));
   alignas(64) float ctile[R * NB];
   for (int j0 = 0; j0 < n; j0 += NB) {
@@ -73,8 +72,6 @@ static void sgemmT(int m, int n, int k, const float* a, long lda, const float* b
       }
     }
   }
-  (void)rows;
-  __builtin_free(rows);
   __builtin_free(pad);
   __builtin_free(panel);
 }
