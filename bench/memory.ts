@@ -26,11 +26,12 @@ const program = new Command('bench:memory')
   .option('--device <name>', 'device for the kernels (default: the best available)')
   .option('--out <dir>', 'output directory (default bench/results/memory, quick: bench/results/memory/quick)')
   .option('--timeout <seconds>', 'per-case wall-clock limit', '600')
-  .option('--merge', 'keep the other studies\' cases from an existing memory.json in the output directory (run the studies one at a time)', false);
+  .option('--merge', 'keep the other studies\' cases from an existing memory.json in the output directory (run the studies one at a time)', false)
+  .option('--report-only', 'rewrite memory.md and the charts from the existing memory.json (no cases run)', false);
 
 async function main(): Promise<void> {
   program.parse();
-  const o = program.opts<{ quick: boolean; budget: string; studies: string; device?: string; out?: string; timeout: string; merge: boolean }>();
+  const o = program.opts<{ quick: boolean; budget: string; studies: string; device?: string; out?: string; timeout: string; merge: boolean; reportOnly: boolean }>();
   const studies = o.studies.split(',').map((s) => s.trim()).filter(Boolean) as StudyName[];
   for (const s of studies) if (!STUDIES.includes(s)) throw new RangeError(`--studies: unknown study ${s} (expected ${STUDIES.join(', ')})`);
   const budgetBytes = parseBytes(o.budget);
@@ -39,6 +40,12 @@ async function main(): Promise<void> {
   const device = getDevice(o.device).name;
   const out = resolve(o.out ?? join(repo, 'bench', 'results', 'memory', ...(o.quick ? ['quick'] : [])));
   mkdirSync(out, { recursive: true });
+  if (o.reportOnly) {
+    const saved = JSON.parse(readFileSync(join(out, 'memory.json'), 'utf8')) as SweepResult & { device: string; command: string };
+    await writeReport(out, saved, { device: saved.device, command: saved.command });
+    process.stderr.write(`rewrote the report and charts in ${out} from memory.json\n`);
+    return;
+  }
   process.stderr.write(`memory study (${o.quick ? 'quick' : 'full'}), device ${device}, budget ${fmtBytes(budgetBytes)}, output ${out}\n`);
   const worker = join(here, 'memory-worker.js');
   const sweep = await runSweep(worker, {
@@ -60,15 +67,19 @@ async function main(): Promise<void> {
     sweep.seconds += old.seconds;
     sweep.startedAt = old.startedAt < sweep.startedAt ? old.startedAt : sweep.startedAt;
   }
-  const all = new Set(sweep.cases.map((c) => c.study));
   const command = `npm run bench:memory --${o.quick ? ' --quick' : ''}${o.budget !== '16GiB' ? ` --budget ${o.budget}` : ''}${o.merge ? ' (studies run one at a time with --merge)' : ''}`;
   writeFileSync(jsonPath, JSON.stringify({ device, command, ...sweep }, null, 1) + '\n');
-  writeFileSync(join(out, 'memory.md'), markdownReport(sweep, { device, command }));
-  if (all.has('task-length')) writeFileSync(join(out, 'memory-vs-task-length.svg'), await taskLengthChart(sweep));
-  if (all.has('population')) writeFileSync(join(out, 'memory-vs-population.svg'), await populationChart(sweep));
+  await writeReport(out, sweep, { device, command });
   const failed = sweep.cases.filter((c) => c.result.status === 'error');
   process.stderr.write(`done in ${fmtSeconds(sweep.seconds)}: ${sweep.cases.length} cases, ${failed.length} errors; wrote ${out}\n`);
   if (failed.length > 0) process.exitCode = 1;
+}
+
+async function writeReport(out: string, sweep: SweepResult, meta: { device: string; command: string }): Promise<void> {
+  const all = new Set(sweep.cases.map((c) => c.study));
+  writeFileSync(join(out, 'memory.md'), markdownReport(sweep, meta));
+  if (all.has('task-length')) writeFileSync(join(out, 'memory-vs-task-length.svg'), await taskLengthChart(sweep));
+  if (all.has('population')) writeFileSync(join(out, 'memory-vs-population.svg'), await populationChart(sweep));
 }
 
 main().catch((e: unknown) => {

@@ -169,9 +169,10 @@ export function mamlEs(ctx: MetaContext, mu: Float32Array, ep: Episode, es: EsSe
     lossSum += r.loss;
     accSum += r.accuracy;
   }
-  const { weights } = groupWeights(fitness.subarray(0, used), { estimator: 'wsr', sigma: es.sigma, baseline: false, nonFinite: 'worst' });
+  const weights = new Float64Array(es.pop); // sized for P even when only `used` members ran
+  weights.set(groupWeights(fitness.subarray(0, used), { estimator: 'wsr', sigma: es.sigma, baseline: false, nonFinite: 'worst' }).weights);
   const sum = new Float64Array(d);
-  working += 8 * es.pop + sum.byteLength;
+  working += weights.byteLength + sum.byteLength;
   meter.set('es', working);
   if (matrix) {
     for (let m = 0; m < used; m++) {
@@ -179,7 +180,7 @@ export function mamlEs(ctx: MetaContext, mu: Float32Array, ep: Episode, es: EsSe
       for (let j = 0; j < d; j++) sum[j] = sum[j]! + w * matrix[m * d + j]!;
     }
   } else {
-    noiseSumInto(sum, { mu, seed: es.seed, step: es.step, antithetic: es.antithetic, sigma: es.sigma, start: 0, weights }, z);
+    noiseSumInto(sum, { mu, seed: es.seed, step: es.step, antithetic: es.antithetic, sigma: es.sigma, start: 0, weights: weights.subarray(0, used) }, z);
   }
   for (let j = 0; j < d; j++) g[j] = -sum[j]!;
   meter.set('es', 0);

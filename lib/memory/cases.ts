@@ -100,7 +100,8 @@ export function caseId(s: CaseSpec): string {
   return parts.join('-');
 }
 
-function sizes(s: CaseSpec): { dPhi: number; dPsi: number; e: number; n: number; layout: ProtoNetLayout } {
+/** D_phi, D_psi (= way x E), the embedding size E and the images per episode of a case. */
+export function caseSizes(s: CaseSpec): { dPhi: number; dPsi: number; e: number; n: number; layout: ProtoNetLayout } {
   const layout = new ProtoNetLayout({ channels: s.channels, imageSize: s.imageSize });
   const e = layout.embeddingSize;
   const head = isMaml(s.method) ? s.way * e + s.way : 0;
@@ -109,7 +110,7 @@ function sizes(s: CaseSpec): { dPhi: number; dPsi: number; e: number; n: number;
 
 /** The paper's II-E terms (float32). */
 export function paperFormula(s: CaseSpec): CaseResult['formula'] {
-  const { dPhi, dPsi, e } = sizes(s);
+  const { dPhi, dPsi, e } = caseSizes(s);
   const ns = s.way * s.shot;
   switch (s.method) {
     case 'forward': return { name: 'Omega_FM', expr: `D_psi x D_phi = ${dPsi} x ${dPhi}`, bytes: 4 * dPsi * dPhi };
@@ -133,7 +134,7 @@ export function paperFormula(s: CaseSpec): CaseResult['formula'] {
  * and parameter-sized vectors.
  */
 export function predictBytes(s: CaseSpec): number {
-  const { dPhi, dPsi, e, n, layout } = sizes(s);
+  const { dPhi, dPsi, e, n, layout } = caseSizes(s);
   const images = 2 * n * s.imageSize * s.imageSize * 4;
   const largest = n * s.channels * s.imageSize * s.imageSize * 4;
   let side = s.imageSize, tape = images;
@@ -174,7 +175,7 @@ function timeIt(first: number, reps: number, again: () => void): number {
 export async function runCase(spec: CaseSpec): Promise<CaseResult> {
   checkSpec(spec);
   const device = getDevice(spec.device);
-  const { dPhi, dPsi } = sizes(spec);
+  const { dPhi, dPsi } = caseSizes(spec);
   const ep = syntheticEpisode({ way: spec.way, shot: spec.shot, query: spec.query, imageSize: spec.imageSize }, spec.seed);
   const meter = new PeakMeter();
   const t = isMaml(spec.method) ? runMaml(spec, device, ep, meter) : await runProto(spec, device, ep, meter);
@@ -287,9 +288,10 @@ async function runProto(spec: CaseSpec, device: Device, ep: Episode, meter: Peak
       fitness[m] = -episodeLoss(metered.ops, layout, theta, bn, ep, { bn: 'batch' }).loss.data[0]!;
       meter.reached('forward', metered.opPeak);
     }
-    const { weights } = groupWeights(fitness.subarray(0, cap), { estimator: 'wsr', sigma, baseline: false, nonFinite: 'worst' });
+    const weights = new Float64Array(pop); // sized for P even when only `cap` members ran
+    weights.set(groupWeights(fitness.subarray(0, cap), { estimator: 'wsr', sigma, baseline: false, nonFinite: 'worst' }).weights);
     const g = new Float64Array(d);
-    meter.set('weights', 8 * pop);
+    meter.set('weights', weights.byteLength);
     meter.set('es', z.byteLength + theta.byteLength + g.byteLength);
     for (let m = 0; m < cap; m++) for (let j = 0; j < d; j++) g[j] = g[j]! + weights[m]! * matrix[m * d + j]!;
     const tEnd = performance.now();

@@ -1,5 +1,5 @@
 /** The memory study's markdown report: measured bytes beside the paper's formulas (II-E), and time per meta-gradient. */
-import type { CaseResult } from './cases.js';
+import { caseSizes, paperFormula, type CaseResult } from './cases.js';
 import { methodLabel } from './labels.js';
 import { PAPER_40X, type SweepResult } from './sweep.js';
 
@@ -49,7 +49,8 @@ function measuredCells(r: CaseResult): string[] {
 }
 
 function formulaCells(r: CaseResult): string[] {
-  return r.formula ? [`${r.formula.name} = ${r.formula.expr}`, fmtBytes(r.formula.bytes)] : ['— (measured only)', '—'];
+  const f = r.formula ?? paperFormula(r.spec);
+  return f ? [`${f.name} = ${f.expr}`, fmtBytes(f.bytes)] : ['— (measured only)', '—'];
 }
 
 export function markdownReport(s: SweepResult, meta: { device: string; command: string }): string {
@@ -93,6 +94,43 @@ export function markdownReport(s: SweepResult, meta: { device: string; command: 
     L.push('');
   }
 
+  // Summaries: one row per task length / population, methods side by side.
+  const ok = (c: (typeof cases)[number] | undefined): CaseResult | undefined => (c && c.result.status === 'ok' ? c.result : undefined);
+  const pick = (study: string, method: string, f: (sp: (typeof cases)[number]['spec']) => boolean) => ok(cases.find((c) => c.study === study && c.spec.method === method && f(c.spec)));
+  const tl = cases.filter((c) => c.study === 'task-length');
+  for (const ch of [...new Set(tl.map((c) => c.spec.channels))]) {
+    const ls = [...new Set(tl.filter((c) => c.spec.channels === ch).map((c) => c.spec.innerSteps!))].sort((a, b) => a - b);
+    L.push(`## Summary: memory vs task length l (MAML-style learner, C = ${ch})`);
+    L.push('');
+    L.push(row(['l', 'backprop 2nd order: head tape g x l', 'backprop 2nd order: accounted peak', 'first-order MAML: accounted peak', 'ES (regenerated): accounted peak', 'ES (population matrix): accounted peak', 'time: 2nd order / 1st order / ES']));
+    L.push(row(['---', '---', '---', '---', '---', '---', '---']));
+    for (const l of ls) {
+      const f = (sp: CaseResult['spec']): boolean => sp.channels === ch && sp.innerSteps === l;
+      const so = pick('task-length', 'maml-second-order', f), fo = pick('task-length', 'maml-first-order', f);
+      const es = pick('task-length', 'maml-es', f), em = pick('task-length', 'maml-es-matrix', f);
+      L.push(row([l, fmtBytes(so?.dominant.bytes), fmtBytes(so?.accounted.peak), fmtBytes(fo?.accounted.peak), fmtBytes(es?.accounted.peak), fmtBytes(em?.accounted.peak),
+        `${so ? fmtSeconds(so.seconds) : '—'} / ${fo ? fmtSeconds(fo.seconds) : '—'} / ${es ? fmtSeconds(es.seconds) : '—'}`]));
+    }
+    L.push('');
+  }
+  const pp = cases.filter((c) => c.study === 'population');
+  for (const ch of [...new Set(pp.map((c) => c.spec.channels))]) {
+    const ps = [...new Set(pp.filter((c) => c.spec.channels === ch).map((c) => c.spec.pop!))].sort((a, b) => a - b);
+    const same = (sp: CaseResult['spec']): boolean => sp.channels === ch && sp.way === 10 && sp.imageSize === 32;
+    const fmr = pick('channels', 'forward', same), bpr = pick('channels', 'backprop', same);
+    L.push(`## Summary: memory vs population P (ProtoNet, C = ${ch}; forward mode and backprop do not depend on P)`);
+    L.push('');
+    L.push(row(['P', 'paper Omega_ES = P x D_phi', 'ES with the matrix: accounted peak', 'our ES: working set', 'our ES: accounted peak', 'forward mode: Jacobian / accounted peak', 'backprop: tape / accounted peak']));
+    L.push(row(['---', '---', '---', '---', '---', '---', '---']));
+    for (const p of ps) {
+      const f = (sp: CaseResult['spec']): boolean => sp.channels === ch && sp.pop === p;
+      const es = pick('population', 'es', f), em = pick('population', 'es-matrix', f);
+      L.push(row([p, fmtBytes(em?.formula?.bytes ?? es?.formula?.bytes), fmtBytes(em?.accounted.peak), fmtBytes(es?.dominant.bytes), fmtBytes(es?.accounted.peak),
+        fmr ? `${fmtBytes(fmr.dominant.bytes)} / ${fmtBytes(fmr.accounted.peak)}` : '—', bpr ? `${fmtBytes(bpr.dominant.bytes)} / ${fmtBytes(bpr.accounted.peak)}` : '—']));
+    }
+    L.push('');
+  }
+
   const section = (title: string, study: string, head: string[], cells: (c: (typeof cases)[number]) => (string | number)[]): void => {
     const rows = cases.filter((c) => c.study === study);
     if (rows.length === 0) return;
@@ -105,7 +143,7 @@ export function markdownReport(s: SweepResult, meta: { device: string; command: 
   };
   section('Measured bytes vs the paper\'s formulas, ProtoNet, C = 16 / 32 / 64', 'channels',
     ['C', 'way', 'method', 'D_phi', 'D_psi', 'paper term', 'formula bytes', 'measured term', 'accounted peak', 'peak RSS', 'time / meta-gradient'],
-    (c) => [c.spec.channels, c.spec.way, methodLabel(c.spec.method) + (c.spec.pop ? ` (P = ${c.spec.pop})` : ''), c.result.dPhi || '—', c.result.dPsi || '—', ...formulaCells(c.result), ...measuredCells(c.result)]);
+    (c) => [c.spec.channels, c.spec.way, methodLabel(c.spec.method) + (c.spec.pop ? ` (P = ${c.spec.pop})` : ''), caseSizes(c.spec).dPhi, caseSizes(c.spec).dPsi, ...formulaCells(c.result), ...measuredCells(c.result)]);
   section('Task length: the MAML-style learner with l inner steps', 'task-length',
     ['l', 'C', 'method', 'paper term', 'formula bytes', 'measured term', 'accounted peak', 'peak RSS', 'time / meta-gradient'],
     (c) => [c.spec.innerSteps!, c.spec.channels, methodLabel(c.spec.method) + (c.spec.pop ? ` (P = ${c.spec.pop})` : ''), ...formulaCells(c.result), ...measuredCells(c.result)]);

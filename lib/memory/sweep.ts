@@ -10,7 +10,7 @@
  *  population   ProtoNet es and es-matrix, P = 64 .. 4096
  */
 import { fork } from 'node:child_process';
-import { caseId, predictBytes, type CaseResult, type CaseSpec } from './cases.js';
+import { caseId, caseSizes, paperFormula, predictBytes, type CaseResult, type CaseSpec } from './cases.js';
 
 export type StudyName = 'channels' | 'task-length' | 'population';
 export const STUDIES: readonly StudyName[] = ['channels', 'task-length', 'population'];
@@ -70,7 +70,7 @@ export function sweepCases(opts: Pick<SweepOptions, 'quick' | 'studies' | 'devic
   if (want.has('population')) {
     for (const channels of q ? [16] : [16, 32, 64]) {
       for (const pop of [64, 256, 1024, 4096]) {
-        const members = q ? 16 : 64;
+        const members = q ? 16 : 32;
         add('population', { ...base, method: 'es', channels, pop, maxMembers: members });
         add('population', { ...base, method: 'es-matrix', channels, pop, maxMembers: members });
       }
@@ -83,8 +83,10 @@ export interface WorkerReply { ok: true; result: CaseResult; maxRss: number; bas
 export interface WorkerError { ok: false; error: string; maxRss: number; baseline: number }
 
 function skipped(spec: CaseSpec, status: CaseResult['status'], predicted: number, error?: string): CaseResult {
+  let dPhi = 0, dPsi = 0, formula: CaseResult['formula'] = null;
+  try { ({ dPhi, dPsi } = caseSizes(spec)); formula = paperFormula(spec); } catch { /* an invalid spec: leave them empty */ }
   return {
-    spec, status, ...(error ? { error } : {}), device: spec.device ?? '', dPhi: 0, dPsi: 0, formula: null,
+    spec, status, ...(error ? { error } : {}), device: spec.device ?? '', dPhi, dPsi, formula,
     dominant: { name: '', bytes: 0 }, accounted: { peak: 0, atPeak: {}, maxima: {} }, predictedBytes: predicted, seconds: NaN, timeNote: '',
   };
 }
