@@ -146,6 +146,8 @@ const POP: PopCase[] = [
   { name: 'C=6 (channel padding) 28x28 cosine', model: { channels: 6, imageSize: 28 }, way: 3, shot: 2, query: 2, distance: 'cosine', members: [3, 6] },
   { name: 'C=32 3 input channels 9x9 2 blocks', model: { channels: 32, inChannels: 3, imageSize: 9, blocks: 2 }, way: 3, shot: 1, query: 2, distance: 'euclidean', members: [0, 3] },
   { name: 'C=64 10x10 3 blocks', model: { channels: 64, imageSize: 10, blocks: 3 }, way: 4, shot: 1, query: 2, distance: 'euclidean', members: [1, 4] },
+  // 60 images: blocks run in several image chunks, the last one partial
+  { name: 'C=32 28x28 20w1s2q (image chunks)', model: { channels: 32, imageSize: 28 }, way: 20, shot: 1, query: 2, distance: 'euclidean', members: [0, 2] },
 ];
 
 function close(got: Float64Array, want: Float64Array, what: string): void {
