@@ -7,15 +7,12 @@ import { compile, type TopLevelSpec } from 'vega-lite';
 import type { SweepResult } from './sweep.js';
 import { methodLabel } from './labels.js';
 
-export interface ChartPoint { x: number; bytes: number; series: string; measure: string }
+export interface ChartPoint { x: number; bytes: number; series: string; measure: string; panel?: string }
 
 function lineSpec(title: string, xTitle: string, points: ChartPoint[]): TopLevelSpec {
-  return {
-    $schema: 'https://vega.github.io/schema/vega-lite/v5.json',
-    title,
-    width: 560,
-    height: 340,
-    data: { values: points },
+  const layer = {
+    width: 420,
+    height: 300,
     mark: { type: 'line', point: true },
     encoding: {
       x: { field: 'x', type: 'quantitative', scale: { type: 'log' }, title: xTitle, axis: { format: '~s' } },
@@ -24,8 +21,10 @@ function lineSpec(title: string, xTitle: string, points: ChartPoint[]): TopLevel
       strokeDash: { field: 'measure', type: 'nominal', title: 'measure' },
       tooltip: [{ field: 'series' }, { field: 'measure' }, { field: 'x' }, { field: 'bytes', format: ',' }],
     },
-    config: { font: 'sans-serif', legend: { labelLimit: 320 } },
-  } as TopLevelSpec;
+  };
+  const panels = new Set(points.map((p) => p.panel).filter((p) => p !== undefined));
+  const base = { $schema: 'https://vega.github.io/schema/vega-lite/v5.json', title, data: { values: points }, config: { font: 'sans-serif', legend: { labelLimit: 320 } } };
+  return (panels.size > 0 ? { ...base, facet: { column: { field: 'panel', type: 'nominal', title: null } }, spec: layer } : { ...base, ...layer }) as TopLevelSpec;
 }
 
 export async function renderSvg(spec: TopLevelSpec): Promise<string> {
@@ -51,7 +50,7 @@ export function taskLengthPoints(s: SweepResult): ChartPoint[] {
   return pts;
 }
 
-/** ES memory against the population size, with the forward-mode Jacobian and the backprop tape of the same model as flat references. */
+/** ES memory against the population size, one panel per C, with the forward-mode Jacobian and the backprop tape of the same model as flat references. */
 export function populationPoints(s: SweepResult): ChartPoint[] {
   const pts: ChartPoint[] = [];
   const pops = [...new Set(s.cases.filter((c) => c.study === 'population').map((c) => c.spec.pop!))].sort((a, b) => a - b);
@@ -59,17 +58,17 @@ export function populationPoints(s: SweepResult): ChartPoint[] {
   for (const c of s.cases) {
     const r = c.result, sp = c.spec;
     if (r.status !== 'ok' || !channels.has(sp.channels)) continue;
-    const tag = ` C=${sp.channels}`;
+    const panel = `C = ${sp.channels}`;
     if (c.study === 'population') {
-      const series = methodLabel(sp.method) + tag;
-      pts.push({ x: sp.pop!, bytes: r.accounted.peak, series, measure: 'accounted peak' });
-      if (r.rss) pts.push({ x: sp.pop!, bytes: r.rss.maxRss, series, measure: 'peak RSS (process)' });
-      pts.push({ x: sp.pop!, bytes: r.dominant.bytes, series, measure: 'dominant term' });
+      const series = methodLabel(sp.method);
+      pts.push({ x: sp.pop!, bytes: r.accounted.peak, series, measure: 'accounted peak', panel });
+      if (r.rss) pts.push({ x: sp.pop!, bytes: r.rss.maxRss, series, measure: 'peak RSS (process)', panel });
+      pts.push({ x: sp.pop!, bytes: r.dominant.bytes, series, measure: 'dominant term', panel });
     } else if (c.study === 'channels' && (sp.method === 'forward' || sp.method === 'backprop') && sp.way === 10) {
-      const series = methodLabel(sp.method) + tag + ' (no P)';
+      const series = methodLabel(sp.method) + ' (no P)';
       for (const p of pops) {
-        pts.push({ x: p, bytes: r.accounted.peak, series, measure: 'accounted peak' });
-        pts.push({ x: p, bytes: r.dominant.bytes, series, measure: 'dominant term' });
+        pts.push({ x: p, bytes: r.accounted.peak, series, measure: 'accounted peak', panel });
+        pts.push({ x: p, bytes: r.dominant.bytes, series, measure: 'dominant term', panel });
       }
     }
   }
