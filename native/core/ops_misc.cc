@@ -30,12 +30,18 @@ void maxpool(const PoolGeom& g, const float* x, float* y, int32_t* argmax) {
       for (int i = 0; i < g.oh; i++) {
         const long r0 = base + 2L * i * g.w, r1 = r0 + g.w;
         for (int j = 0; j < g.ow; j++, o++) {
-          const long a = r0 + 2 * j;
-          long bi = a;
-          float best = x[a];
-          if (x[a + 1] > best) { best = x[a + 1]; bi = a + 1; }
-          if (x[r1 + 2 * j] > best) { best = x[r1 + 2 * j]; bi = r1 + 2 * j; }
-          if (x[r1 + 2 * j + 1] > best) { best = x[r1 + 2 * j + 1]; bi = r1 + 2 * j + 1; }
+          // branch-free selects (the comparisons are unpredictable)
+          const long a = r0 + 2 * j, c = r1 + 2 * j;
+          const float v0 = x[a], v1 = x[a + 1], v2 = x[c], v3 = x[c + 1];
+          const long m1 = -(long)(v1 > v0);
+          float best = v1 > v0 ? v1 : v0;
+          long bi = (a & ~m1) | ((a + 1) & m1);
+          const long m2 = -(long)(v2 > best);
+          best = v2 > best ? v2 : best;
+          bi = (bi & ~m2) | (c & m2);
+          const long m3 = -(long)(v3 > best);
+          best = v3 > best ? v3 : best;
+          bi = (bi & ~m3) | ((c + 1) & m3);
           y[o] = best;
           argmax[o] = (int32_t)bi;
         }
