@@ -45,7 +45,7 @@ if (!av.ok) {
     const info = dev.info();
     assert.is(info.name, 'xla');
     assert.match(info.isa ?? '', /cpu \(jaxlib 0\.10\.2\)/);
-    assert.equal(info.detail, { devices: 4 });
+    assert.equal(info.detail, { devices: 4, precision: 'exact' });
     assert.ok(dev.supportsOp('conv2d') && dev.supportsOp('accuracy'));
   });
 

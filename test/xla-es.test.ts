@@ -186,6 +186,27 @@ if (!av.ok) {
     assert.ok(ge < bound, `gradient estimate ${ge} (bound from float32 fitness rounding ${bound})`);
   });
 
+  test("ES step, precision 'fast' (float32 only: TPU-friendly) with 4 replicas: within float32 rounding of the cpu-ts step", async () => {
+    const ep = makeEpisode(rng, 4, 2, 2);
+    for (const scheme of ['paper', 'openai'] as const) {
+      const spec = base({ compute: 'f32', precision: 'fast', replicas: 4, population: 16, scheme });
+      const prog = esStepProgram(spec);
+      // Value types only: attributes (dense<...> : tensor<..xi64>, array<i64: ...>, ... : i64) are compile-time metadata.
+      const body = prog.text.slice(prog.text.indexOf('{', prog.text.indexOf('func.func')))
+        .replace(/dense<[^>]*> : tensor<[^>]*>/g, '').replace(/array<i64[^>]*>/g, '').replace(/ : i64/g, '');
+      assert.not.match(body, /f64|i64|ui64/, 'no 64-bit value type in the program body (the unused barrier input aside)');
+      const want = refStep(mu, spec, seed, 5, ep);
+      const got = await xlaStep(spec, mu, 5, ep);
+      const fe = relErr(got.fitness, want.fitness), ge = relErr(got.g, want.g);
+      const f = Array.from(want.fitness), mean = f.reduce((a, b) => a + b) / f.length;
+      const std = Math.sqrt(f.reduce((a, b) => a + (b - mean) ** 2, 0) / f.length);
+      const bound = 4 * Math.max(fe, 1e-7) * Math.abs(mean) / std * Math.sqrt(f.length) + 1e-5;
+      if (process.env.XLA_TEST_VERBOSE) console.log(`  fast ${scheme}: fitness ${fe.toExponential(2)}, g ${ge.toExponential(2)}, bound ${bound.toExponential(2)}`);
+      assert.ok(fe < 2e-5, `${scheme}: fitness ${fe}`);
+      assert.ok(ge < bound, `${scheme}: gradient estimate ${ge} (bound ${bound})`);
+    }
+  });
+
   test('a few chained ES steps (4 replicas, all_reduce) track the cpu-ts trajectory', async () => {
     const spec = base({ replicas: 4, population: 8, alpha: 0.3 });
     let a = mu, b = mu;

@@ -95,6 +95,29 @@ if (!av.ok) {
     }
   });
 
+  test("gaussianNoise 'f32' (fast path: float32 only, no 64-bit types): close to the reference", async () => {
+    const n = 4001, members = Uint32Array.of(0, 5, 123456);
+    const fb = new FuncBuilder('main', [ttype([members.length], 'ui32'), ttype([], 'ui32'), ttype([], 'ui32'), ttype([], 'ui32')]);
+    fb.ret([gaussianNoise(fb, fb.params[0]!, n, fb.params[1]!, fb.params[2]!, fb.params[3]!, undefined, 'f32')]);
+    const prog = moduleOf(fb, 'noise_f32');
+    assert.not.match(prog.text, /f64|i64|ui64/, 'no 64-bit type in the program');
+    const got = (await run().run(prog, [[hostArray(members, [members.length]), scalarU32(77), scalarU32(STREAM.esNoise), scalarU32(3)]]))[0]![0]!.data as Float32Array;
+    const want = new Float32Array(n);
+    let worst = 0, worstAbs = 0;
+    members.forEach((m, i) => {
+      gaussianFill(want, 77, STREAM.esNoise, 3, m, 0);
+      for (let j = 0; j < n; j++) {
+        const d = Math.abs(got[i * n + j]! - want[j]!);
+        worst = Math.max(worst, d - 1e-5 * Math.abs(want[j]!));
+        worstAbs = Math.max(worstAbs, d);
+      }
+    });
+    if (process.env.XLA_TEST_VERBOSE) console.log(`  f32 noise: max abs error ${worstAbs.toExponential(2)}`);
+    // float32 ln/sin/cos of the same Philox words, not a different draw. Error model: ~1e-6 relative,
+    // plus up to ~5e-5 absolute near z = 0, where u = (x + 0.5) / 2^32 rounded to float32 near 1 loses 1 - u.
+    assert.ok(worst < 1e-4, `float32 noise deviates by ${worst} beyond 1e-4 + 1e-5 |z|`);
+  });
+
   test.after(async () => { await runner?.close(); });
 }
 

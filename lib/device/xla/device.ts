@@ -12,6 +12,7 @@ import type { XlaExecutor } from './executor.js';
 import { hasLowering, lowerOp } from './lowering.js';
 import { PjrtExecutor, pluginPath } from './pjrt.js';
 import { JaxRunner } from './jax-runner.js';
+import type { Precision } from './population.js';
 import './lower/index.js';
 
 export type XlaExecutorKind = 'pjrt' | 'jaxlib';
@@ -21,6 +22,8 @@ export interface XlaOptions {
   executor?: XlaExecutorKind;
   /** PJRT plugin path (default: PJRT_PLUGIN_LIBRARY_PATH). */
   plugin?: string;
+  /** Noise/perturbation arithmetic of the population programs: 'exact' (float64, default) or 'fast' (float32; TPU). */
+  precision?: Precision;
 }
 
 let options: XlaOptions = {};
@@ -36,12 +39,16 @@ export function configureXla(o: XlaOptions): void {
 export function xlaOptions(): XlaOptions {
   const env = process.env.EVOMETA_XLA_EXECUTOR;
   if (env !== undefined && env !== 'pjrt' && env !== 'jaxlib') throw new Error(`EVOMETA_XLA_EXECUTOR must be pjrt or jaxlib, got ${env}`);
-  return { executor: options.executor ?? (env as XlaExecutorKind | undefined) ?? 'pjrt', ...(options.plugin !== undefined ? { plugin: options.plugin } : {}) };
+  return {
+    executor: options.executor ?? (env as XlaExecutorKind | undefined) ?? 'pjrt',
+    ...(options.plugin !== undefined ? { plugin: options.plugin } : {}),
+    precision: options.precision ?? 'exact',
+  };
 }
 
 export class XlaDevice implements Device {
   readonly name = 'xla';
-  constructor(readonly executor: XlaExecutor, private readonly how: string) {}
+  constructor(readonly executor: XlaExecutor, private readonly how: string, readonly precision: Precision = 'exact') {}
 
   run<K extends OpName>(op: K, inputs: OpInputs<K>, attrs: OpAttrs<K>): OpOutput<K> {
     if (!this.executor.runSync) throw new Error(`xla: the ${this.executor.platform} executor cannot run single ops synchronously`);
@@ -54,7 +61,7 @@ export class XlaDevice implements Device {
   }
 
   info(): DeviceInfo {
-    return { name: this.name, isa: this.executor.platform, reason: this.how, detail: { devices: this.executor.deviceCount } };
+    return { name: this.name, isa: this.executor.platform, reason: this.how, detail: { devices: this.executor.deviceCount, precision: this.precision } };
   }
 }
 
@@ -63,9 +70,9 @@ export function createXlaDevice(): XlaDevice {
   const o = xlaOptions();
   if (o.executor === 'jaxlib') {
     const r = JaxRunner.start();
-    return new XlaDevice(r, `XLA CPU through jaxlib (${r.platform}): verification executor selected explicitly`);
+    return new XlaDevice(r, `XLA CPU through jaxlib (${r.platform}): verification executor selected explicitly`, o.precision);
   }
   const path = pluginPath(o.plugin);
   const ex = PjrtExecutor.openSync(path);
-  return new XlaDevice(ex, `PJRT plugin ${path}: ${ex.info.devices.length} device(s) of kind ${[...new Set(ex.info.devices.map((d) => d.kind))].join(', ')}`);
+  return new XlaDevice(ex, `PJRT plugin ${path}: ${ex.info.devices.length} device(s) of kind ${[...new Set(ex.info.devices.map((d) => d.kind))].join(', ')}`, o.precision);
 }

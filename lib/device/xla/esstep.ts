@@ -15,7 +15,7 @@
 import { ProtoNetLayout } from '../../model/layout.js';
 import { WSR_MIN_RELATIVE_STD } from '../../es/estimators.js';
 import { FuncBuilder, moduleOf, ttype, type Program, type Value } from './hlo.js';
-import { ES_NOISE_STREAM, memberRange, perturbedThetas, populationLoss, signedEps, type PopulationShape } from './population.js';
+import { ES_NOISE_STREAM, hostFloat, memberRange, perturbedThetas, populationLoss, signedEps, type PopulationShape } from './population.js';
 
 export type EsScheme = 'paper' | 'openai';
 
@@ -43,34 +43,35 @@ export function checkEsSpec(s: EsStepSpec): number {
   return per;
 }
 
-/** WSR weights of a group's fitness f (f64 [n]) times `scale`, as groupWeights() computes them. */
+/** WSR weights of a group's fitness f ([n], f64 or f32) times `scale`, as groupWeights() computes them. */
 export function wsrWeights(fb: FuncBuilder, f: Value, scale: number, policy: 'worst' | 'drop'): Value {
   const n = f.shape[0]!;
-  const inf = fb.splat(Infinity, 'f64', [n]);
-  const zeros = fb.splat(0, 'f64', [n]);
+  const ht = f.dtype;
+  const inf = fb.splat(Infinity, ht, [n]);
+  const zeros = fb.splat(0, ht, [n]);
   const finite = fb.binary('and', fb.compare('EQ', f, f), fb.compare('LT', fb.unary('abs', f), inf));
   let vals = f, used = finite;
   if (policy === 'worst') {
     const worst = fb.reduce(fb.select(finite, f, inf), 'minimum', [0]);
-    const anyFinite = fb.compare('LT', worst, fb.constant(Infinity, 'f64'));
+    const anyFinite = fb.compare('LT', worst, fb.constant(Infinity, ht));
     vals = fb.select(finite, f, fb.broadcastTo(worst, [n]));
     used = fb.binary('or', finite, fb.broadcastTo(anyFinite, [n]));
   }
-  const cnt = fb.reduce(fb.convert(used, 'f64'), 'add', [0]);
-  const safeCnt = fb.max(cnt, fb.constant(1, 'f64'));
+  const cnt = fb.reduce(fb.convert(used, ht), 'add', [0]);
+  const safeCnt = fb.max(cnt, fb.constant(1, ht));
   const mean = fb.div(fb.reduce(fb.select(used, vals, zeros), 'add', [0]), safeCnt);
   const dev = fb.sub(vals, fb.broadcastTo(mean, [n]));
   const ss = fb.reduce(fb.select(used, fb.mul(dev, dev), zeros), 'add', [0]);
   const std = fb.unary('sqrt', fb.div(ss, safeCnt));
-  const floor = fb.mulC(fb.max(fb.constant(1, 'f64'), fb.unary('abs', mean)), WSR_MIN_RELATIVE_STD);
-  const spread = fb.binary('and', fb.compare('GT', std, floor), fb.compare('GT', cnt, fb.constant(0, 'f64')));
+  const floor = fb.mulC(fb.max(fb.constant(1, ht), fb.unary('abs', mean)), WSR_MIN_RELATIVE_STD);
+  const spread = fb.binary('and', fb.compare('GT', std, floor), fb.compare('GT', cnt, fb.constant(0, ht)));
   const w = fb.mulC(fb.div(fb.div(dev, fb.broadcastTo(std, [n])), fb.broadcastTo(safeCnt, [n])), scale);
   return fb.select(fb.binary('and', used, fb.broadcastTo(spread, [n])), w, zeros);
 }
 
 /**
  * Per replica: (mu f32[D], seed ui32, step ui32, images f32[B,cin,S,S], supportLabels i32[NS], queryLabels i32[NQ], zero i64)
- *   -> (mu' f32[D], g f64[D], fitness [Pl] ('paper': this replica's members) or [P] ('openai': everyone's), compute type).
+ *   -> (mu' f32[D], g [D] (f64 'exact', f32 'fast'), fitness [Pl] ('paper': this replica's members) or [P] ('openai': everyone's), compute type).
  */
 export function esStepProgram(spec: EsStepSpec): Program {
   const per = checkEsSpec(spec);
@@ -88,24 +89,25 @@ export function esStepProgram(spec: EsStepSpec): Program {
   const ft = spec.compute ?? 'f32';
   const start = fb.mul(fb.replicaId(), fb.constant(per, 'ui32'));
   const local = memberRange(fb, start, per);
-  const thetas = fb.convert(perturbedThetas(fb, mu, local, pert, key), ft);
+  const ht = hostFloat(spec.precision);
+  const thetas = fb.convert(perturbedThetas(fb, mu, local, pert, key, spec.precision), ft);
   const fitness = fb.unary('negate', populationLoss(fb, layout, thetas, fb.convert(images, ft), sl, ql, spec));
   const policy = spec.nonFinite ?? 'worst';
   let g: Value, reported: Value;
   if (spec.scheme === 'paper') {
-    const w = wsrWeights(fb, fb.convert(fitness, 'f64'), 1 / r, policy);
-    const eps = signedEps(fb, local, d, spec.sigma, spec.antithetic, key);
+    const w = wsrWeights(fb, fb.convert(fitness, ht), 1 / r, policy);
+    const eps = signedEps(fb, local, d, spec.sigma, spec.antithetic, key, spec.precision);
     const gr = fb.dotGeneral(w, eps, { lhsContract: [0], rhsContract: [0] });
     g = r > 1 ? fb.allReduceSum(gr, r) : gr;
     reported = fitness;
   } else {
     const all = r > 1 ? fb.allGather(fitness, 0, r) : fitness;
-    const w = wsrWeights(fb, fb.convert(all, 'f64'), 1, policy);
-    const eps = signedEps(fb, fb.iota([spec.population], 0, 'ui32'), d, spec.sigma, spec.antithetic, key);
+    const w = wsrWeights(fb, fb.convert(all, ht), 1, policy);
+    const eps = signedEps(fb, fb.iota([spec.population], 0, 'ui32'), d, spec.sigma, spec.antithetic, key, spec.precision);
     g = fb.dotGeneral(w, eps, { lhsContract: [0], rhsContract: [0] });
     reported = all;
   }
-  const next = fb.convert(fb.add(fb.convert(mu, 'f64'), fb.mulC(g, spec.alpha)), 'f32');
+  const next = fb.convert(fb.add(fb.convert(mu, ht), fb.mulC(g, spec.alpha)), 'f32');
   fb.ret([next, g, reported]);
   return moduleOf(fb, `evometa_es_step_${spec.scheme}`, r);
 }

@@ -33,7 +33,7 @@ export class XlaPopulationEvaluator implements PopulationEvaluator {
     const ex = this.dev.executor;
     const replicas = ex.deviceCount > 1 && n % ex.deviceCount === 0 ? ex.deviceCount : 1;
     const ep = req.episode;
-    const shape = { model: layout.config, episode: { way: ep.way, support: ep.support.shape[0]!, query: ep.query.shape[0]! }, distance: req.distance, memberConv: this.memberConv };
+    const shape = { model: layout.config, episode: { way: ep.way, support: ep.support.shape[0]!, query: ep.query.shape[0]! }, distance: req.distance, memberConv: this.memberConv, precision: this.dev.precision };
     const prog = this.program(JSON.stringify(['eval', shape, req.perturbation, n, replicas, this.memberConv]), () => evaluateProgram(shape, n / replicas, req.perturbation, replicas));
     const args = [hostArray(req.mu, [req.mu.length]), scalarU32(req.seed), scalarU32(req.step), scalarU32(req.start), ...episodeInputs(ep), ZERO_I64];
     const outs = await ex.run(prog, Array.from({ length: replicas }, () => args));
@@ -46,9 +46,11 @@ export class XlaPopulationEvaluator implements PopulationEvaluator {
     const p = req.weights.length, d = req.mu.length;
     if (!(req.sigma > 0)) throw new RangeError(`noiseSum: sigma must be > 0, got ${req.sigma}`);
     if (p === 0) return new Float64Array(d);
-    const prog = this.program(JSON.stringify(['sum', d, p, req.sigma, req.antithetic]), () => noiseSumProgram(d, p, req.sigma, req.antithetic));
-    const outs = await this.dev.executor.run(prog, [[hostArray(req.weights, [p]), scalarU32(req.seed), scalarU32(req.step), scalarU32(req.start), ZERO_I64]]);
-    return Float64Array.from(outs[0]![0]!.data as Float64Array);
+    const fast = this.dev.precision === 'fast';
+    const prog = this.program(JSON.stringify(['sum', d, p, req.sigma, req.antithetic, this.dev.precision]), () => noiseSumProgram(d, p, req.sigma, req.antithetic, this.dev.precision));
+    const w = fast ? hostArray(Float32Array.from(req.weights), [p]) : hostArray(req.weights, [p]);
+    const outs = await this.dev.executor.run(prog, [[w, scalarU32(req.seed), scalarU32(req.step), scalarU32(req.start), ZERO_I64]]);
+    return Float64Array.from(outs[0]![0]!.data as Float64Array | Float32Array);
   }
 }
 

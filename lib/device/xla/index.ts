@@ -14,7 +14,7 @@ export { XlaDevice, configureXla, createXlaDevice, type XlaOptions, type XlaExec
 export { XlaPopulationEvaluator, createXlaPopulationEvaluator } from './evaluator.js';
 export { XlaEsStepper, xlaEsStep, type EsStepResult } from './stepper.js';
 export { esStepProgram, type EsStepSpec, type EsScheme } from './esstep.js';
-export { evaluateProgram, noiseSumProgram, type PopulationShape } from './population.js';
+export { evaluateProgram, noiseSumProgram, type PopulationShape, type Precision } from './population.js';
 export { lowerOp, registerLowering, loweredOps } from './lowering.js';
 export { PjrtExecutor, tpuChips, loadPjrtAddon } from './pjrt.js';
 export { JaxRunner, jaxAvailability } from './jax-runner.js';

@@ -17,7 +17,7 @@
  * The lane layout follows gaussianFill: element index i of member m at step t
  * is lane i % 4 of Philox(counter [i / 4, m, t, 0], key [seed, stream]).
  */
-import type { FuncBuilder, Value } from './hlo.js';
+import type { FloatType, FuncBuilder, Value } from './hlo.js';
 
 const M0 = 0xd2511f53, M1 = 0xcd9e8d57, W0 = 0x9e3779b9, W1 = 0xbb67ae85;
 const TWO32 = 4294967296;
@@ -25,11 +25,19 @@ const SQRT_HALF = 0.7071067811865476;
 const LN2 = 0.6931471805599453;
 const HALF_PI = 1.5707963267948966;
 
-/** hi and lo 32-bit words of a * b for ui32 tensors (a constant multiplier m). */
+/** hi and lo 32-bit words of m * x for ui32 tensors (m a constant), in 16-bit limbs: no 64-bit types. */
 function mulHiLo(fb: FuncBuilder, m: number, x: Value): [Value, Value] {
-  const wide = fb.mul(fb.splat(m, 'ui64', x.shape), fb.convert(x, 'ui64'));
-  const hi = fb.convert(fb.binary('shift_right_logical', wide, fb.splat(32, 'ui64', x.shape)), 'ui32');
-  const lo = fb.mul(fb.splat(m, 'ui32', x.shape), x);
+  const s = x.shape;
+  const c = (v: number): Value => fb.splat(v, 'ui32', s);
+  const shr = (v: Value): Value => fb.binary('shift_right_logical', v, c(16));
+  const low = (v: Value): Value => fb.binary('and', v, c(0xffff));
+  const mh = c(m >>> 16), ml = c(m & 0xffff), xh = shr(x), xl = low(x);
+  // Every partial sum stays below 2^32: (2^16 - 1)^2 + 2^16 - 1 < 2^32.
+  const ll = fb.mul(ml, xl);
+  const t1 = fb.add(fb.mul(mh, xl), shr(ll));
+  const t2 = fb.add(fb.mul(ml, xh), low(t1));
+  const hi = fb.add(fb.add(fb.mul(mh, xh), shr(t1)), shr(t2));
+  const lo = fb.mul(c(m), x);
   return [hi, lo];
 }
 
@@ -56,15 +64,15 @@ export function philox(fb: FuncBuilder, c: [Value, Value, Value, Value], k0: Val
 
 /** x unchanged, but opaque to the compiler (no FMA contraction into a following add). */
 export function barrier(fb: FuncBuilder, x: Value, zero: Value | undefined): Value {
-  if (!zero) return x;
+  if (!zero || x.dtype !== 'f64') return x;
   const bits = fb.bitcastConvert(x, 'i64');
   return fb.bitcastConvert(fb.binary('xor', bits, fb.broadcastTo(zero, x.shape)), 'f64');
 }
 
 /** Horner evaluation p = ((c0 z + c1) z + ...) with the reference's signs (a - c written as a + (-c): identical in IEEE). */
 function horner(fb: FuncBuilder, z: Value, coeffs: readonly number[], zero: Value | undefined): Value {
-  let p = fb.splat(coeffs[0]!, 'f64', z.shape);
-  for (const c of coeffs.slice(1)) p = fb.add(barrier(fb, fb.mul(p, z), zero), fb.splat(c, 'f64', z.shape));
+  let p = fb.splat(coeffs[0]!, z.dtype, z.shape);
+  for (const c of coeffs.slice(1)) p = fb.add(barrier(fb, fb.mul(p, z), zero), fb.splat(c, z.dtype, z.shape));
   return p;
 }
 
@@ -72,30 +80,32 @@ const LN_COEFFS = [1 / 23, 1 / 21, 1 / 19, 1 / 17, 1 / 15, 1 / 13, 1 / 11, 1 / 9
 const SIN_COEFFS = [-1 / 1307674368000, 1 / 6227020800, -(1 / 39916800), 1 / 362880, -(1 / 5040), 1 / 120, -(1 / 6), 1];
 const COS_COEFFS = [1 / 20922789888000, -(1 / 87178291200), 1 / 479001600, -(1 / 3628800), 1 / 40320, -(1 / 720), 1 / 24, -(1 / 2), 1];
 
-/** lnUnit: ln((x + 0.5) / 2^32) for ui32 x, as float64 (the reference's atanh series). */
-export function lnUnit(fb: FuncBuilder, x: Value, zero?: Value): Value {
+/** lnUnit: ln((x + 0.5) / 2^32) for ui32 x, in float64 (the reference's atanh series) or float32. */
+export function lnUnit(fb: FuncBuilder, x: Value, zero?: Value, ft: FloatType = 'f64'): Value {
   const s = x.shape;
-  const u = fb.div(fb.add(fb.convert(x, 'f64'), fb.splat(0.5, 'f64', s)), fb.splat(TWO32, 'f64', s));
+  const it = ft === 'f64' ? 'i64' : 'i32';
+  const c = (v: number): Value => fb.splat(v, ft, s);
+  const u = fb.div(fb.add(fb.convert(x, ft), c(0.5)), c(TWO32));
   // k = 32 - floor(log2(x + 0.5)) = 1 + clz(x) (33 for x = 0); 2^k built from its exponent bits.
-  const k = fb.add(fb.convert(fb.unary('count_leading_zeros', x), 'i64'), fb.splat(1, 'i64', s));
-  const pow = fb.bitcastConvert(fb.binary('shift_left', fb.add(k, fb.splat(1023, 'i64', s)), fb.splat(52, 'i64', s)), 'f64');
+  const k = fb.add(fb.convert(fb.unary('count_leading_zeros', x), it), fb.splat(1, it, s));
+  const [bias, mant] = ft === 'f64' ? [1023, 52] : [127, 23];
+  const pow = fb.bitcastConvert(fb.binary('shift_left', fb.add(k, fb.splat(bias, it, s)), fb.splat(mant, it, s)), ft);
   const m0 = fb.mul(u, pow);
-  const e0 = fb.unary('negate', fb.convert(k, 'f64'));
-  const big = fb.compare('GT', m0, fb.splat(2 * SQRT_HALF, 'f64', s));
-  const m = fb.select(big, fb.mul(m0, fb.splat(0.5, 'f64', s)), m0);
-  const e = fb.select(big, fb.add(e0, fb.splat(1, 'f64', s)), e0);
-  const one = fb.splat(1, 'f64', s);
-  const t = fb.div(fb.sub(m, one), fb.add(m, one));
+  const e0 = fb.unary('negate', fb.convert(k, ft));
+  const big = fb.compare('GT', m0, c(2 * SQRT_HALF));
+  const m = fb.select(big, fb.mul(m0, c(0.5)), m0);
+  const e = fb.select(big, fb.add(e0, c(1)), e0);
+  const t = fb.div(fb.sub(m, c(1)), fb.add(m, c(1)));
   const p = horner(fb, fb.mul(t, t), LN_COEFFS, zero);
-  return fb.add(barrier(fb, fb.mul(fb.mul(fb.splat(2, 'f64', s), t), p), zero), barrier(fb, fb.mul(e, fb.splat(LN2, 'f64', s)), zero));
+  return fb.add(barrier(fb, fb.mul(fb.mul(c(2), t), p), zero), barrier(fb, fb.mul(e, c(LN2)), zero));
 }
 
 /** Box-Muller of ui32 pairs (a, b): [r cos, r sin] as float32, exactly as boxMuller(). */
-export function boxMuller(fb: FuncBuilder, a: Value, b: Value, zero?: Value): [Value, Value] {
+export function boxMuller(fb: FuncBuilder, a: Value, b: Value, zero?: Value, ft: FloatType = 'f64'): [Value, Value] {
   const s = a.shape;
-  const c = (v: number): Value => fb.splat(v, 'f64', s);
-  const r = fb.unary('sqrt', fb.mul(c(-2), lnUnit(fb, a, zero)));
-  const t = fb.mul(fb.div(fb.add(fb.convert(b, 'f64'), c(0.5)), c(TWO32)), c(4));
+  const c = (v: number): Value => fb.splat(v, ft, s);
+  const r = fb.unary('sqrt', fb.mul(c(-2), lnUnit(fb, a, zero, ft)));
+  const t = fb.mul(fb.div(fb.add(fb.convert(b, ft), c(0.5)), c(TWO32)), c(4));
   const q = fb.unary('floor', t);
   const f = fb.sub(t, q);
   const low = fb.compare('LE', f, c(0.5));
@@ -105,7 +115,9 @@ export function boxMuller(fb: FuncBuilder, a: Value, b: Value, zero?: Value): [V
   const cp = fb.add(barrier(fb, fb.mul(horner(fb, z, COS_COEFFS.slice(0, -1), zero), z), zero), c(1));
   const ca = fb.select(low, cp, sp), sa = fb.select(low, sp, cp);
   const nca = fb.unary('negate', ca), nsa = fb.unary('negate', sa);
-  const qi = fb.convert(q, 'i32');
+  // In float32, b near 2^32 rounds to t = 4 exactly: the angle 2 pi is quadrant 0.
+  const q4 = fb.convert(q, 'i32');
+  const qi = ft === 'f64' ? q4 : fb.select(fb.compare('EQ', q4, fb.splat(4, 'i32', s)), fb.splat(0, 'i32', s), q4);
   const is = (k: number): Value => fb.compare('EQ', qi, fb.splat(k, 'i32', s));
   const pick = (v0: Value, v1: Value, v2: Value, v3: Value): Value => fb.select(is(0), v0, fb.select(is(1), v1, fb.select(is(2), v2, v3)));
   const cosv = pick(ca, nsa, nca, sa), sinv = pick(sa, ca, nsa, nca);
@@ -117,7 +129,7 @@ export function boxMuller(fb: FuncBuilder, a: Value, b: Value, zero?: Value): [V
  * gaussianFill(z[m], seed, stream, step, members[m], 0). seed, stream and step are ui32 scalars;
  * zero: the i64 contraction-barrier input (always 0), for bit-exactness.
  */
-export function gaussianNoise(fb: FuncBuilder, members: Value, n: number, seed: Value, stream: Value, step: Value, zero?: Value): Value {
+export function gaussianNoise(fb: FuncBuilder, members: Value, n: number, seed: Value, stream: Value, step: Value, zero?: Value, ft: FloatType = 'f64'): Value {
   const p = members.shape[0]!;
   const blocks = Math.ceil(n / 4);
   const shape = [p, blocks];
@@ -126,8 +138,8 @@ export function gaussianNoise(fb: FuncBuilder, members: Value, n: number, seed: 
   const c2 = fb.broadcastTo(step, shape);
   const c3 = fb.splat(0, 'ui32', shape);
   const [x0, x1, x2, x3] = philox(fb, [c0, c1, c2, c3], seed, stream);
-  const [z0, z1] = boxMuller(fb, x0, x1, zero);
-  const [z2, z3] = boxMuller(fb, x2, x3, zero);
+  const [z0, z1] = boxMuller(fb, x0, x1, zero, ft);
+  const [z2, z3] = boxMuller(fb, x2, x3, zero, ft);
   const lanes = [z0, z1, z2, z3].map((v) => fb.reshape(v, [p, blocks, 1]));
   const all = fb.reshape(fb.concatenate(lanes, 2), [p, blocks * 4]);
   return blocks * 4 === n ? all : fb.slice(all, [0, 0], [p, n]);

@@ -40,6 +40,20 @@ export interface PopulationShape {
    * as a knob for accelerators whose batched GEMMs beat their grouped convolutions).
    */
   memberConv?: 'grouped' | 'batched';
+  /**
+   * Noise, perturbation and (in the ES step) weights, estimate and update: 'exact' (default:
+   * float64, bit-exact with lib/es/noise.ts) or 'fast' (float32 only and no 64-bit types, for
+   * accelerators without float64 such as TPUs; the same Philox draws, normals within ~1e-6
+   * relative of the reference, up to ~5e-5 absolute near 0).
+   */
+  precision?: Precision;
+}
+
+export type Precision = 'exact' | 'fast';
+
+/** The float type of the host-side quantities (noise, eps, weights, g) for a precision. */
+export function hostFloat(p: Precision | undefined): FloatType {
+  return p === 'fast' ? 'f32' : 'f64';
 }
 
 /** Per-member 3x3 pad-1 convolution as patches + a dot batched over members: h [B, P*C, S, S], w [P*Co, C, 3, 3]. */
@@ -116,40 +130,47 @@ export function populationLoss(
   return fb.div(fb.unary('negate', picked), fb.constant(nq, ft));
 }
 
-/** Noise ids and signs (f64 +-1) of global members `members` (ui32 [P]). */
-export function memberNoiseIds(fb: FuncBuilder, members: Value, antithetic: boolean): { ids: Value; sign: Value } {
+/** Noise ids and signs (+-1 in `ht`) of global members `members` (ui32 [P]). */
+export function memberNoiseIds(fb: FuncBuilder, members: Value, antithetic: boolean, ht: FloatType = 'f64'): { ids: Value; sign: Value } {
   const p = members.shape[0]!;
-  if (!antithetic) return { ids: members, sign: fb.splat(1, 'f64', [p]) };
+  if (!antithetic) return { ids: members, sign: fb.splat(1, ht, [p]) };
   const one = fb.splat(1, 'ui32', [p]);
   const ids = fb.binary('shift_right_logical', members, one);
   const odd = fb.compare('EQ', fb.binary('and', members, one), one);
-  return { ids, sign: fb.select(odd, fb.splat(-1, 'f64', [p]), fb.splat(1, 'f64', [p])) };
+  return { ids, sign: fb.select(odd, fb.splat(-1, ht, [p]), fb.splat(1, ht, [p])) };
 }
 
 /** Inputs of the perturbation: seed, step (ui32 scalars) and the barrier zero (i64 scalar). */
 export interface NoiseKey { seed: Value; stream: Value; step: Value; zero: Value }
 
-/** eps[P, D] = f32(sigma * z) * s as float64 (exact: s = +-1), for global members `members`. */
-export function signedEps(fb: FuncBuilder, members: Value, d: number, sigma: number, antithetic: boolean, key: NoiseKey): Value {
-  const { ids, sign } = memberNoiseIds(fb, members, antithetic);
-  const z = gaussianNoise(fb, ids, d, key.seed, key.stream, key.step, key.zero);
-  const eps = fb.convert(fb.convert(fb.mul(fb.convert(z, 'f64'), fb.splat(sigma, 'f64', z.shape)), 'f32'), 'f64');
+/**
+ * eps[P, D] * s for global members `members`: exact: f32(sigma * z) (a float64 product rounded
+ * once) held as float64, times s = +-1 (exact); fast: float32 throughout.
+ */
+export function signedEps(fb: FuncBuilder, members: Value, d: number, sigma: number, antithetic: boolean, key: NoiseKey, precision?: Precision): Value {
+  const ht = hostFloat(precision);
+  const { ids, sign } = memberNoiseIds(fb, members, antithetic, ht);
+  const z = gaussianNoise(fb, ids, d, key.seed, key.stream, key.step, ht === 'f64' ? key.zero : undefined, ht);
+  const eps = ht === 'f64'
+    ? fb.convert(fb.convert(fb.mul(fb.convert(z, 'f64'), fb.splat(sigma, 'f64', z.shape)), 'f32'), 'f64')
+    : fb.mul(z, fb.splat(sigma, 'f32', z.shape));
   return fb.mul(eps, fb.broadcastInDim(sign, eps.shape, [0]));
 }
 
 /** theta [P, D] float32 of global members `members` (ui32 [P]) around mu [D] float32. */
-export function perturbedThetas(fb: FuncBuilder, mu: Value, members: Value, pert: Perturbation, key: NoiseKey): Value {
+export function perturbedThetas(fb: FuncBuilder, mu: Value, members: Value, pert: Perturbation, key: NoiseKey, precision?: Precision): Value {
   const p = members.shape[0]!, d = mu.shape[0]!;
-  const mu64 = fb.broadcastInDim(fb.convert(mu, 'f64'), [p, d], [1]);
+  const ht = hostFloat(precision);
+  const muH = fb.broadcastInDim(fb.convert(mu, ht), [p, d], [1]);
   if (pert.kind === 'coordinate') {
-    // member 0 is mu; member m >= 1 nudges parameter m - 1 by delta.
-    const target = fb.sub(fb.convert(members, 'i64'), fb.splat(1, 'i64', [p]));
-    const mask = fb.compare('EQ', fb.iota([p, d], 1, 'i64'), fb.broadcastInDim(target, [p, d], [0]));
-    const nudged = fb.convert(fb.add(mu64, fb.splat(pert.delta, 'f64', [p, d])), 'f32');
+    // member 0 is mu; member m >= 1 nudges parameter m - 1 by delta (D < 2^31: i32 indices).
+    const target = fb.sub(fb.convert(members, 'i32'), fb.splat(1, 'i32', [p]));
+    const mask = fb.compare('EQ', fb.iota([p, d], 1, 'i32'), fb.broadcastInDim(target, [p, d], [0]));
+    const nudged = fb.convert(fb.add(muH, fb.splat(pert.delta, ht, [p, d])), 'f32');
     return fb.select(mask, nudged, fb.broadcastInDim(mu, [p, d], [1]));
   }
-  const eps = signedEps(fb, members, d, pert.sigma, pert.antithetic, key);
-  return fb.convert(fb.add(mu64, eps), 'f32');
+  const eps = signedEps(fb, members, d, pert.sigma, pert.antithetic, key, precision);
+  return fb.convert(fb.add(muH, eps), 'f32');
 }
 
 /** Global member indices start + [0, P) as ui32 [P]. */
@@ -179,20 +200,22 @@ export function evaluateProgram(shape: PopulationShape, members: number, pert: P
   const [mu, seed, step, start, images, sl, ql, zero] = fb.params as [Value, Value, Value, Value, Value, Value, Value, Value];
   const ft = shape.compute ?? 'f32';
   const first = replicas > 1 ? fb.add(start, fb.mul(fb.replicaId(), fb.constant(members, 'ui32'))) : start;
-  const thetas = fb.convert(perturbedThetas(fb, mu, memberRange(fb, first, members), pert, keyFrom(fb, seed, step, zero)), ft);
+  const thetas = fb.convert(perturbedThetas(fb, mu, memberRange(fb, first, members), pert, keyFrom(fb, seed, step, zero), shape.precision), ft);
   const loss = populationLoss(fb, layout, thetas, fb.convert(images, ft), sl, ql, shape);
   fb.ret([fb.unary('negate', loss)]);
   return moduleOf(fb, 'evometa_population_evaluate', replicas);
 }
 
 /**
- * The noiseSum program: (weights f64[P], seed ui32, step ui32, start ui32, zero i64) -> f64[D],
- * out = sum_i w_i s_i eps_i (a dot over the member axis; XLA picks the summation order).
+ * The noiseSum program: (weights [P], seed ui32, step ui32, start ui32, zero i64) -> [D],
+ * out = sum_i w_i s_i eps_i (a dot over the member axis; XLA picks the summation order);
+ * weights and out are f64 ('exact') or f32 ('fast').
  */
-export function noiseSumProgram(d: number, members: number, sigma: number, antithetic: boolean): Program {
-  const fb = new FuncBuilder('main', [ttype([members], 'f64'), ttype([], 'ui32'), ttype([], 'ui32'), ttype([], 'ui32'), ttype([], 'i64')]);
+export function noiseSumProgram(d: number, members: number, sigma: number, antithetic: boolean, precision?: Precision): Program {
+  const ht = hostFloat(precision);
+  const fb = new FuncBuilder('main', [ttype([members], ht), ttype([], 'ui32'), ttype([], 'ui32'), ttype([], 'ui32'), ttype([], 'i64')]);
   const [w, seed, step, start, zero] = fb.params as [Value, Value, Value, Value, Value];
-  const eps = signedEps(fb, memberRange(fb, start, members), d, sigma, antithetic, keyFrom(fb, seed, step, zero));
+  const eps = signedEps(fb, memberRange(fb, start, members), d, sigma, antithetic, keyFrom(fb, seed, step, zero), precision);
   fb.ret([fb.dotGeneral(w, eps, { lhsContract: [0], rhsContract: [0] })]);
   return moduleOf(fb, 'evometa_noise_sum');
 }
