@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Optional Python peers for cross-checks (never a package dependency):
 #   jax==0.10.2 + jaxlib==0.10.2 + numpy  -> test/xla-*.test.ts (XLA's CPU compiler runs our StableHLO)
-#   torch (CPU)                           -> PyTorch parity tests
+#   torch (CPU) + safetensors + pillow    -> PyTorch parity tests, Pillow rotation cross-check
 # Installed offline from the machine's local wheel mirror when it has them. Best effort, bounded
 # time: this script always exits 0; tests that need a missing peer skip and print why.
 set -u
@@ -20,10 +20,10 @@ if have 'import jax, jaxlib, numpy; assert jax.__version__ == "0.10.2" and jaxli
 else
   install "jax==0.10.2" "jaxlib==0.10.2" numpy
 fi
-if have 'import torch'; then
-  echo "optional-python: torch already installed"
+if have 'import torch, safetensors, PIL'; then
+  echo "optional-python: torch, safetensors, pillow already installed"
 else
-  install torch
+  install torch safetensors pillow
 fi
 have 'import jax' && echo "optional-python: jax $("$PY" -c 'import jax; print(jax.__version__)') available" || echo "optional-python: jax unavailable; test/xla-*.test.ts will skip"
 have 'import torch' && echo "optional-python: torch available" || echo "optional-python: torch unavailable; torch parity tests will skip"
