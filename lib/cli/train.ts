@@ -37,8 +37,18 @@ export interface TrainCliOptions {
   valWay?: string;
   valQuery?: string;
   testEpisodes?: string;
+  antithetic?: boolean;
+  baseline?: boolean;
+  sigmaSchedule?: string;
+  sigmaFinal?: string;
+  nonfinite?: string;
+  fdDelta?: string;
+  forceFd?: boolean;
   valShot?: string;
   valSeed?: string;
+  collapseWindow?: string;
+  collapseLossFactor?: string;
+  collapseValChecks?: string;
   progress: boolean;
 }
 
@@ -80,9 +90,19 @@ export function registerTrain(program: Command): void {
     .option('--lr-gamma <x>', 'backprop: step-LR factor')
     .option('--val-way <n>', 'classes per validation (and backprop test) episode (default 5)')
     .option('--val-query <n>', 'query examples per class in validation (and backprop test) episodes (default 15)')
-    .option('--test-episodes <n>', 'backprop: after training, evaluate the best checkpoint on n test-split episodes')
+    .option('--test-episodes <n>', 'after training, evaluate the best checkpoint on n test-split episodes')
+    .option('--antithetic', 'ES: mirrored sampling, members 2k and 2k+1 use +eps and -eps (always on for --estimator openai)')
+    .option('--baseline', 'ES nes: subtract the mean fitness (eq. 6 as written uses raw fitness)')
+    .option('--sigma-schedule <s>', 'ES: constant | linear | exp (from --sigma to --sigma-final over --steps)')
+    .option('--sigma-final <x>', 'ES: sigma at the last step of a linear/exp schedule')
+    .option('--nonfinite <p>', 'ES: NaN/inf fitness is ranked worst (worst) or dropped (drop)')
+    .option('--fd-delta <x>', 'ES fd: the nudge of each parameter (paper: 0.001)')
+    .option('--force-fd', 'ES fd: allow a model above the parameter limit (one forward per parameter per step)')
     .option('--val-shot <n>', 'validation support examples per class (default: --shot)')
     .option('--val-seed <n>', 'seed of the fixed validation episodes')
+    .option('--collapse-window <n>', 'ES: steps in the loss window of collapse detection (0: off)')
+    .option('--collapse-loss-factor <x>', 'ES: collapse when the window loss exceeds this factor x its best')
+    .option('--collapse-val-checks <n>', 'ES: collapse after this many validations in a row at chance (0: off)')
     .option('--no-progress', 'no progress bar')
     .action(async (opts: TrainCliOptions) => {
       if (opts.method === 'backprop') {

@@ -29,9 +29,9 @@ function paperRow(tpu: 'v3-8' | 'v3-256', channels: number, perCore: number, way
 
 export const ES_PRESETS: Record<string, EsPreset> = {
   quick: {
-    description: 'the default: WSR (paper eq. 9), C 16, pop 32 in 2 shards, alpha 1, sigma 0.01, 5-way 5-shot episodes; learns visibly within minutes on 2 cores (measurements in docs/es.md)',
+    description: 'the default: WSR (paper eq. 9, paper scheme), C 16, pop 32 in 2 shards, sigma 0.01, SGD momentum 0.9 at lr 0.1 (the paper\'s alpha 1 step averaged over ~10 steps), 5-way 5-shot episodes; learns visibly within minutes on 2 cores (measurements in docs/es.md)',
     config: {
-      estimator: 'wsr', scheme: 'paper', optimizer: 'plain', lr: 1, sigma: 0.01, model: { channels: 16, imageSize: 28 },
+      estimator: 'wsr', scheme: 'paper', optimizer: 'sgd', momentum: 0.9, lr: 0.1, sigma: 0.01, model: { channels: 16, imageSize: 28 },
       pop: 32, shards: 2, train: { way: 5, shot: 5, query: 5 }, val: { way: 5, shot: 5, query: 15 },
       split: 'vinyals', steps: 3000, valEvery: 50, valEpisodes: 50, checkpointEvery: 100,
     },
