@@ -52,7 +52,7 @@ async function main(): Promise<void> {
     const nat = ms.get(`${op.name}@cpu-native`)!, ts = ms.get(`${op.name}@cpu-ts`)!;
     return { op: op.name, nativeMs: nat, tsMs: ts, speedup: ts / nat, nativeGflops: op.flops ? op.flops / nat / 1e6 : undefined, tsGflops: op.flops ? op.flops / ts / 1e6 : undefined };
   });
-  console.log(`single ops, float32, x = [${N}, ${C}, ${S}, ${S}], one thread; load average ${loadavg().map((v) => v.toFixed(2)).join(' ')}`);
+  console.log(`single ops, float32, x = [${N}, ${C}, ${S}, ${S}], cpu-native on ${(getDevice('cpu-native').info().detail?.threads as number | undefined) ?? '?'} threads (conv ops split images over the pool), cpu-ts on one; load average ${loadavg().map((v) => v.toFixed(2)).join(' ')}`);
   console.log('| op | cpu-native ms | cpu-ts ms | speedup | cpu-native GFLOP/s | cpu-ts GFLOP/s |\n|---|---|---|---|---|---|');
   for (const r of rows) {
     console.log(`| ${r.op} | ${r.nativeMs.toFixed(3)} | ${r.tsMs.toFixed(3)} | ${r.speedup.toFixed(1)}x | ${r.nativeGflops?.toFixed(1) ?? ''} | ${r.tsGflops?.toFixed(2) ?? ''} |`);
