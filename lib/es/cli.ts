@@ -74,6 +74,9 @@ export function presetConfig(o: TrainCliOptions): EsConfigInput {
 function pct(x: number): string { return Number.isFinite(x) ? `${(100 * x).toFixed(1)}%` : '-'; }
 
 export async function trainEsCli(o: TrainCliOptions): Promise<void> {
+  for (const [k, flag] of [['lrDecayEvery', '--lr-decay-every'], ['lrGamma', '--lr-gamma']] as const) {
+    if ((o as unknown as Record<string, unknown>)[k] !== undefined) throw new UserError(`${flag} applies to --method backprop only (ES: see --sigma-schedule, --optimizer)`);
+  }
   const maxMinutes = parseNum('max-minutes', o.maxMinutes, { min: 0 });
   const testEpisodes = parseNum('test-episodes', o.testEpisodes, { int: true, min: 0 }) ?? 0;
   let cfg: EsConfig;
