@@ -68,7 +68,10 @@ export function presetConfig(o: TrainCliOptions): EsConfigInput {
   if (!p) throw new UserError(`--preset: unknown preset ${JSON.stringify(name)}; presets: ${presetNames().join(', ')}`);
   const x = cliConfig(o);
   const val = { ...p.config.val, ...(x.train?.shot !== undefined && o.valShot === undefined ? { shot: x.train.shot } : {}), ...x.val };
-  return { ...p.config, ...x, model: { ...p.config.model, ...x.model }, train: { ...p.config.train, ...x.train }, val };
+  const c: EsConfigInput = { ...p.config, ...x, model: { ...p.config.model, ...x.model }, train: { ...p.config.train, ...x.train }, val };
+  // fd fixes its own population (parameters + 1): a preset's population does not apply, an explicit --pop is refused
+  if (c.estimator === 'fd' && x.pop === undefined) delete c.pop;
+  return c;
 }
 
 function pct(x: number): string { return Number.isFinite(x) ? `${(100 * x).toFixed(1)}%` : '-'; }
@@ -93,7 +96,7 @@ export async function trainEsCli(o: TrainCliOptions): Promise<void> {
     cfg = resolveEsConfig({ ...(meta.config as unknown as EsConfigInput), ...override });
   } else {
     const input = presetConfig(o);
-    if (input.workers === undefined) input.workers = Math.max(1, Math.min(availableParallelism(), input.pop ?? 1));
+    if (input.workers === undefined) input.workers = Math.max(1, Math.min(availableParallelism(), input.pop ?? availableParallelism()));
     cfg = resolveEsConfig(input);
   }
   const out = o.out ?? (o.resume ? dirname(o.resume) : join('runs', `es-${new Date().toISOString().replace(/[:.]/g, '-')}`));
