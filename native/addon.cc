@@ -1,12 +1,14 @@
 // evometa native addon: the exports table only.
 #include <napi.h>
 
+#include "core/cpu.h"
 #include "napi/bindings.h"
 
 namespace {
 
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
   using namespace evometa;
+  tuneMalloc();
   const struct { const char* name; Napi::Function::Callback fn; } table[] = {
       {"conv2d", Conv2d},
       {"conv2dBackwardInput", Conv2dBackwardInput},

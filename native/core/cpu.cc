@@ -1,7 +1,11 @@
 #include "core/cpu.h"
 
 #include <atomic>
+#include <cstdlib>
 #include <cstring>
+#if defined(__GLIBC__)
+#include <malloc.h>
+#endif
 
 namespace evometa {
 
@@ -81,4 +85,21 @@ const IsaOps& currentIsaOps() {
 #endif
   return isaOpsScalar();
 }
+const char* tuneMalloc() {
+  static const char* done = [] {
+#if defined(__GLIBC__)
+    const char* env = std::getenv("EVOMETA_MALLOC_TUNE");
+    if (env && std::strcmp(env, "0") == 0) return "off (EVOMETA_MALLOC_TUNE=0)";
+    // No mmap for large blocks (the 32 MB cap on M_MMAP_THRESHOLD is below our largest
+    // tensors); keep up to 256 MiB free at the heap top instead of returning it each time.
+    const bool ok = mallopt(M_MMAP_MAX, 0) == 1 && mallopt(M_TRIM_THRESHOLD, 256 << 20) == 1;
+    return ok ? "glibc: M_MMAP_MAX=0, M_TRIM_THRESHOLD=256MiB" : "glibc: mallopt failed";
+#else
+    return "not glibc: unchanged";
+#endif
+  }();
+  return done;
+}
+
 }  // namespace evometa
+

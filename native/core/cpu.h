@@ -16,6 +16,12 @@ bool parseIsa(const char* name, Isa* out);
 // Why the detected variant was chosen (CPU flags seen).
 const char* isaReason();
 
+// Process-wide glibc malloc tuning, applied once when the addon loads: large blocks (every
+// op output is a typed array allocated by malloc) come from the reused heap instead of a
+// fresh mmap + page faults + munmap per allocation. Off when EVOMETA_MALLOC_TUNE=0, and a
+// no-op off glibc. Returns a description of what was done.
+const char* tuneMalloc();
+
 }  // namespace evometa
 
 namespace evometa {

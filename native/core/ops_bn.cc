@@ -2,6 +2,7 @@
 #include <cmath>
 
 #include "core/kernels.h"
+#include "core/threadpool.h"
 
 namespace evometa {
 
@@ -35,7 +36,8 @@ double sqdev8(const float* x, long n, double mu) {
 void batchnormTrain(const BnGeom& g, const float* x, const float* gamma, const float* beta, double eps, float* y,
                     float* mean, float* var, float* invStd) {
   const double m = (double)g.n * g.hw;
-  for (int ch = 0; ch < g.c; ch++) {
+  // channels are independent: one task each (results do not depend on the thread count)
+  parallelForOrInline(g.c, 0, [&](int ch, int) {
     double s = 0;
     for (int b = 0; b < g.n; b++) s += sum8(x + ((long)b * g.c + ch) * g.hw, g.hw);
     const double mu = s / m;
@@ -54,12 +56,12 @@ void batchnormTrain(const BnGeom& g, const float* x, const float* gamma, const f
       float* yp = y + ((long)b * g.c + ch) * g.hw;
       for (long k = 0; k < g.hw; k++) yp[k] = xp[k] * fs + ft;
     }
-  }
+  });
 }
 
 void batchnormEval(const BnGeom& g, const float* x, const float* gamma, const float* beta, const float* runningMean,
                    const float* runningVar, double eps, float* y) {
-  for (int ch = 0; ch < g.c; ch++) {
+  parallelForOrInline(g.c, 0, [&](int ch, int) {
     const double is = 1 / std::sqrt((double)runningVar[ch] + eps);
     const double gs = gamma[ch] * is, mu = runningMean[ch], bt = beta[ch];
     for (int b = 0; b < g.n; b++) {
@@ -67,13 +69,13 @@ void batchnormEval(const BnGeom& g, const float* x, const float* gamma, const fl
       float* yp = y + ((long)b * g.c + ch) * g.hw;
       for (long k = 0; k < g.hw; k++) yp[k] = (float)((xp[k] - mu) * gs + bt);
     }
-  }
+  });
 }
 
 void batchnormBackward(const BnGeom& g, const float* dy, const float* x, const float* gamma, const float* mean,
                        const float* invStd, float* dx, float* dgamma, float* dbeta) {
   const double m = (double)g.n * g.hw;
-  for (int ch = 0; ch < g.c; ch++) {
+  parallelForOrInline(g.c, 0, [&](int ch, int) {
     const double mu = mean[ch], is = invStd[ch];
     double sdy = 0, sdyx = 0;
     for (int b = 0; b < g.n; b++) {
@@ -104,7 +106,7 @@ void batchnormBackward(const BnGeom& g, const float* dy, const float* x, const f
         dx[base + k] = (float)(f * (m * dy[base + k] - sdy - xh * sdyx));
       }
     }
-  }
+  });
 }
 
 }  // namespace evometa

@@ -136,20 +136,19 @@ void conv2dBackwardWeight(const ConvGeom& g, const float* dy, const float* x, fl
       isa.sgemm((int)k, g.cout, (int)plane, cols[t].data(), plane, dyts[t].data(), g.cout, acc[t].data(), g.cout, true);
     }
   });
-  for (int co = 0; co < g.cout; co++)
+  parallelForOrInline(g.cout, 0, [&](int co, int) {
     for (long r = 0; r < k; r++) {
       float s = 0;
       for (int t = 0; t < ch.tasks; t++) s += acc[t][r * g.cout + co];
       dw[co * k + r] = s;
     }
-  for (int co = 0; co < g.cout; co++) {
     double s = 0;
     for (int n = 0; n < g.n; n++) {
       const float* d = dy + ((long)n * g.cout + co) * plane;
       for (long p = 0; p < plane; p++) s += d[p];
     }
     db[co] = (float)s;
-  }
+  });
 }
 
 }  // namespace evometa

@@ -4,28 +4,53 @@
 #include <vector>
 
 #include "core/kernels.h"
+#include "core/threadpool.h"
 
 namespace evometa {
 
+namespace {
+// Elementwise work in fixed blocks of kBlock elements, one task each (thread-count independent).
+constexpr long kBlock = 1L << 16;
+template <class F>
+void blocks(long n, const F& f) {
+  const long tasks = (n + kBlock - 1) / kBlock;
+  if (tasks <= 1) {
+    f(0L, n);
+    return;
+  }
+  parallelForOrInline((int)tasks, 0, [&](int t, int) {
+    const long lo = (long)t * kBlock, hi = lo + kBlock < n ? lo + kBlock : n;
+    f(lo, hi);
+  });
+}
+}  // namespace
+
 // Branch-free forms (both operands loaded unconditionally) so the compiler vectorizes them.
 void relu(long n, const float* x, float* y) {
-  for (long i = 0; i < n; i++) {
-    const float v = x[i];
-    y[i] = v > 0 ? v : 0.f;
-  }
+  blocks(n, [&](long lo, long hi) {
+    for (long i = lo; i < hi; i++) {
+      const float v = x[i];
+      y[i] = v > 0 ? v : 0.f;
+    }
+  });
 }
 
 void reluBackward(long n, const float* dy, const float* x, float* dx) {
-  for (long i = 0; i < n; i++) {
-    const float g = dy[i];
-    dx[i] = x[i] > 0 ? g : 0.f;
-  }
+  blocks(n, [&](long lo, long hi) {
+    for (long i = lo; i < hi; i++) {
+      const float g = dy[i];
+      dx[i] = x[i] > 0 ? g : 0.f;
+    }
+  });
 }
 
 void maxpool(const PoolGeom& g, const float* x, float* y, int32_t* argmax) {
   if (g.kernel == 2 && g.stride == 2) {  // the ConvNet-4 case: 4 candidates, first maximum wins ties
-    long o = 0;
-    for (int p = 0; p < g.nc; p++) {
+    const int perTask = (int)(kBlock / ((long)g.h * g.w) + 1), tasks = (g.nc + perTask - 1) / perTask;
+    parallelForOrInline(tasks, 0, [&](int t, int) {
+    const int pEnd = (t + 1) * perTask < g.nc ? (t + 1) * perTask : g.nc;
+    long o = (long)t * perTask * g.oh * g.ow;
+    for (int p = t * perTask; p < pEnd; p++) {
       const long base = (long)p * g.h * g.w;
       for (int i = 0; i < g.oh; i++) {
         const long r0 = base + 2L * i * g.w, r1 = r0 + g.w;
@@ -47,6 +72,7 @@ void maxpool(const PoolGeom& g, const float* x, float* y, int32_t* argmax) {
         }
       }
     }
+    });
     return;
   }
   long o = 0;

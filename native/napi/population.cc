@@ -186,6 +186,7 @@ Napi::Value Info(const Napi::CallbackInfo& info) {
   o.Set("isa", isaName(activeIsa()));
   o.Set("detectedIsa", isaName(detectIsa()));
   o.Set("reason", isaReason());
+  o.Set("malloc", tuneMalloc());
   o.Set("threads", poolThreads());
   o.Set("noise", noiseImpl());
   o.Set("lanes", currentIsaOps().lanes);
