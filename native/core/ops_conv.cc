@@ -40,7 +40,7 @@ void im2col(const ConvGeom& g, const float* x, float* col) {
           const float* src = x + ((long)ci * g.h + iy) * g.w - g.pad + j;
           for (int ox = 0; ox < lo; ox++) row[ox] = 0.f;
           if (g.stride == 1) {
-            if (hi > lo) std::memcpy(row + lo, src + lo, sizeof(float) * (hi - lo));
+            for (int ox = lo; ox < hi; ox++) row[ox] = src[ox];
           } else {
             for (int ox = lo; ox < hi; ox++) row[ox] = src[(long)ox * g.stride];
           }
@@ -62,7 +62,11 @@ void col2imAdd(const ConvGeom& g, const float* col, float* dx) {
           if (iy < 0 || iy >= g.h) continue;
           float* dst = dx + ((long)ci * g.h + iy) * g.w - g.pad + j;
           const float* row = c + (long)oy * g.ow;
-          for (int ox = lo; ox < hi; ox++) dst[(long)ox * g.stride] += row[ox];
+          if (g.stride == 1) {
+            for (int ox = lo; ox < hi; ox++) dst[ox] += row[ox];
+          } else {
+            for (int ox = lo; ox < hi; ox++) dst[(long)ox * g.stride] += row[ox];
+          }
         }
       }
 }
@@ -105,12 +109,13 @@ void conv2dBackwardInput(const ConvGeom& g, const float* dy, const float* w, flo
   std::vector<float> wt(k * g.cout);
   for (int co = 0; co < g.cout; co++)
     for (long r = 0; r < k; r++) wt[r * g.cout + co] = w[co * k + r];
-  std::memset(dx, 0, sizeof(float) * (size_t)g.n * g.cin * g.h * g.w);
   const Chunks ch = chunksFor(g.n);
   std::vector<std::vector<float>> cols(ch.tasks);
   parallelForOrInline(ch.tasks, 0, [&](int t, int) {
     std::vector<float>& col = cols[t];
     col.resize(k * plane);
+    const long img = (long)g.cin * g.h * g.w;
+    std::memset(dx + ch.begin(t) * img, 0, sizeof(float) * (size_t)((ch.end(t) - ch.begin(t)) * img));
     for (int n = ch.begin(t); n < ch.end(t); n++) {
       isa.sgemm((int)k, (int)plane, g.cout, wt.data(), g.cout, dy + (long)n * g.cout * plane, plane, col.data(), plane, false);
       col2imAdd(g, col.data(), dx + (long)n * g.cin * g.h * g.w);
@@ -131,8 +136,13 @@ void conv2dBackwardWeight(const ConvGeom& g, const float* dy, const float* x, fl
     for (int n = ch.begin(t); n < ch.end(t); n++) {
       im2col(g, x + (long)n * g.cin * g.h * g.w, cols[t].data());
       const float* d = dy + (long)n * g.cout * plane;
-      for (int co = 0; co < g.cout; co++)
-        for (long p = 0; p < plane; p++) dyts[t][p * g.cout + co] = d[co * plane + p];
+      float* dt = dyts[t].data();
+      const int cout = g.cout;
+      for (long p0 = 0; p0 < plane; p0 += 16) {  // 16 x cout blocks: cache-friendly transpose
+        const long p1 = p0 + 16 < plane ? p0 + 16 : plane;
+        for (int co = 0; co < cout; co++)
+          for (long p = p0; p < p1; p++) dt[p * cout + co] = d[co * plane + p];
+      }
       isa.sgemm((int)k, g.cout, (int)plane, cols[t].data(), plane, dyts[t].data(), g.cout, acc[t].data(), g.cout, true);
     }
   });
@@ -142,12 +152,15 @@ void conv2dBackwardWeight(const ConvGeom& g, const float* dy, const float* x, fl
       for (int t = 0; t < ch.tasks; t++) s += acc[t][r * g.cout + co];
       dw[co * k + r] = s;
     }
-    double s = 0;
+    double a[8] = {0, 0, 0, 0, 0, 0, 0, 0};  // independent chains, fixed order
     for (int n = 0; n < g.n; n++) {
       const float* d = dy + ((long)n * g.cout + co) * plane;
-      for (long p = 0; p < plane; p++) s += d[p];
+      long p = 0;
+      for (; p + 8 <= plane; p += 8)
+        for (int j = 0; j < 8; j++) a[j] += d[p + j];
+      for (; p < plane; p++) a[p & 7] += d[p];
     }
-    db[co] = (float)s;
+    db[co] = (float)(((a[0] + a[1]) + (a[2] + a[3])) + ((a[4] + a[5]) + (a[6] + a[7])));
   });
 }
 
