@@ -1,18 +1,7 @@
 /** cpu-ts: class prototypes (per-class mean of support embeddings) and the backward. */
 import { registerKernel } from '../registry.js';
 import { Tensor, allocLike } from '../../tensor/tensor.js';
-
-export function classCounts(labels: Int32Array, way: number, rows: number): Int32Array {
-  if (labels.length !== rows) throw new RangeError(`prototypes: ${labels.length} labels for ${rows} support rows`);
-  const counts = new Int32Array(way);
-  for (const l of labels) {
-    if (!(l >= 0 && l < way)) throw new RangeError(`prototypes: label ${l} outside [0, ${way})`);
-    counts[l]!++;
-  }
-  const empty = counts.findIndex((c) => c === 0);
-  if (empty >= 0) throw new RangeError(`prototypes: class ${empty} has no support example`);
-  return counts;
-}
+import { classCounts } from '../../ops/labels.js';
 
 registerKernel('prototypes', 'cpu-ts', ({ support, labels }, { way }) => {
   if (support.rank !== 2) throw new RangeError(`prototypes: support must be [rows, features], got [${support.shape.join(', ')}]`);

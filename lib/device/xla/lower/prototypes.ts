@@ -1,6 +1,7 @@
 /** xla: class prototypes as a one-hot matmul divided by class counts, and the backward. */
 import { registerLowering } from '../lowering.js';
 import type { FuncBuilder, Value } from '../hlo.js';
+import { classCounts } from '../../../ops/labels.js';
 
 /** onehot[k, r] = (labels[r] == k) as `dtype`, shape [way, rows]. */
 export function oneHotT(fb: FuncBuilder, labels: Value, way: number, dtype: 'f32' | 'f64'): Value {
@@ -10,14 +11,7 @@ export function oneHotT(fb: FuncBuilder, labels: Value, way: number, dtype: 'f32
 }
 
 export function checkClasses(labels: Int32Array, way: number, rows: number): void {
-  if (labels.length !== rows) throw new RangeError(`prototypes: ${labels.length} labels for ${rows} support rows`);
-  const counts = new Int32Array(way);
-  for (const l of labels) {
-    if (!(l >= 0 && l < way)) throw new RangeError(`prototypes: label ${l} outside [0, ${way})`);
-    counts[l]!++;
-  }
-  const empty = counts.findIndex((c) => c === 0);
-  if (empty >= 0) throw new RangeError(`prototypes: class ${empty} has no support example`);
+  classCounts(labels, way, rows);
 }
 
 registerLowering('prototypes', ({ fb, ftype }, { support, labels }, { way }) => {
