@@ -21,9 +21,60 @@ inline void validCols(const ConvGeom& g, int j, int* lo, int* hi) {
   *hi = h;
 }
 
+// "Same" convolutions (stride 1, output size = input size): for a tap (i, j) the rows of an
+// input plane shifted by (i - pad, j - pad) are contiguous, so a tap is one flat copy of the
+// valid rows plus zeroed border rows and the |j - pad| columns that wrap across rows.
+inline bool samePlane(const ConvGeom& g) { return g.stride == 1 && g.oh == g.h && g.ow == g.w; }
+
+struct TapSpan {
+  int rowLo, rowHi;  // output rows with a valid input row
+  long dst0, src0, count;  // flat copy: col[dst0 + e] <- x[src0 + e], e in [0, count)
+  int dx;                  // column shift j - pad
+};
+
+inline TapSpan tapSpan(const ConvGeom& g, int i, int j) {
+  const int dy = i - g.pad, dx = j - g.pad;
+  TapSpan t;
+  t.rowLo = dy < 0 ? -dy : 0;
+  t.rowHi = g.h - dy < g.oh ? g.h - dy : g.oh;
+  if (t.rowHi < t.rowLo) t.rowHi = t.rowLo;
+  t.dx = dx;
+  // skip the |dx| elements at the start (dx < 0) or end (dx > 0) that would read outside the plane
+  const long n = (long)(t.rowHi - t.rowLo) * g.ow;
+  const int skip = dx < 0 ? -dx : dx;
+  t.count = n > skip ? n - skip : 0;
+  t.dst0 = (long)t.rowLo * g.ow + (dx < 0 ? skip : 0);
+  t.src0 = (long)(t.rowLo + dy) * g.w + dx + (dx < 0 ? skip : 0);
+  return t;
+}
+
+// Output positions of the wrapped columns of a tap: ox in [0, -dx) or [ow - dx, ow) of rows [rowLo, rowHi).
+template <class F>
+inline void forWrapped(const ConvGeom& g, const TapSpan& t, const F& f) {
+  if (t.dx == 0) return;
+  const int a = t.dx < 0 ? 0 : g.ow - t.dx, b = t.dx < 0 ? -t.dx : g.ow;
+  for (int oy = t.rowLo; oy < t.rowHi; oy++)
+    for (int ox = a < 0 ? 0 : a; ox < b && ox < g.ow; ox++) f((long)oy * g.ow + ox);
+}
+
 // col[(ci*kh + i)*kw + j][oh*ow]
 void im2col(const ConvGeom& g, const float* x, float* col) {
   const long plane = (long)g.oh * g.ow;
+  if (samePlane(g)) {
+    for (int i = 0; i < g.kh; i++)
+      for (int j = 0; j < g.kw; j++) {
+        const TapSpan t = tapSpan(g, i, j);
+        for (int ci = 0; ci < g.cin; ci++) {
+          float* c = col + (((long)ci * g.kh + i) * g.kw + j) * plane;
+          const float* xp = x + (long)ci * g.h * g.w;
+          std::memset(c, 0, sizeof(float) * t.rowLo * g.ow);
+          std::memset(c + (long)t.rowHi * g.ow, 0, sizeof(float) * (g.oh - t.rowHi) * g.ow);
+          if (t.count > 0) std::memcpy(c + t.dst0, xp + t.src0, sizeof(float) * t.count);
+          forWrapped(g, t, [c](long e) { c[e] = 0.f; });
+        }
+      }
+    return;
+  }
   for (int ci = 0; ci < g.cin; ci++)
     for (int i = 0; i < g.kh; i++)
       for (int j = 0; j < g.kw; j++) {
@@ -49,8 +100,24 @@ void im2col(const ConvGeom& g, const float* x, float* col) {
       }
 }
 
-void col2imAdd(const ConvGeom& g, const float* col, float* dx) {
+// Scatter-adds col into dx; `col` is scratch and may be modified (wrapped entries zeroed).
+void col2imAdd(const ConvGeom& g, float* col, float* dx) {
   const long plane = (long)g.oh * g.ow;
+  if (samePlane(g)) {
+    for (int ci = 0; ci < g.cin; ci++) {
+      float* __restrict dp = dx + (long)ci * g.h * g.w;
+      for (int i = 0; i < g.kh; i++)
+        for (int j = 0; j < g.kw; j++) {
+          const TapSpan t = tapSpan(g, i, j);
+          float* c = col + (((long)ci * g.kh + i) * g.kw + j) * plane;
+          forWrapped(g, t, [c](long e) { c[e] = 0.f; });
+          const float* __restrict cs = c + t.dst0;
+          float* __restrict d = dp + t.src0;
+          for (long e = 0; e < t.count; e++) d[e] += cs[e];
+        }
+    }
+    return;
+  }
   for (int ci = 0; ci < g.cin; ci++)
     for (int i = 0; i < g.kh; i++)
       for (int j = 0; j < g.kw; j++) {
