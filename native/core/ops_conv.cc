@@ -191,32 +191,41 @@ void conv2dBackwardInput(const ConvGeom& g, const float* dy, const float* w, flo
 }
 
 void conv2dBackwardWeight(const ConvGeom& g, const float* dy, const float* x, float* dw, float* db) {
-  // dW^T [k][cout] = sum_n col_n [k][plane] x dy_n^T [plane][cout]: contiguous im2col, a small transpose of dy.
+  // Transpose the smaller operand per image: when k >= cout (the usual case),
+  //   dW^T [k][cout] = sum_n col_n [k][plane] x dy_n^T [plane][cout];
+  // when k < cout (e.g. a 1-channel input), dW [cout][k] = sum_n dy_n [cout][plane] x col_n^T [plane][k].
   const IsaOps& isa = currentIsaOps();
   const long plane = (long)g.oh * g.ow, k = (long)g.cin * g.kh * g.kw;
+  const bool colT = k < g.cout;
   const Chunks ch = chunksFor(g.n);
-  std::vector<std::vector<float>> cols(ch.tasks), dyts(ch.tasks), acc(ch.tasks);
+  std::vector<std::vector<float>> cols(ch.tasks), tr(ch.tasks), acc(ch.tasks);
   parallelForOrInline(ch.tasks, 0, [&](int t, int) {
     cols[t].resize(k * plane);
-    dyts[t].resize(plane * g.cout);
+    tr[t].resize(plane * (colT ? k : g.cout));
     acc[t].assign(k * g.cout, 0.f);
     for (int n = ch.begin(t); n < ch.end(t); n++) {
       im2col(g, x + (long)n * g.cin * g.h * g.w, cols[t].data());
       const float* d = dy + (long)n * g.cout * plane;
-      float* dt = dyts[t].data();
-      const int cout = g.cout;
-      for (long p0 = 0; p0 < plane; p0 += 16) {  // 16 x cout blocks: cache-friendly transpose
+      // transpose src [rows][plane] into tr [plane][rows], in cache-friendly blocks of 16 pixels
+      const float* src = colT ? cols[t].data() : d;
+      const int rows = colT ? (int)k : g.cout;
+      float* dt = tr[t].data();
+      for (long p0 = 0; p0 < plane; p0 += 16) {
         const long p1 = p0 + 16 < plane ? p0 + 16 : plane;
-        for (int co = 0; co < cout; co++)
-          for (long p = p0; p < p1; p++) dt[p * cout + co] = d[co * plane + p];
+        for (int r = 0; r < rows; r++)
+          for (long p = p0; p < p1; p++) dt[p * rows + r] = src[r * plane + p];
       }
-      isa.sgemm((int)k, g.cout, (int)plane, cols[t].data(), plane, dyts[t].data(), g.cout, acc[t].data(), g.cout, true);
+      if (colT)
+        isa.sgemm(g.cout, (int)k, (int)plane, d, plane, dt, k, acc[t].data(), k, true);
+      else
+        isa.sgemm((int)k, g.cout, (int)plane, cols[t].data(), plane, dt, g.cout, acc[t].data(), g.cout, true);
     }
   });
   parallelForOrInline(g.cout, 0, [&](int co, int) {
     for (long r = 0; r < k; r++) {
       float s = 0;
-      for (int t = 0; t < ch.tasks; t++) s += acc[t][r * g.cout + co];
+      const long at = colT ? co * k + r : r * g.cout + co;
+      for (int t = 0; t < ch.tasks; t++) s += acc[t][at];
       dw[co * k + r] = s;
     }
     double a[8] = {0, 0, 0, 0, 0, 0, 0, 0};  // independent chains, fixed order
