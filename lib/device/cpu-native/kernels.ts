@@ -32,6 +32,15 @@ function f32(n: number): Float32Array {
   return new Float32Array(n);
 }
 
+/**
+ * An uninitialized output for a kernel that writes every element (no zero-fill pass over the
+ * large activation-sized outputs); small ones stay zeroed.
+ */
+function f32Out(n: number): Float32Array {
+  if (n < 16384) return new Float32Array(n);
+  return new Float32Array(Buffer.allocUnsafeSlow(n * 4).buffer, 0, n);
+}
+
 function rank4(t: Tensor, what: string): number[] {
   if (t.rank !== 4) throw new RangeError(`${what}: input must be NCHW, got shape [${t.shape.join(', ')}]`);
   return [...t.shape];
@@ -51,7 +60,7 @@ function pair(q: Tensor, p: Tensor, what: string): { m: number; k: number; e: nu
 register('conv2d', ({ x, w, b }) => [x, w, b], ({ x, w, b }, { stride, padding }) => {
   const g = conv2dGeometry(x.shape, w.shape, stride, padding);
   if (b) assertShape(b, [g.cout], 'conv2d bias');
-  const y = f32(g.n * g.cout * g.oh * g.ow);
+  const y = f32Out(g.n * g.cout * g.oh * g.ow);
   addon().conv2d({ x: x.data, xShape: x.shape, w: w.data, wShape: w.shape, b: b?.data, stride, padding, y });
   return new Tensor(y, [g.n, g.cout, g.oh, g.ow]);
 });
@@ -59,7 +68,7 @@ register('conv2d', ({ x, w, b }) => [x, w, b], ({ x, w, b }, { stride, padding }
 register('conv2dBackwardInput', ({ dy, w }) => [dy, w], ({ dy, w }, { stride, padding, inputShape }) => {
   const g = conv2dGeometry(inputShape, w.shape, stride, padding);
   assertShape(dy, [g.n, g.cout, g.oh, g.ow], 'conv2dBackwardInput dy');
-  const dx = f32(sizeOf(inputShape));
+  const dx = f32Out(sizeOf(inputShape));
   addon().conv2dBackwardInput({ dy: dy.data, w: w.data, wShape: w.shape, xShape: inputShape, stride, padding, dx });
   return new Tensor(dx, inputShape);
 });
@@ -77,7 +86,7 @@ register('batchnorm2dTrain', ({ x, gamma, beta }) => [x, gamma, beta], ({ x, gam
   const c = shape[1]!;
   assertShape(gamma, [c], 'batchnorm2dTrain gamma');
   assertShape(beta, [c], 'batchnorm2dTrain beta');
-  const y = f32(x.size), mean = f32(c), variance = f32(c), invStd = f32(c);
+  const y = f32Out(x.size), mean = f32(c), variance = f32(c), invStd = f32(c);
   addon().batchnorm2dTrain({ x: x.data, shape, gamma: gamma.data, beta: beta.data, eps, y, mean, variance, invStd });
   return { y: new Tensor(y, x.shape), mean: new Tensor(mean, [c]), variance: new Tensor(variance, [c]), invStd: new Tensor(invStd, [c]) };
 });
@@ -97,20 +106,20 @@ register('batchnorm2dBackward', (i) => [i.dy, i.x, i.gamma, i.mean, i.invStd], (
   const shape = rank4(x, 'batchnorm2dBackward');
   const c = shape[1]!;
   assertShape(dy, x.shape, 'batchnorm2dBackward dy');
-  const dx = f32(x.size), dgamma = f32(c), dbeta = f32(c);
+  const dx = f32Out(x.size), dgamma = f32(c), dbeta = f32(c);
   addon().batchnorm2dBackward({ dy: dy.data, x: x.data, shape, gamma: gamma.data, mean: mean.data, invStd: invStd.data, dx, dgamma, dbeta });
   return { dx: new Tensor(dx, x.shape), dgamma: new Tensor(dgamma, [c]), dbeta: new Tensor(dbeta, [c]) };
 });
 
 register('relu', ({ x }) => [x], ({ x }) => {
-  const y = f32(x.size);
+  const y = f32Out(x.size);
   addon().relu({ x: x.data, y, size: x.size });
   return new Tensor(y, x.shape);
 });
 
 register('reluBackward', ({ dy, x }) => [dy, x], ({ dy, x }) => {
   assertShape(dy, x.shape, 'reluBackward dy');
-  const dx = f32(x.size);
+  const dx = f32Out(x.size);
   addon().reluBackward({ dy: dy.data, x: x.data, dx, size: x.size });
   return new Tensor(dx, x.shape);
 });
@@ -119,7 +128,7 @@ register('maxpool2d', ({ x }) => [x], ({ x }, { kernel, stride }) => {
   const shape = rank4(x, 'maxpool2d');
   const [n, c, h, w] = shape as [number, number, number, number];
   const oh = poolOutSize(h, kernel, stride), ow = poolOutSize(w, kernel, stride);
-  const y = f32(n * c * oh * ow), argmax = new Int32Array(y.length);
+  const y = f32Out(n * c * oh * ow), argmax = new Int32Array(y.length);
   addon().maxpool2d({ x: x.data, shape, kernel, stride, y, argmax });
   return { y: new Tensor(y, [n, c, oh, ow]), argmax };
 });
@@ -127,7 +136,7 @@ register('maxpool2d', ({ x }) => [x], ({ x }, { kernel, stride }) => {
 register('maxpool2dBackward', ({ dy }) => [dy], ({ dy, argmax }, { inputShape }) => {
   if (argmax.length !== dy.size) throw new RangeError(`maxpool2dBackward: argmax has ${argmax.length} entries, dy has ${dy.size}`);
   const n = sizeOf(inputShape);
-  const dx = f32(n);
+  const dx = f32Out(n);
   addon().maxpool2dBackward({ dy: dy.data, argmax, outputSize: dy.size, inputSize: n, dx });
   return new Tensor(dx, inputShape);
 });
