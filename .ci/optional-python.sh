@@ -13,7 +13,7 @@ fi
 have() { "$PY" -c "$1" >/dev/null 2>&1; }
 install() {
   # No network beyond the configured mirror: --no-input, a short per-request timeout, one retry.
-  timeout 600 "$PY" -m pip install --disable-pip-version-check --no-input --retries 1 --timeout 30 "$@" 2>&1 | tail -3 || true
+  timeout 300 "$PY" -m pip install --disable-pip-version-check --no-input --retries 1 --timeout 30 "$@" 2>&1 | tail -3 || true
 }
 if have 'import jax, jaxlib, numpy; assert jax.__version__ == "0.10.2" and jaxlib.__version__ == "0.10.2"'; then
   echo "optional-python: jax/jaxlib 0.10.2 already installed"
