@@ -14,7 +14,7 @@ import { initParams } from '../lib/model/init.js';
 import { concatImages, embed, episodeLoss, type LossOptions } from '../lib/model/protonet.js';
 import { syntheticEpisode } from '../lib/memory/episodes.js';
 import { episodeGradient } from '../lib/autodiff/protonet.js';
-import { awayFromZero, distinctTensor, maxAbsErr, randTensor } from './helpers/random.js';
+import { awayFromZero, centralDiff, distinctTensor, maxAbsErr, randTensor, relErr } from './helpers/random.js';
 
 const dev = getDevice('cpu-ts');
 const direct = new DirectOps(dev);
@@ -142,26 +142,6 @@ function small(blocks: number, channels: number, imageSize: number): { layout: P
   return { layout, params };
 }
 
-function fdGrad(layout: ProtoNetLayout, params: Float64Array, f: (p: Float64Array) => number, h = 1e-6): Float64Array {
-  const g = new Float64Array(params.length);
-  for (let i = 0; i < params.length; i++) {
-    const p = params.slice(), m = params.slice();
-    p[i] += h;
-    m[i] -= h;
-    g[i] = (f(p) - f(m)) / (2 * h);
-  }
-  return g;
-}
-
-function relErr(a: ArrayLike<number>, b: ArrayLike<number>): number {
-  let num = 0, den = 0;
-  for (let i = 0; i < a.length; i++) {
-    num = Math.max(num, Math.abs(a[i]! - b[i]!));
-    den = Math.max(den, Math.abs(b[i]!));
-  }
-  return num / Math.max(den, 1e-12);
-}
-
 test('forward accumulation: the prototype Jacobian matches finite differences, column by column', () => {
   const { layout, params } = small(3, 3, 12);
   const ep = syntheticEpisode({ way: 3, shot: 2, query: 2, imageSize: 12 }, 5, 0, 'float64');
@@ -203,7 +183,7 @@ for (const [name, opts] of [
     assert.ok(Math.abs(r.loss - loss(params)) < 1e-12);
     assert.ok(r.complete);
     assert.is(r.columns, layout.numParams);
-    const fd = fdGrad(layout, params, loss);
+    const fd = centralDiff(params, loss);
     const err = relErr(r.grad, fd);
     assert.ok(err < 1e-6, `forward-mode gradient vs FD: ${err}`);
     // The state path matters: without J^T dL/dpsi the gradient is wrong.

@@ -13,32 +13,10 @@ import { mamlBackprop, mamlEs, mamlForwardLoss, type MetaContext } from '../lib/
 import { trainMaml, evaluateMaml } from '../lib/maml/train.js';
 import { SyntheticEpisodes } from '../lib/es/synthetic.js';
 import { syntheticEpisode } from '../lib/memory/episodes.js';
+import { centralDiff, relErr } from './helpers/random.js';
 
 const dev = getDevice('cpu-ts');
 const direct = new DirectOps(dev);
-
-function relErr(a: ArrayLike<number>, b: ArrayLike<number>): number {
-  let num = 0, den = 0;
-  for (let i = 0; i < a.length; i++) {
-    num = Math.max(num, Math.abs(a[i]! - b[i]!));
-    den = Math.max(den, Math.abs(b[i]!));
-  }
-  return num / Math.max(den, 1e-12);
-}
-
-function fd(x: Float64Array, f: (x: Float64Array) => number, h = 1e-6): Float64Array {
-  const g = new Float64Array(x.length);
-  for (let i = 0; i < x.length; i++) {
-    const keep = x[i]!;
-    x[i] = keep + h;
-    const p = f(x);
-    x[i] = keep - h;
-    const m = f(x);
-    x[i] = keep;
-    g[i] = (p - m) / (2 * h);
-  }
-  return g;
-}
 
 function randArr(rng: Rng, n: number, scale = 1): Float64Array {
   return Float64Array.from({ length: n }, () => scale * (2 * rng.uniform() - 1));
@@ -59,10 +37,10 @@ test('head: second-order reverse through l inner steps equals finite differences
   const q = queryLoss(h, inner.w, inner.b);
   const back = backwardInner(h, inner.tape!, q.dw, q.db);
   assert.is(inner.tape!.bytes, 0, 'the backward walk releases the tape');
-  assert.ok(relErr(back.dw0, fd(w0, loss)) < 1e-7, 'dW0');
-  assert.ok(relErr(back.db0, fd(b0, loss)) < 1e-7, 'db0');
-  assert.ok(relErr(back.dzs, fd(h.zs as Float64Array, loss)) < 1e-7, 'dZs');
-  assert.ok(relErr(q.dzq, fd(h.zq as Float64Array, loss)) < 1e-7, 'dZq');
+  assert.ok(relErr(back.dw0, centralDiff(w0, loss)) < 1e-7, 'dW0');
+  assert.ok(relErr(back.db0, centralDiff(b0, loss)) < 1e-7, 'db0');
+  assert.ok(relErr(back.dzs, centralDiff(h.zs as Float64Array, loss)) < 1e-7, 'dZs');
+  assert.ok(relErr(q.dzq, centralDiff(h.zq as Float64Array, loss)) < 1e-7, 'dZq');
   assert.throws(() => innerLoop({ ...h, ys: Int32Array.from([0, 1, 3, 0, 1, 2]) }, w0, b0, 1, false), /support label 3 outside \[0, 3\)/);
 });
 
@@ -82,7 +60,7 @@ test('second-order MAML meta-gradient (tape through the encoder, hand reverse th
   const r = mamlBackprop(ctx, phi, ep, 'second-order');
   const f = (p: Float64Array): number => mamlForwardLoss(ctx, direct, p, images, ep).loss;
   assert.ok(Math.abs(r.loss - f(phi)) < 1e-12);
-  const err = relErr(r.grad, fd(phi, f));
+  const err = relErr(r.grad, centralDiff(phi, f));
   assert.ok(err < 1e-6, `second-order vs FD: ${err}`);
 });
 
@@ -95,13 +73,13 @@ test('first-order MAML: head gradient at the adapted head, encoder through the q
   const z0 = embed(direct, L.encoder, L.encoderParams(phi), ctx.bn, images, { bn: 'batch' }).data;
   const hp = (z: Float64Array | Float32Array): HeadProblem => ({ zs: z.subarray(0, ns * e), ys: ep.supportLabels, zq: z.subarray(ns * e), yq: ep.queryLabels, way: 3, e, alpha: 0.5 });
   const adapted = innerLoop(hp(z0), L.headWeight(phi).data, L.headBias(phi).data, 3, false);
-  const at = phi.slice(); // fd() perturbs phi in place: shift the adapted head by p - at
+  const at = phi.slice(); // centralDiff() perturbs phi in place: shift the adapted head by p - at
   const f = (p: Float64Array): number => {
     const z = embed(direct, L.encoder, L.encoderParams(p), ctx.bn, images, { bn: 'batch' }).data;
     const shift = (off: number, n: number, base: ArrayLike<number>): Float64Array => Float64Array.from({ length: n }, (_, i) => base[i]! + p[off + i]! - at[off + i]!);
     return queryLoss(hp(z), shift(L.headWeightOffset, 3 * e, adapted.w), shift(L.headBiasOffset, 3, adapted.b)).loss;
   };
-  const err = relErr(r.grad, fd(phi, f));
+  const err = relErr(r.grad, centralDiff(phi, f));
   assert.ok(err < 1e-6, `first-order vs FD of the loss with the adaptation held fixed: ${err}`);
   const so = mamlBackprop(ctx, phi, ep, 'second-order');
   assert.ok(relErr(r.grad, so.grad) > 1e-3, 'first and second order differ when l > 0');

@@ -23,6 +23,10 @@ import { JaxRunner, jaxAvailability } from '../lib/device/xla/jax-runner.js';
 import { evaluateProgram, noiseSumProgram, type PopulationShape } from '../lib/device/xla/population.js';
 import { esStepProgram, type EsStepSpec } from '../lib/device/xla/esstep.js';
 import { episodeInputs, hostArray, scalarU32, ZERO_I64 } from '../lib/device/xla/inputs.js';
+import { relErr as relErrFloored } from './helpers/random.js';
+
+/** Error relative to the reference's largest entry (no floor: an all-zero reference fails). */
+const relErr = (a: ArrayLike<number>, b: ArrayLike<number>): number => relErrFloored(a, b, 0);
 
 const av = jaxAvailability();
 let runner: JaxRunner | undefined;
@@ -55,12 +59,6 @@ function refFitness(mu: Float32Array, pert: Perturbation, seed: number, step: nu
     out[m - start] = -episodeLoss(ops, layout, Float64Array.from(theta), bn, ep64, { bn: 'batch', distance }).loss.data[0]!;
   }
   return out;
-}
-
-function relErr(a: ArrayLike<number>, b: ArrayLike<number>): number {
-  let num = 0, den = 0;
-  for (let i = 0; i < a.length; i++) { num = Math.max(num, Math.abs(a[i]! - b[i]!)); den = Math.max(den, Math.abs(b[i]!)); }
-  return num / den;
 }
 
 /** The cpu-ts ES step: fitness, WSR weights per shard ('paper', scale 1/R) or global ('openai'), noise sum, update. */

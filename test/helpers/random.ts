@@ -40,3 +40,28 @@ export function maxAbsErr(a: ArrayLike<number>, b: ArrayLike<number>): number {
   for (let i = 0; i < a.length; i++) m = Math.max(m, Math.abs(a[i]! - b[i]!));
   return m;
 }
+
+/** max_i |a_i - b_i| / max(max_i |b_i|, floor): error relative to the reference's largest entry. */
+export function relErr(a: ArrayLike<number>, b: ArrayLike<number>, floor = 1e-12): number {
+  let num = 0, den = 0;
+  for (let i = 0; i < a.length; i++) {
+    num = Math.max(num, Math.abs(a[i]! - b[i]!));
+    den = Math.max(den, Math.abs(b[i]!));
+  }
+  return num / Math.max(den, floor);
+}
+
+/** Central finite differences of f at x (float64); x is nudged in place and restored. */
+export function centralDiff(x: Float64Array, f: (x: Float64Array) => number, h = 1e-6): Float64Array {
+  const g = new Float64Array(x.length);
+  for (let i = 0; i < x.length; i++) {
+    const keep = x[i]!;
+    x[i] = keep + h;
+    const p = f(x);
+    x[i] = keep - h;
+    const m = f(x);
+    x[i] = keep;
+    g[i] = (p - m) / (2 * h);
+  }
+  return g;
+}
