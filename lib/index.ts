@@ -62,3 +62,4 @@ export * from './es/trainer.js';
 export * from './es/presets.js';
 export * from './es/data.js';
 export * from './es/synthetic.js';
+export * from './eval/stats.js';

@@ -3,6 +3,7 @@ import type { DirectOps } from '../ops/api.js';
 import { episodeLoss, type Distance, type Episode } from '../model/protonet.js';
 import type { BnState, ProtoNetLayout } from '../model/layout.js';
 import { Tensor } from '../tensor/tensor.js';
+import { summarize } from '../eval/stats.js';
 
 export interface EpisodeScore { loss: number; acc: number }
 
@@ -14,15 +15,8 @@ export function scoreEpisode(ops: DirectOps, layout: ProtoNetLayout, params: Flo
 
 /** Mean and 95% confidence half-width (1.96 standard errors) of per-episode values, summed in episode order. */
 export function meanCi(xs: ArrayLike<number>): { mean: number; ci95: number } {
-  const n = xs.length;
-  if (n === 0) return { mean: NaN, ci95: NaN };
-  let s = 0;
-  for (let i = 0; i < n; i++) s += xs[i]!;
-  const mean = s / n;
-  let ss = 0;
-  for (let i = 0; i < n; i++) ss += (xs[i]! - mean) ** 2;
-  const sd = n > 1 ? Math.sqrt(ss / (n - 1)) : 0;
-  return { mean, ci95: (1.96 * sd) / Math.sqrt(n) };
+  const { mean, ci95 } = summarize(xs);
+  return { mean, ci95 };
 }
 
 /** An Episode as plain data for postMessage (Tensor instances do not survive structured cloning). */

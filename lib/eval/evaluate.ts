@@ -8,6 +8,7 @@ import { getDevice } from '../device/registry.js';
 import { DirectOps } from '../ops/api.js';
 import { scoreEpisode } from '../es/validate.js';
 import { UserError } from '../cli/errors.js';
+import { summarize } from './stats.js';
 
 export interface EvalOptions {
   checkpoint: string;
@@ -78,12 +79,9 @@ export function evaluateCheckpoint(o: EvalOptions): EvalResult {
     accSum += s.acc;
     o.onEpisode?.(i + 1, episodes, accSum / (i + 1));
   }
-  const mean = accSum / episodes;
-  let ss = 0;
-  for (const a of accs) ss += (a - mean) ** 2;
-  const std = episodes > 1 ? Math.sqrt(ss / (episodes - 1)) : 0;
+  const { mean, std, ci95 } = summarize(accs);
   return {
-    accuracy: mean, std, ci95: (1.96 * std) / Math.sqrt(episodes), loss: lossSum / episodes,
+    accuracy: mean, std, ci95, loss: lossSum / episodes,
     episodes, way, shot, query, bn, split, splitScheme: scheme, distance, imageSize: size, channels: ck.layout.config.channels,
     seed, device: device.name, checkpoint: o.checkpoint,
   };

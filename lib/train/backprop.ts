@@ -21,6 +21,7 @@ import { loadCheckpoint, loadTrainState, saveCheckpoint, saveTrainState } from '
 import { createOptimizer, stepLr, type Optimizer } from '../optim/optimizers.js';
 import { episodeGradient } from '../autodiff/protonet.js';
 import type { MetricsLog } from './metrics.js';
+import { summarize } from '../eval/stats.js';
 import { UserError } from '../cli/errors.js';
 import { resolveBackpropConfig, RESUME_CHANGEABLE, type BackpropConfig, type BackpropConfigInput } from './backprop-config.js';
 import type { RandomAccessEpisodes } from './backprop-source.js';
@@ -78,16 +79,6 @@ export interface BackpropTrainerInit {
   bn?: BnState;
 }
 
-function meanCi(xs: readonly number[]): { mean: number; ci95: number } {
-  const n = xs.length;
-  let s = 0;
-  for (const x of xs) s += x;
-  const mean = s / n;
-  let ss = 0;
-  for (const x of xs) ss += (x - mean) ** 2;
-  return { mean, ci95: n > 1 ? (1.96 * Math.sqrt(ss / (n - 1))) / Math.sqrt(n) : 0 };
-}
-
 /** Mean loss and accuracy over episodes 0..n-1 of `source`, eval mode (BN running statistics). */
 export function evaluateEpisodes(
   device: Device, layout: ProtoNetLayout, params: Float32Array, bn: BnState, source: RandomAccessEpisodes, n: number, distance: BackpropConfig['distance'],
@@ -100,8 +91,8 @@ export function evaluateEpisodes(
     losses.push(loss.data[0]!);
     accs.push(device.run('accuracy', { scores: logits, labels: ep.queryLabels }, {}));
   }
-  const a = meanCi(accs);
-  return { acc: a.mean, ci95: a.ci95, loss: meanCi(losses).mean, episodes: n };
+  const a = summarize(accs);
+  return { acc: a.mean, ci95: a.ci95, loss: summarize(losses).mean, episodes: n };
 }
 
 export class BackpropTrainer {
