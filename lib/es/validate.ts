@@ -1,14 +1,15 @@
 /** Few-shot evaluation of the mean model in eval mode (BN running statistics): loss and accuracy per episode. */
 import type { DirectOps } from '../ops/api.js';
-import { episodeLoss, type Distance, type Episode } from '../model/protonet.js';
+import { episodeLoss, type BnMode, type Distance, type Episode } from '../model/protonet.js';
 import type { BnState, ProtoNetLayout } from '../model/layout.js';
 import { Tensor } from '../tensor/tensor.js';
 import { summarize } from '../eval/stats.js';
 
 export interface EpisodeScore { loss: number; acc: number }
 
-export function scoreEpisode(ops: DirectOps, layout: ProtoNetLayout, params: Float32Array, bn: BnState, ep: Episode, distance: Distance): EpisodeScore {
-  const { loss, logits } = episodeLoss(ops, layout, params, bn, ep, { bn: 'running', distance });
+/** Loss and query accuracy of one episode; BN running statistics (eval mode) unless mode is 'batch' (running statistics untouched). */
+export function scoreEpisode(ops: DirectOps, layout: ProtoNetLayout, params: Float32Array, bn: BnState, ep: Episode, distance: Distance, mode: BnMode = 'running'): EpisodeScore {
+  const { loss, logits } = episodeLoss(ops, layout, params, bn, ep, { bn: mode, distance });
   const acc = ops.device.run('accuracy', { scores: logits, labels: ep.queryLabels }, {});
   return { loss: loss.data[0]!, acc };
 }

@@ -1,6 +1,6 @@
 /** Few-shot evaluation of a checkpoint: N-way K-shot episodes from a split, accuracy with a 95% interval. */
-import { loadCheckpoint, type LoadedCheckpoint } from '../model/checkpoint.js';
-import { episodeLoss, type BnMode, type Distance, type Episode } from '../model/protonet.js';
+import { loadCheckpoint } from '../model/checkpoint.js';
+import type { BnMode, Distance } from '../model/protonet.js';
 import { loadOmniglot, type LoadProgress, type OmniglotDataset } from '../data/omniglot.js';
 import { getSplit, type SplitPart, type SplitScheme, DEFAULT_IMAGE_SIZE } from '../data/splits.js';
 import { EpisodeSampler } from '../data/sampler.js';
@@ -71,9 +71,7 @@ export function evaluateCheckpoint(o: EvalOptions): EvalResult {
   let lossSum = 0, accSum = 0;
   for (let i = 0; i < episodes; i++) {
     const ep = sampler.episode(i);
-    const s = bn === 'running'
-      ? scoreEpisode(ops, ck.layout, ck.params, ck.bn, ep, distance)
-      : scoreBatch(ops, ck, ep, distance);
+    const s = scoreEpisode(ops, ck.layout, ck.params, ck.bn, ep, distance, bn);
     accs[i] = s.acc;
     lossSum += s.loss;
     accSum += s.acc;
@@ -85,10 +83,4 @@ export function evaluateCheckpoint(o: EvalOptions): EvalResult {
     episodes, way, shot, query, bn, split, splitScheme: scheme, distance, imageSize: size, channels: ck.layout.config.channels,
     seed, device: device.name, checkpoint: o.checkpoint,
   };
-}
-
-/** Episode statistics for BN (transductive, as a train-mode forward); running statistics are not touched. */
-function scoreBatch(ops: DirectOps, ck: LoadedCheckpoint, ep: Episode, distance: Distance): { loss: number; acc: number } {
-  const { loss, logits } = episodeLoss(ops, ck.layout, ck.params, ck.bn, ep, { bn: 'batch', distance });
-  return { loss: loss.data[0]!, acc: ops.device.run('accuracy', { scores: logits, labels: ep.queryLabels }, {}) };
 }
