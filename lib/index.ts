@@ -42,7 +42,7 @@ export * from './maml/layout.js';
 export * from './maml/head.js';
 export * from './maml/metagrad.js';
 export * from './maml/train.js';
-export * from './memory/accounting.js';
+export * from './ops/accounting.js';
 export * from './memory/episodes.js';
 export * from './memory/cases.js';
 export * from './memory/sweep.js';

@@ -10,7 +10,7 @@ import { ProtoNetLayout, initialBnState } from '../lib/model/layout.js';
 import { initParams } from '../lib/model/init.js';
 import { episodeLoss } from '../lib/model/protonet.js';
 import { Tape, layoutLeaves } from '../lib/autodiff/tape.js';
-import { PeakMeter, bytesOf, meterOps } from '../lib/memory/accounting.js';
+import { PeakMeter, bytesOf, meterOps } from '../lib/ops/accounting.js';
 import { syntheticEpisode } from '../lib/memory/episodes.js';
 import { MamlLayout, initMaml } from '../lib/maml/layout.js';
 import { mamlBackprop } from '../lib/maml/metagrad.js';

@@ -1,6 +1,6 @@
 /** `evometa eval`: few-shot accuracy of a checkpoint; one JSON line on stdout, progress on stderr. */
 import type { Command } from 'commander';
-import { parseChoice, parseNum } from './errors.js';
+import { parseChoice, parseNum } from '../errors.js';
 import { createProgress } from '../train/progress.js';
 import '../index.js';
 

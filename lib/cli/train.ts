@@ -112,7 +112,7 @@ export function registerTrain(program: Command): void {
         const { trainEsCli } = await import('../es/cli.js');
         await trainEsCli(opts);
       } else {
-        const { UserError } = await import('./errors.js');
+        const { UserError } = await import('../errors.js');
         throw new UserError(`--method: expected es or backprop, got ${JSON.stringify(opts.method)}`);
       }
     });

@@ -1,5 +1,5 @@
 /** Data errors: the user's to fix (a missing or bad file, a bad split line, impossible episode sizes). */
-import { UserError } from '../cli/errors.js';
+import { UserError } from '../errors.js';
 
 /**
  * A bad data input; the message names the file (and line or value).

@@ -3,7 +3,7 @@ import { existsSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { dirname, join } from 'node:path';
 import type { TrainCliOptions } from '../cli/train.js';
-import { parseChoice, parseNum, UserError } from '../cli/errors.js';
+import { parseChoice, parseNum, UserError } from '../errors.js';
 import { loadCheckpoint, loadTrainState } from '../model/checkpoint.js';
 import { createProgress } from '../train/progress.js';
 import { MetricsLog, onInterrupt } from '../train/metrics.js';

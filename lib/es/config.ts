@@ -3,7 +3,7 @@
  * sigma schedule. Every invalid hyperparameter is refused here, naming the
  * field (and its CLI option) and the value.
  */
-import { UserError } from '../cli/errors.js';
+import { UserError } from '../errors.js';
 import { modelConfig, ProtoNetLayout, type ModelConfig } from '../model/layout.js';
 import type { Distance } from '../model/protonet.js';
 import type { EstimatorName, NonFinitePolicy } from './estimators.js';

@@ -15,7 +15,7 @@ import { initParams } from '../model/init.js';
 import { loadCheckpoint, loadTrainState, saveCheckpoint, saveTrainState } from '../model/checkpoint.js';
 import { createOptimizer, type Optimizer } from '../optim/optimizers.js';
 import type { MetricsLog } from '../train/metrics.js';
-import { UserError } from '../cli/errors.js';
+import { UserError } from '../errors.js';
 import { resolveEsConfig, type EsConfig, type EsConfigInput } from './config.js';
 import { CollapseDetector, type CollapseState } from './collapse.js';
 import { estimateGradient } from './step.js';

@@ -7,7 +7,7 @@ import { EpisodeSampler } from '../data/sampler.js';
 import { getDevice } from '../device/registry.js';
 import { DirectOps } from '../ops/api.js';
 import { scoreEpisode } from '../es/validate.js';
-import { UserError } from '../cli/errors.js';
+import { UserError } from '../errors.js';
 import { summarize } from './stats.js';
 
 export interface EvalOptions {

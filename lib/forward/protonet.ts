@@ -17,7 +17,7 @@ import type { BnState, ProtoNetLayout } from '../model/layout.js';
 import { concatImages, embed, episodeLoss, type Episode, type LossOptions } from '../model/protonet.js';
 import { Tensor, type FloatArray } from '../tensor/tensor.js';
 import { DualOps, basisLeaf, type Dual } from './dual.js';
-import { meterOps } from '../memory/accounting.js';
+import { meterOps } from '../ops/accounting.js';
 import { allocJacobian, columnChunks, type StoredJacobian } from './jacobian.js';
 
 export interface ForwardMetaOptions extends LossOptions {

@@ -18,7 +18,7 @@ import { Tensor, allocLike, type FloatArray } from '../tensor/tensor.js';
 import { Tape, layoutLeaves } from '../autodiff/tape.js';
 import { groupWeights } from '../es/estimators.js';
 import { memberNoise, fillMemberNoise, noiseSumInto, perturbMember } from '../es/noise.js';
-import { PeakMeter, meterOps } from '../memory/accounting.js';
+import { PeakMeter, meterOps } from '../ops/accounting.js';
 import { backwardInner, innerLoop, queryLoss, type HeadProblem } from './head.js';
 import { checkMamlConfig, type MamlConfig, type MamlLayout } from './layout.js';
 

@@ -10,7 +10,7 @@ import type { Episode } from '../model/protonet.js';
 import { DirectOps } from '../ops/api.js';
 import { concatImages } from '../model/protonet.js';
 import { createOptimizer, type OptimizerConfig } from '../optim/optimizers.js';
-import { PeakMeter } from '../memory/accounting.js';
+import { PeakMeter } from '../ops/accounting.js';
 import { initMaml, MamlLayout, type MamlConfig } from './layout.js';
 import { mamlBackprop, mamlEs, mamlForwardLoss, type EsSettings, type MamlMethod, type MetaContext } from './metagrad.js';
 

@@ -28,7 +28,7 @@ import { memberNoise, fillMemberNoise } from '../es/noise.js';
 import { MamlLayout, initMaml } from '../maml/layout.js';
 import { mamlBackprop, mamlEs } from '../maml/metagrad.js';
 import { headTapeBytes } from '../maml/head.js';
-import { PeakMeter, meterOps, type Breakdown } from './accounting.js';
+import { PeakMeter, meterOps, type Breakdown } from '../ops/accounting.js';
 import { syntheticEpisode } from './episodes.js';
 
 export const PROTO_METHODS = ['backprop', 'forward', 'es', 'es-matrix'] as const;

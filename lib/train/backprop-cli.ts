@@ -2,7 +2,7 @@
 import { existsSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import type { TrainCliOptions } from '../cli/train.js';
-import { UserError, parseChoice, parseNum } from '../cli/errors.js';
+import { UserError, parseChoice, parseNum } from '../errors.js';
 import { getDevice } from '../device/registry.js';
 import '../index.js';
 import { loadOmniglot } from '../data/omniglot.js';

@@ -9,7 +9,7 @@
  * 15-query, BN running statistics), the best-validation model kept.
  * 200 epochs (20,000 episodes) as in the ES-ProtoNet paper's trials.
  */
-import { UserError } from '../cli/errors.js';
+import { UserError } from '../errors.js';
 import { modelConfig, type ModelConfig } from '../model/layout.js';
 import type { Distance } from '../model/protonet.js';
 

@@ -22,7 +22,7 @@ import { createOptimizer, stepLr, type Optimizer } from '../optim/optimizers.js'
 import { episodeGradient } from '../autodiff/protonet.js';
 import type { MetricsLog } from './metrics.js';
 import { summarize } from '../eval/stats.js';
-import { UserError } from '../cli/errors.js';
+import { UserError } from '../errors.js';
 import { resolveBackpropConfig, RESUME_CHANGEABLE, type BackpropConfig, type BackpropConfigInput } from './backprop-config.js';
 import type { RandomAccessEpisodes } from './backprop-source.js';
 

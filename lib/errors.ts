@@ -1,4 +1,4 @@
-/** Errors that are the user's to fix: the CLI prints the message alone (no stack) and exits non-zero. */
+/** Errors that are the user's to fix, and option parsing that names the option: the bottom layer (no project imports). */
 export class UserError extends Error {
   constructor(message: string) {
     super(message);
