@@ -32,6 +32,7 @@ const TOL: Record<OpName, number> = {
   prototypes: 1e-6, prototypesBackward: 1e-6, sqEuclidean: 1e-6, sqEuclideanBackward: 1e-6,
   cosine: 1e-6, cosineBackward: 2e-6, scale: 1e-7, logSoftmax: 1e-6, logSoftmaxBackward: 1e-6,
   crossEntropy: 1e-6, crossEntropyBackward: 0, accuracy: 0,
+  matmul: 1e-6, add: 0, mul: 0, sumTo: 1e-6, sigmoid: 1e-6, sigmoidBackward: 1e-6, tanh: 1e-6, tanhBackward: 1e-6,
 };
 
 const conv = [
@@ -137,6 +138,26 @@ function cases(op: OpName): Case[] {
     case 'accuracy': {
       const scores = distinctTensor(rng, [9, 4], 'float32'), labels = Int32Array.from([0, 1, 2, 3, 0, 1, 2, 3, 0]);
       return [{ name: '0', run: (d) => d.run('accuracy', { scores, labels }, {}) }];
+    }
+    case 'matmul': return ([[false, false], [true, false], [false, true], [true, true]] as const).map(([ta, tb], i) => {
+      const a = f32(ta ? [7, 5] : [5, 7]), b = f32(tb ? [3, 7] : [7, 3]);
+      return { name: `${i}`, run: (d) => d.run('matmul', { a, b }, { transA: ta, transB: tb }) };
+    });
+    case 'add': case 'mul': return ([[[3, 5, 7], [3, 5, 7]], [[3, 5, 7], [5, 1]], [[3, 5, 7], [7]], [[4, 6], [4, 1]], [[4, 6], []]] as const).map(([sa, sb], i) => {
+      const a = f32([...sa]), b = f32([...sb]);
+      return { name: `${i}`, run: (d) => d.run(op, { a, b }, {}) };
+    });
+    case 'sumTo': return ([[[3, 5, 7], [5, 1]], [[3, 5, 7], [7]], [[4, 6], [4, 1]], [[4, 6], []], [[4, 6], [4, 6]]] as const).map(([sx, shape], i) => {
+      const x = f32([...sx]);
+      return { name: `${i}`, run: (d) => d.run('sumTo', { x }, { shape: [...shape] }) };
+    });
+    case 'sigmoid': case 'tanh': {
+      const x = f32([3, 5, 7], -6, 6);
+      return [{ name: '0', run: (d) => d.run(op, { x }, {}) }];
+    }
+    case 'sigmoidBackward': case 'tanhBackward': {
+      const y = ref.run(op === 'sigmoidBackward' ? 'sigmoid' : 'tanh', { x: f32([3, 5, 7], -3, 3) }, {}), dy = f32([3, 5, 7]);
+      return [{ name: '0', run: (d) => d.run(op, { dy, y }, {}) }];
     }
   }
 }

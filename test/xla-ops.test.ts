@@ -135,6 +135,22 @@ if (!av.ok) {
       const ties = new Tensor(dtype === 'float64' ? Float64Array.of(1, 1, 0, 2, 2, 2) : Float32Array.of(1, 1, 0, 2, 2, 2), [2, 3]);
       await check('accuracy', { scores: ties, labels: Int32Array.of(1, 0) }, {}, 0);
     });
+
+    test(`dense ops ${dtype}: matmul (every transpose), broadcasting add/mul, sumTo, sigmoid, tanh`, async () => {
+      for (const [ta, tb] of [[false, false], [true, false], [false, true], [true, true]] as const) {
+        await check('matmul', { a: r(ta ? [7, 5] : [5, 7]), b: r(tb ? [3, 7] : [7, 3]) }, { transA: ta, transB: tb }, tol);
+      }
+      for (const [sa, sb] of [[[3, 5, 7], [3, 5, 7]], [[3, 5, 7], [5, 1]], [[4, 6], [6]], [[4, 6], []]] as const) {
+        await check('add', { a: r([...sa]), b: r([...sb]) }, {}, tol);
+        await check('mul', { a: r([...sa]), b: r([...sb]) }, {}, tol);
+        await check('sumTo', { x: r([...sa]) }, { shape: [...sb] }, tol);
+      }
+      const x = r([4, 9], -4, 4), dy = r([4, 9]);
+      for (const [f, b] of [['sigmoid', 'sigmoidBackward'], ['tanh', 'tanhBackward']] as const) {
+        await check(f, { x }, {}, tol);
+        await check(b, { dy, y: cpu.run(f, { x }, {}) }, {}, tol);
+      }
+    });
   }
 
   test('invalid inputs are refused before any program runs, naming the field', () => {

@@ -23,6 +23,14 @@ export interface SavedSpecs {
   scale: { alpha: number };
   logSoftmax: { y: Tensor };
   crossEntropy: { logp: Tensor; labels: Int32Array };
+  /** a is kept only when b needs a gradient, b only when a does. */
+  matmul: { a?: Tensor; b?: Tensor; transA: boolean; transB: boolean };
+  add: { aShape: readonly number[]; bShape: readonly number[] };
+  /** a is kept only when b needs a gradient, b only when a does. */
+  mul: { a?: Tensor; b?: Tensor; bShape: readonly number[] };
+  sumTo: { inputShape: readonly number[] };
+  sigmoid: { y: Tensor };
+  tanh: { y: Tensor };
 }
 
 export type TapeOp = keyof SavedSpecs;
@@ -30,6 +38,7 @@ export type TapeOp = keyof SavedSpecs;
 export const TAPE_OPS: readonly TapeOp[] = [
   'conv2d', 'batchnorm2dTrain', 'batchnorm2dEval', 'relu', 'maxpool2d', 'reshape', 'sliceRows',
   'prototypes', 'sqEuclidean', 'cosine', 'scale', 'logSoftmax', 'crossEntropy',
+  'matmul', 'add', 'mul', 'sumTo', 'sigmoid', 'tanh',
 ];
 
 export interface GradContext<K extends TapeOp> {

@@ -14,13 +14,14 @@
  * offsets. Saved tensors are released as soon as their node is done.
  */
 import type { Device } from '../device/registry.js';
-import { sliceRowsTensor, type BnTrainResult, type TensorOps } from '../ops/api.js';
+import { sliceRowsTensor, type BnTrainResult, type DenseOps } from '../ops/api.js';
 import type { Conv2dAttrs, PoolAttrs } from '../ops/contract.js';
 import { Tensor, allocLike, type FloatArray } from '../tensor/tensor.js';
 import type { ProtoNetLayout } from '../model/layout.js';
 import { getGradient, type SavedSpecs, type TapeOp } from './gradients.js';
 import { MemoryLedger, type HeldArray, type MemoryBreakdown } from './memory.js';
 import './grads.js';
+import './grads-dense.js';
 
 export type VarKind = 'constant' | 'leaf' | 'op';
 
@@ -50,7 +51,7 @@ export interface BackwardResult {
   nodesRun: number;
 }
 
-export class Tape implements TensorOps<Var> {
+export class Tape implements DenseOps<Var> {
   private nextId = 0;
   private readonly nodes: Node[] = [];
   private readonly leaves = new Map<number, { offset: number; size: number }>();
@@ -162,6 +163,34 @@ export class Tape implements TensorOps<Var> {
     this.markExternal(labels);
     const y = this.device.run('crossEntropy', { logp: logp.value, labels }, {});
     return this.record('crossEntropy', [logp], y, { logp: logp.value, labels });
+  }
+
+  matmul(a: Var, b: Var, transA = false, transB = false): Var {
+    const y = this.device.run('matmul', { a: a.value, b: b.value }, { transA, transB });
+    return this.record('matmul', [a, b], y, { ...(b.requiresGrad ? { a: a.value } : {}), ...(a.requiresGrad ? { b: b.value } : {}), transA, transB });
+  }
+
+  add(a: Var, b: Var): Var {
+    return this.record('add', [a, b], this.device.run('add', { a: a.value, b: b.value }, {}), { aShape: a.shape, bShape: b.shape });
+  }
+
+  mul(a: Var, b: Var): Var {
+    const y = this.device.run('mul', { a: a.value, b: b.value }, {});
+    return this.record('mul', [a, b], y, { ...(b.requiresGrad ? { a: a.value } : {}), ...(a.requiresGrad ? { b: b.value } : {}), bShape: b.shape });
+  }
+
+  sumTo(x: Var, shape: readonly number[]): Var {
+    return this.record('sumTo', [x], this.device.run('sumTo', { x: x.value }, { shape }), { inputShape: x.shape });
+  }
+
+  sigmoid(x: Var): Var {
+    const y = this.device.run('sigmoid', { x: x.value }, {});
+    return this.record('sigmoid', [x], y, { y });
+  }
+
+  tanh(x: Var): Var {
+    const y = this.device.run('tanh', { x: x.value }, {});
+    return this.record('tanh', [x], y, { y });
   }
 
   /**

@@ -30,6 +30,27 @@ export interface TensorOps<V> {
   crossEntropy(logp: V, labels: Int32Array): V;
 }
 
+/**
+ * The dense ops on values (lib/l2l's LSTM optimizer and small optimizees): DirectOps
+ * and the tape implement them beside TensorOps. Broadcasting is one way: b to a's shape.
+ */
+export interface DenseOps<V> extends TensorOps<V> {
+  matmul(a: V, b: V, transA?: boolean, transB?: boolean): V;
+  add(a: V, b: V): V;
+  mul(a: V, b: V): V;
+  /** Sum x down to `shape` (the adjoint of broadcasting `shape` to x's shape); [] gives the total. */
+  sumTo(x: V, shape: readonly number[]): V;
+  sigmoid(x: V): V;
+  tanh(x: V): V;
+}
+
+/** ops as DenseOps, or a clear error naming what it is. */
+export function asDenseOps<V>(ops: TensorOps<V>): DenseOps<V> {
+  const d = ops as Partial<DenseOps<V>>;
+  if (typeof d.matmul !== 'function' || typeof d.sigmoid !== 'function') throw new TypeError(`${ops.constructor.name} does not implement the dense ops (matmul, add, mul, sumTo, sigmoid, tanh)`);
+  return ops as DenseOps<V>;
+}
+
 export function sliceRowsTensor(t: Tensor, start: number, end: number): Tensor {
   const rows = t.shape[0]!;
   if (!(start >= 0 && end <= rows && start <= end)) throw new RangeError(`sliceRows [${start}, ${end}) outside ${rows} rows`);
@@ -38,7 +59,7 @@ export function sliceRowsTensor(t: Tensor, start: number, end: number): Tensor {
 }
 
 /** Plain forward evaluation on a device. */
-export class DirectOps implements TensorOps<Tensor> {
+export class DirectOps implements DenseOps<Tensor> {
   constructor(readonly device: Device) {}
   constant(t: Tensor): Tensor { return t; }
   value(v: Tensor): Tensor { return v; }
@@ -62,4 +83,10 @@ export class DirectOps implements TensorOps<Tensor> {
   scale(x: Tensor, alpha: number): Tensor { return this.device.run('scale', { x }, { alpha }); }
   logSoftmax(x: Tensor): Tensor { return this.device.run('logSoftmax', { x }, {}); }
   crossEntropy(logp: Tensor, labels: Int32Array): Tensor { return this.device.run('crossEntropy', { logp, labels }, {}); }
+  matmul(a: Tensor, b: Tensor, transA = false, transB = false): Tensor { return this.device.run('matmul', { a, b }, { transA, transB }); }
+  add(a: Tensor, b: Tensor): Tensor { return this.device.run('add', { a, b }, {}); }
+  mul(a: Tensor, b: Tensor): Tensor { return this.device.run('mul', { a, b }, {}); }
+  sumTo(x: Tensor, shape: readonly number[]): Tensor { return this.device.run('sumTo', { x }, { shape }); }
+  sigmoid(x: Tensor): Tensor { return this.device.run('sigmoid', { x }, {}); }
+  tanh(x: Tensor): Tensor { return this.device.run('tanh', { x }, {}); }
 }

@@ -11,6 +11,7 @@ import type { Tensor } from '../tensor/tensor.js';
 export interface Conv2dAttrs { stride: number; padding: number }
 export interface PoolAttrs { kernel: number; stride: number }
 export interface BatchNormAttrs { eps: number }
+export interface MatmulAttrs { transA: boolean; transB: boolean }
 
 export interface OpSpecs {
   /** y[n,co,oh,ow] = b[co] + sum_{ci,i,j} x[n,ci,oh*s-p+i,ow*s-p+j] * w[co,ci,i,j] (zero padding). */
@@ -60,6 +61,24 @@ export interface OpSpecs {
 
   /** Fraction of rows whose argmax (first on ties) equals the label. Not differentiable. */
   accuracy: { inputs: { scores: Tensor; labels: Int32Array }; attrs: Record<string, never>; output: number };
+
+  // Dense ops (the learned optimizer's LSTM, small optimizees). Broadcasting: b's shape, aligned to a's
+  // trailing dimensions, has each dimension equal to a's or 1 (numpy rules, one way); the output has a's shape.
+  /** y = op(a) op(b) for rank-2 a, b; op(a) = a^T when transA (a is [K, M]), else a ([M, K]); likewise b ([K, N] or [N, K]). Output [M, N]. */
+  matmul: { inputs: { a: Tensor; b: Tensor }; attrs: MatmulAttrs; output: Tensor };
+  /** y = a + b, b broadcast to a's shape. */
+  add: { inputs: { a: Tensor; b: Tensor }; attrs: Record<string, never>; output: Tensor };
+  /** y = a * b (elementwise), b broadcast to a's shape. */
+  mul: { inputs: { a: Tensor; b: Tensor }; attrs: Record<string, never>; output: Tensor };
+  /** The adjoint of broadcasting: x summed over the dimensions that broadcasting `shape` to x's shape repeats; output has `shape`. */
+  sumTo: { inputs: { x: Tensor }; attrs: { shape: readonly number[] }; output: Tensor };
+  /** y = 1 / (1 + exp(-x)). */
+  sigmoid: { inputs: { x: Tensor }; attrs: Record<string, never>; output: Tensor };
+  /** dx = dy * y * (1 - y), given y = sigmoid(x). */
+  sigmoidBackward: { inputs: { dy: Tensor; y: Tensor }; attrs: Record<string, never>; output: Tensor };
+  tanh: { inputs: { x: Tensor }; attrs: Record<string, never>; output: Tensor };
+  /** dx = dy * (1 - y^2), given y = tanh(x). */
+  tanhBackward: { inputs: { dy: Tensor; y: Tensor }; attrs: Record<string, never>; output: Tensor };
 }
 
 export type OpName = keyof OpSpecs;
@@ -75,4 +94,5 @@ export const OP_NAMES: readonly OpName[] = [
   'relu', 'reluBackward', 'maxpool2d', 'maxpool2dBackward',
   'prototypes', 'prototypesBackward', 'sqEuclidean', 'sqEuclideanBackward', 'cosine', 'cosineBackward',
   'scale', 'logSoftmax', 'logSoftmaxBackward', 'crossEntropy', 'crossEntropyBackward', 'accuracy',
+  'matmul', 'add', 'mul', 'sumTo', 'sigmoid', 'sigmoidBackward', 'tanh', 'tanhBackward',
 ];

@@ -28,3 +28,31 @@ export function poolOutSize(size: number, kernel: number, stride: number): numbe
   if (o < 1) throw new RangeError(`max-pool output would be empty: size ${size}, kernel ${kernel}, stride ${stride}`);
   return o;
 }
+
+/**
+ * One-way broadcasting (numpy rules): `from` aligned to the trailing dimensions of `to`,
+ * each dimension equal or 1. Returns, for each dimension of `to`, the element stride of
+ * the broadcast source (0 where it repeats). Throws naming `what` when `from` does not broadcast.
+ */
+export function broadcastStrides(from: readonly number[], to: readonly number[], what: string): number[] {
+  const bad = (): never => { throw new RangeError(`${what}: shape [${from.join(', ')}] does not broadcast to [${to.join(', ')}]`); };
+  if (from.length > to.length) bad();
+  const strides = new Array<number>(to.length).fill(0);
+  let s = 1;
+  for (let i = 1; i <= from.length; i++) {
+    const f = from[from.length - i]!, t = to[to.length - i]!;
+    if (f === t) strides[to.length - i] = t === 1 ? 0 : s;
+    else if (f !== 1) bad();
+    s *= f;
+  }
+  return strides;
+}
+
+/** Output shape [M, N] of matmul with the transpose flags; throws on a contraction mismatch. */
+export function matmulShape(a: readonly number[], b: readonly number[], transA: boolean, transB: boolean): { m: number; k: number; n: number } {
+  if (a.length !== 2 || b.length !== 2) throw new RangeError(`matmul: expects rank-2 operands, got [${a.join(', ')}] and [${b.join(', ')}]`);
+  const [m, k] = transA ? [a[1]!, a[0]!] : [a[0]!, a[1]!];
+  const [k2, n] = transB ? [b[1]!, b[0]!] : [b[0]!, b[1]!];
+  if (k !== k2) throw new RangeError(`matmul: inner dimensions differ: op(a) is [${m}, ${k}], op(b) is [${k2}, ${n}] (transA ${transA}, transB ${transB})`);
+  return { m, k, n };
+}

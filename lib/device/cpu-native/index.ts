@@ -5,6 +5,7 @@
  * throws with the reason, getDevice() falls back to cpu-ts and deviceReport() shows why.
  */
 import './kernels.js';
+import './dense.js';
 import { KernelDevice, registerDevice } from '../registry.js';
 import { populationEvaluatorDevices, registerPopulationEvaluator } from '../../es/evaluators.js';
 import { loadAddon, type NativeInfo } from './addon.js';
@@ -17,7 +18,7 @@ registerDevice('cpu-native', {
     return new KernelDevice('cpu-native', {
       isa: info.isa,
       reason: `native addon ${path}; ${info.reason}; float32 kernels in C++, float64 inputs run the cpu-ts kernels`,
-      detail: { path, threads: info.threads, detectedIsa: info.detectedIsa, noise: info.noise, lanes: info.lanes, float64: 'cpu-ts' },
+      detail: { path, threads: info.threads, detectedIsa: info.detectedIsa, noise: info.noise, lanes: info.lanes, float64: 'cpu-ts', denseOps: 'cpu-ts' },
     });
   },
 });

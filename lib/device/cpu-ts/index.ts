@@ -6,6 +6,8 @@ import './maxpool2d.js';
 import './prototypes.js';
 import './distance.js';
 import './softmax.js';
+import './dense.js';
+import './activation.js';
 import { KernelDevice, registerDevice } from '../registry.js';
 
 registerDevice('cpu-ts', {
