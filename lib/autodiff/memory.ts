@@ -23,34 +23,64 @@ export type MemoryBreakdown = Record<MemoryCategory, number> & { total: number }
 
 interface Held { arr: HeldArray; cat: MemoryCategory; refs: number }
 
+/** The held arrays of one ArrayBuffer and their byte unions (total and per category). */
+interface BufferGroup { arrays: Held[]; bytes: MemoryBreakdown }
+
+/**
+ * Incremental: holding or releasing an array recomputes only the unions of its
+ * own ArrayBuffer (usually one or two views), so measure() is O(1) however
+ * many arrays the tape holds; the numbers are those of unionBytes over all of them.
+ */
 export class MemoryLedger {
   private readonly held = new Map<HeldArray, Held>();
+  private readonly groups = new Map<ArrayBufferLike, BufferGroup>();
+  private readonly totals: MemoryBreakdown = zero();
   private current: MemoryBreakdown = zero();
   private peakTotal = 0;
   private peakAt: MemoryBreakdown = zero();
 
   hold(arr: HeldArray, cat: MemoryCategory): void {
     const h = this.held.get(arr);
-    if (h) h.refs++;
-    else this.held.set(arr, { arr, cat, refs: 1 });
+    if (h) { h.refs++; return; }
+    const e = { arr, cat, refs: 1 };
+    this.held.set(arr, e);
+    if (arr.byteLength === 0) return;
+    let g = this.groups.get(arr.buffer);
+    if (!g) this.groups.set(arr.buffer, (g = { arrays: [], bytes: zero() }));
+    g.arrays.push(e);
+    this.regroup(g);
   }
 
   release(arr: HeldArray): void {
     const h = this.held.get(arr);
     if (!h) throw new Error('memory ledger: releasing an array that is not held');
-    if (--h.refs === 0) this.held.delete(arr);
+    if (--h.refs > 0) return;
+    this.held.delete(arr);
+    if (arr.byteLength === 0) return;
+    const g = this.groups.get(arr.buffer)!;
+    g.arrays.splice(g.arrays.indexOf(h), 1);
+    this.regroup(g);
+    if (g.arrays.length === 0) this.groups.delete(arr.buffer);
+  }
+
+  private regroup(g: BufferGroup): void {
+    const b = zero();
+    for (const cat of MEMORY_CATEGORIES) {
+      const of = g.arrays.filter((h) => h.cat === cat);
+      b[cat] = of.length === 0 ? 0 : of.length === 1 ? of[0]!.arr.byteLength : unionBytes(of.map((h) => h.arr));
+    }
+    b.total = g.arrays.length === 1 ? g.arrays[0]!.arr.byteLength : unionBytes(g.arrays.map((h) => h.arr));
+    for (const k of [...MEMORY_CATEGORIES, 'total'] as const) this.totals[k] += b[k] - g.bytes[k];
+    g.bytes = b;
   }
 
   has(arr: HeldArray): boolean {
     return this.held.has(arr);
   }
 
-  /** Recompute the bytes held now and raise the peak if needed; returns the current breakdown. */
+  /** The bytes held now (raising the peak if needed); returns the current breakdown. */
   measure(): MemoryBreakdown {
-    const all = [...this.held.values()];
-    const b = zero();
-    for (const cat of MEMORY_CATEGORIES) b[cat] = unionBytes(all.filter((h) => h.cat === cat).map((h) => h.arr));
-    b.total = unionBytes(all.map((h) => h.arr));
+    const b = { ...this.totals };
     this.current = b;
     if (b.total > this.peakTotal) {
       this.peakTotal = b.total;
