@@ -79,7 +79,7 @@ test('standardize drops constant columns; meta-batches: random distinct, cluster
 test('config: presets, clear errors naming the option', () => {
   const c = resolveL2lConfig({}, 'quadratic');
   assert.is(c.family.family, 'quadratic');
-  assert.equal(c.family.dims, [10]);
+  assert.equal((c.family as { dims: number[] }).dims, [10]);
   assert.is(resolveL2lConfig({}, 'quadratic-mix').batchMode, 'cluster');
   assert.throws(() => resolveL2lConfig({ metaBatch: 8, groupSize: 3 }), /groupSize \(--group-size\) must divide the meta-batch 8/);
   assert.throws(() => resolveL2lConfig({ batchMode: 'cluster', clusters: 1 }), /--cluster/);

@@ -67,6 +67,7 @@ export const L2L_PRESETS: Readonly<Record<string, L2lConfigInput>> = {
     family: { family: 'quadratic', dims: [5, 10, 20], scales: [0.5, 1, 2] },
     metaBatch: 8, groupSize: 8, batchMode: 'cluster', clusters: 9, poolSize: 1024,
   },
+  mlp: { family: { family: 'mlp' }, horizon: 100, unroll: 20, metaBatch: 2, groupSize: 2, poolSize: 256, valTasks: 8, steps: 500 },
   'quadratic-es': { family: { family: 'quadratic' }, trainer: 'es', metaBatch: 8, groupSize: 8, metaLr: 1e-2 },
 };
 
