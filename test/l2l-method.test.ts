@@ -147,4 +147,20 @@ test('an aborted step leaves the state unchanged', async () => {
   assert.is(JSON.stringify(a.saveState().meta), before);
 });
 
+
+test('every optimizee family runs meta-steps and validates (small MLP and ProtoNet on the embedded Omniglot)', async () => {
+  for (const [family, extra] of [['mlp', { hidden: [4], imageSize: 14, classes: 3, batch: 8 }], ['protonet', { channels: [2], way: 3, shot: 1, query: 2, evalEpisodes: 2 }]] as const) {
+    const m = await L2lMethod.create({ family: { family, ...extra } as never, lstm: { hidden: 4 }, horizon: 4, unroll: 2, metaBatch: 2, groupSize: 2, poolSize: 4, valTasks: 2, steps: 10, batchMode: 'cluster', clusters: 2 }, family);
+    try {
+      const before = m.phi.slice();
+      for (let i = 0; i < 2; i++) assert.ok(Number.isFinite((await m.trainStep())!.loss), `${family}: finite meta-loss`);
+      assert.ok(m.phi.some((v, i) => v !== before[i]), `${family}: phi moved`);
+      const v = await m.validate();
+      assert.ok(v.accuracy !== undefined && v.score === v.accuracy && v.score >= 0 && v.score <= 1, `${family}: score is held-out accuracy`);
+    } finally {
+      await m.close();
+    }
+  }
+});
+
 test.run();

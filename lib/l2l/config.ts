@@ -68,6 +68,7 @@ export const L2L_PRESETS: Readonly<Record<string, L2lConfigInput>> = {
     metaBatch: 8, groupSize: 8, batchMode: 'cluster', clusters: 9, poolSize: 1024,
   },
   mlp: { family: { family: 'mlp' }, horizon: 100, unroll: 20, metaBatch: 2, groupSize: 2, poolSize: 256, valTasks: 8, steps: 500 },
+  protonet: { family: { family: 'protonet' }, horizon: 40, unroll: 10, metaBatch: 2, groupSize: 2, poolSize: 64, valTasks: 4, steps: 200 },
   'quadratic-es': { family: { family: 'quadratic' }, trainer: 'es', metaBatch: 8, groupSize: 8, metaLr: 1e-2 },
 };
 
