@@ -5,7 +5,7 @@
  * learning rates tuned on the validation tasks, a grid of quarter decades) for
  * T steps on test tasks never seen in meta-training or tuning; loss curves.
  *
- *   node dist/bench/l2l-quality.js [--family quadratic|mlp] [--budget 240] [--test-tasks 64]
+ *   node dist/bench/l2l-quality.js [--family quadratic|mlp] [--budget 240] [--es-budget 240] [--es-pop 16] [--test-tasks 64]
  *
  * Writes bench/results/l2l/quality-<family>.json and quality-<family>.svg.
  */
@@ -20,14 +20,15 @@ import type { OptimizeeTask } from '../lib/l2l/tasks/task.js';
 const family = arg('family', 'quadratic');
 const budget = Number(arg('budget', '240')), nTest = Number(arg('test-tasks', family === 'mlp' ? '8' : '64'));
 const workers = Number(arg('workers', '2'));
-const trainers: { name: string; preset: string; cfg: L2lConfigInput }[] = family === 'mlp'
-  ? [{ name: 'L2L (truncated backprop)', preset: 'mlp', cfg: {} }]
+const esBudget = Number(arg('es-budget', String(budget)));
+const trainers: { name: string; preset: string; cfg: L2lConfigInput; budget: number }[] = family === 'mlp'
+  ? [{ name: 'L2L (truncated backprop)', preset: 'mlp', cfg: {}, budget }]
   : [
-    { name: 'L2L (truncated backprop)', preset: 'quadratic', cfg: { metaBatch: 8, groupSize: 4 } },
-    { name: 'L2L (ES)', preset: 'quadratic-es', cfg: { groupSize: 4 } },
+    { name: 'L2L (truncated backprop)', preset: 'quadratic', cfg: { metaBatch: 8, groupSize: 4 }, budget },
+    { name: 'L2L (ES)', preset: 'quadratic-es', cfg: { metaBatch: 4, groupSize: 2, es: { pop: Number(arg('es-pop', '16')) } }, budget: esBudget },
   ];
 const m0 = machine();
-console.error(`l2l quality (${family}): ${trainers.length} meta-trainings of ${budget} s; machine ${JSON.stringify(m0)}`);
+console.error(`l2l quality (${family}): meta-training budgets ${trainers.map((t) => `${t.name} ${t.budget} s`).join(', ')}; machine ${JSON.stringify(m0)}`);
 
 const results: Record<string, unknown>[] = [];
 const curves: { series: string; step: number; loss: number }[] = [];
@@ -43,7 +44,7 @@ function addCurve(series: string, perTask: Float64Array[]): void {
 }
 
 for (const tr of trainers) {
-  const r = await timedRun({ ...tr.cfg, seed: 0 }, tr.preset, { workers }, budget, Math.max(5, budget / 20), Infinity, true);
+  const r = await timedRun({ ...tr.cfg, seed: 0 }, tr.preset, { workers }, tr.budget, Math.max(5, tr.budget / 20), Infinity, true);
   const m = r.method;
   try {
     T = m.config.horizon;
@@ -81,7 +82,7 @@ for (const name of ['sgd', 'adam'] as const) {
 const m1 = machine();
 const dir = 'bench/results/l2l';
 mkdirSync(dir, { recursive: true });
-const out = { bench: 'l2l-quality', family, command: `node dist/bench/l2l-quality.js ${process.argv.slice(2).join(' ')}`.trim(), budget, testTasks: nTest, horizon: T, machineStart: m0, machineEnd: m1, summary, results, curves };
+const out = { bench: 'l2l-quality', family, command: `node dist/bench/l2l-quality.js ${process.argv.slice(2).join(' ')}`.trim(), budgets: trainers.map((t) => ({ trainer: t.name, seconds: t.budget })), testTasks: nTest, horizon: T, machineStart: m0, machineEnd: m1, summary, results, curves };
 writeFileSync(`${dir}/quality-${family}.json`, JSON.stringify(out, null, 1));
 writeFileSync(`${dir}/quality-${family}.svg`, await renderSvg(lineChart(`Mean training loss on ${nTest} held-out ${family} tasks`, 'step', 'loss', curves, { logY: true })));
 console.log(`| optimizer | mean log10 final loss | mean final loss |${summary.some((s) => s.accuracy !== undefined) ? ' held-out accuracy |' : ''} notes |`);

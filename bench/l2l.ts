@@ -9,12 +9,13 @@
  *
  *   node dist/bench/l2l.js [--budget 120] [--seeds 3] [--configs all] [--val-every 5]
  *
- * Writes bench/results/l2l/speedup-<time>.json, speedup.md and speedup.svg.
+ * Writes bench/results/l2l/speedup-<time>.json, then speedup.md and the charts (bench/l2l-report.ts).
  */
 import { writeFileSync, mkdirSync } from 'node:fs';
 import '../lib/index.js';
 import { arg } from './common.js';
-import { lineChart, machine, median, renderSvg, timedRun, timeToTarget, type ValPoint } from './l2l-common.js';
+import { machine, timedRun, type ValPoint } from './l2l-common.js';
+import { reportStudy } from './l2l-report.js';
 import type { L2lConfigInput } from '../lib/l2l/config.js';
 import { QuadraticFamily } from '../lib/l2l/tasks/quadratic.js';
 import { tuneBaseline } from '../lib/l2l/baselines.js';
@@ -61,40 +62,10 @@ for (let seed = 0; seed < seeds; seed++) {
   }
 }
 
-// Targets: the tuned-SGD score, and the best level every baseline run reached (so its time is defined).
-const baseBest = runs.filter((r) => r.variant === 'baseline').map((r) => Math.max(...r.points.map((p) => p.score)));
-const targets = [...new Set([ref.sgd.score, ...(baseBest.length ? [Math.min(...baseBest)] : []), Number(arg('target', 'NaN'))].filter((t) => Number.isFinite(t)))].sort((a, b) => a - b);
-const table = targets.map((target) => {
-  const rows = variants.map((v) => {
-    const times = runs.filter((r) => r.variant === v.name).map((r) => timeToTarget(r.points, target));
-    const reached = times.filter((t): t is number => t !== null);
-    return { variant: v.name, what: v.what, times, reached: reached.length, median: reached.length === times.length ? median(reached) : null };
-  });
-  const base = rows.find((r) => r.variant === 'baseline')?.median ?? null;
-  return { target, rows: rows.map((r) => ({ ...r, speedup: base !== null && r.median !== null && r.median > 0 ? base / r.median : null })) };
-});
-const finalScores = variants.map((v) => {
-  const fs = runs.filter((r) => r.variant === v.name).map((r) => r.points[r.points.length - 1]!.score);
-  const ops = runs.filter((r) => r.variant === v.name).map((r) => r.optimizeeSteps / r.trainSeconds);
-  return { variant: v.name, medianFinalScore: median(fs), medianOptimizeeStepsPerSecond: median(ops) };
-});
-
 const m1 = machine();
-const out = { bench: 'l2l-acceleration', command: `node dist/bench/l2l.js ${process.argv.slice(2).join(' ')}`.trim(), preset, common, budget, seeds, valEvery, references: ref, machineStart: m0, machineEnd: m1, variants, runs, table, finalScores };
+const out = { bench: 'l2l-acceleration', command: `node dist/bench/l2l.js ${process.argv.slice(2).join(' ')}`.trim(), preset, common, budget, seeds, valEvery, references: ref, machineStart: m0, machineEnd: m1, variants, runs };
 const dir = 'bench/results/l2l';
 mkdirSync(dir, { recursive: true });
-const stamp = m0.time.replace(/[:.]/g, '-');
-writeFileSync(`${dir}/speedup-${stamp}.json`, JSON.stringify(out, null, 1));
-
-const md: string[] = [`# Learned optimizer: acceleration study (${m0.time})`, '', `Command: \`${out.command}\`. Task distribution \`${preset}\` (quadratics, n in {5, 10, 20}, W scale in {0.5, 1, 2}), T = ${rc.horizon}, K = 20, Adam ${rc.metaLr} on phi, ${rc.valTasks} validation tasks; score = -mean log10 final loss after T steps (higher is better); training wall-clock, validation excluded; ${seeds} seed(s); load average ${m0.loadavg.join('/')} at start, ${m1.loadavg.join('/')} at end on ${m0.cpus} CPUs (${m0.model}).`, '', `References (lr tuned on the validation tasks): SGD ${ref.sgd.score.toFixed(3)} (lr ${ref.sgd.lr.toExponential(1)}), Adam ${ref.adam.score.toFixed(3)} (lr ${ref.adam.lr.toExponential(1)}).`, ''];
-for (const t of table) {
-  md.push(`## Target score ${t.target.toFixed(3)}`, '', '| configuration | what | time to target (s), per seed | median | speedup vs baseline |', '|---|---|---|---|---|');
-  for (const r of t.rows) md.push(`| ${r.variant} | ${r.what} | ${r.times.map((x) => (x === null ? '—' : x.toFixed(1))).join(', ')} | ${r.median === null ? 'not reached by all' : r.median.toFixed(1)} | ${r.speedup === null ? '—' : r.speedup.toFixed(2) + 'x'} |`);
-  md.push('');
-}
-md.push('## Throughput and final score', '', '| configuration | optimizee steps / s (median) | final score (median) |', '|---|---|---|');
-for (const f of finalScores) md.push(`| ${f.variant} | ${f.medianOptimizeeStepsPerSecond.toFixed(0)} | ${f.medianFinalScore.toFixed(3)} |`);
-writeFileSync(`${dir}/speedup.md`, md.join('\n') + '\n');
-const values = runs.filter((r) => r.seed === 0).flatMap((r) => r.points.map((p) => ({ series: r.variant, 'training seconds': p.trainSeconds, score: p.score })));
-writeFileSync(`${dir}/speedup.svg`, await renderSvg(lineChart('Validation score vs training wall-clock (seed 0)', 'training seconds', 'score', values)));
-console.log(md.join('\n'));
+const file = `${dir}/speedup-${m0.time.replace(/[:.]/g, '-')}.json`;
+writeFileSync(file, JSON.stringify(out, null, 1));
+console.log(await reportStudy(file, Number.isFinite(Number(arg('target', 'NaN'))) ? [Number(arg('target', 'NaN'))] : []));

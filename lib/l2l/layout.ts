@@ -25,7 +25,7 @@ export interface LstmOptimizerConfig {
 
 export const DEFAULT_LSTM: LstmOptimizerConfig = { hidden: 20, layers: 2, preprocessP: 10, outScale: 0.1 };
 
-export interface ParamEntry { name: string; shape: number[]; offset: number; size: number }
+export interface LstmParamEntry { name: string; shape: number[]; offset: number; size: number }
 
 export function checkLstmConfig(c: LstmOptimizerConfig): void {
   if (!Number.isInteger(c.hidden) || c.hidden < 1) throw new RangeError(`lstm optimizer: hidden must be a positive integer, got ${c.hidden}`);
@@ -36,7 +36,7 @@ export function checkLstmConfig(c: LstmOptimizerConfig): void {
 
 export class LstmOptimizerLayout {
   readonly config: LstmOptimizerConfig;
-  readonly params: ParamEntry[] = [];
+  readonly params: LstmParamEntry[] = [];
   readonly numParams: number;
   /** Input features per coordinate (the preprocessed gradient). */
   static readonly INPUTS = 2;
@@ -61,7 +61,7 @@ export class LstmOptimizerLayout {
     this.numParams = p;
   }
 
-  param(name: string): ParamEntry {
+  param(name: string): LstmParamEntry {
     const e = this.params.find((x) => x.name === name);
     if (!e) throw new RangeError(`lstm optimizer: no parameter named ${name}`);
     return e;

@@ -79,13 +79,6 @@ function unstackRows(src: FloatArray, slots: readonly Slot[], st: Stack, rows: n
   });
 }
 
-export interface StepRecord {
-  /** Optimizee step of the losses (1-based: the loss after the k-th update of this run). */
-  t: number;
-  /** Loss of each slot at its new theta. */
-  losses: Float64Array;
-}
-
 /**
  * K steps of the LSTM on the stacked slots with ops (tape or plain). After each
  * update, every slot's loss and gradient at its new theta are taken from its task
