@@ -80,3 +80,4 @@ export * from './l2l/config.js';
 export * from './l2l/method.js';
 export * from './data/clustered-sampler.js';
 export * from './maml/cluster.js';
+export * from './l2l/options.js';

@@ -12,6 +12,7 @@ import { clusterTasks, MetaBatchSampler, standardize, taskFeatures } from '../li
 import { QuadraticFamily, DEFAULT_QUADRATIC } from '../lib/l2l/tasks/quadratic.js';
 import { resolveL2lConfig, type L2lConfigInput } from '../lib/l2l/config.js';
 import { Rng } from '../lib/rng/philox.js';
+import { l2lConfigFromOptions } from '../lib/l2l/options.js';
 import type { MethodState } from '../lib/train/method.js';
 
 const small: L2lConfigInput = {
@@ -161,6 +162,20 @@ test('every optimizee family runs meta-steps and validates (small MLP and ProtoN
       await m.close();
     }
   }
+});
+
+
+test('CLI options become a config input; --cluster k picks clustered batches; errors name the option', () => {
+  const input = l2lConfigFromOptions({ family: 'quadratic', cluster: '9', metaBatch: '8', groupSize: '4', dims: '5,10,20', scales: '0.5,1,2', steps: '50' });
+  const c = resolveL2lConfig(input, 'quadratic');
+  assert.is(c.batchMode, 'cluster');
+  assert.is(c.clusters, 9);
+  assert.equal((c.family as { dims: number[] }).dims, [5, 10, 20]);
+  assert.is(resolveL2lConfig(l2lConfigFromOptions({ cluster: '0' }), 'quadratic-mix').batchMode, 'random');
+  assert.throws(() => l2lConfigFromOptions({ family: 'cnn' }), /--family: expected one of quadratic, mlp, protonet/);
+  assert.throws(() => l2lConfigFromOptions({ cluster: '1' }), /--cluster: k must be 0/);
+  assert.throws(() => l2lConfigFromOptions({ dims: '5,x' }), /--dims: expected an integer/);
+  assert.throws(() => l2lConfigFromOptions({ metaLr: '-1' }), /--meta-lr/);
 });
 
 test.run();
