@@ -5,7 +5,8 @@
  * learning rates tuned on the validation tasks, a grid of quarter decades) for
  * T steps on test tasks never seen in meta-training or tuning; loss curves.
  *
- *   node dist/bench/l2l-quality.js [--family quadratic|mlp] [--budget 240] [--es-budget 240] [--es-pop 16] [--test-tasks 64]
+ *   node dist/bench/l2l-quality.js [--family quadratic|mlp] [--trainers bptt,es] [--budget 240] [--es-budget 240]
+ *     [--es-pop 16] [--es-batch 4] [--es-lr 0.01] [--es-sigma 0.02] [--test-tasks 64] [--suffix NAME]
  *
  * Writes bench/results/l2l/quality-<family>.json and quality-<family>.svg.
  */
@@ -21,12 +22,16 @@ const family = arg('family', 'quadratic');
 const budget = Number(arg('budget', '240')), nTest = Number(arg('test-tasks', family === 'mlp' ? '8' : '64'));
 const workers = Number(arg('workers', '2'));
 const esBudget = Number(arg('es-budget', String(budget)));
-const trainers: { name: string; preset: string; cfg: L2lConfigInput; budget: number }[] = family === 'mlp'
+const esCfg: L2lConfigInput = { metaBatch: Number(arg('es-batch', '4')), groupSize: Number(arg('es-batch', '4')) >= 2 ? 2 : 1, metaLr: Number(arg('es-lr', '0.01')), es: { pop: Number(arg('es-pop', '16')), sigma: Number(arg('es-sigma', '0.02')) } };
+const pick = arg('trainers', 'bptt,es').split(',');
+const suffix = arg('suffix', '');
+const allTrainers: { name: string; preset: string; cfg: L2lConfigInput; budget: number }[] = family === 'mlp'
   ? [{ name: 'L2L (truncated backprop)', preset: 'mlp', cfg: {}, budget }]
   : [
     { name: 'L2L (truncated backprop)', preset: 'quadratic', cfg: { metaBatch: 8, groupSize: 4 }, budget },
-    { name: 'L2L (ES)', preset: 'quadratic-es', cfg: { metaBatch: 4, groupSize: 2, es: { pop: Number(arg('es-pop', '16')) } }, budget: esBudget },
+    { name: 'L2L (ES)', preset: 'quadratic-es', cfg: esCfg, budget: esBudget },
   ];
+const trainers = allTrainers.filter((t) => pick.includes(t.name.includes('ES') ? 'es' : 'bptt'));
 const m0 = machine();
 console.error(`l2l quality (${family}): meta-training budgets ${trainers.map((t) => `${t.name} ${t.budget} s`).join(', ')}; machine ${JSON.stringify(m0)}`);
 
@@ -83,7 +88,7 @@ const m1 = machine();
 const dir = 'bench/results/l2l';
 mkdirSync(dir, { recursive: true });
 const out = { bench: 'l2l-quality', family, command: `node dist/bench/l2l-quality.js ${process.argv.slice(2).join(' ')}`.trim(), budgets: trainers.map((t) => ({ trainer: t.name, seconds: t.budget })), testTasks: nTest, horizon: T, machineStart: m0, machineEnd: m1, summary, results, curves };
-writeFileSync(`${dir}/quality-${family}.json`, JSON.stringify(out, null, 1));
-writeFileSync(`${dir}/quality-${family}.svg`, await renderSvg(lineChart(`Mean training loss on ${nTest} held-out ${family} tasks`, 'step', 'loss', curves, { logY: true })));
+writeFileSync(`${dir}/quality-${family}${suffix}.json`, JSON.stringify(out, null, 1));
+writeFileSync(`${dir}/quality-${family}${suffix}.svg`, await renderSvg(lineChart(`Mean training loss on ${nTest} held-out ${family} tasks`, 'step', 'loss', curves, { logY: true })));
 console.log(`| optimizer | mean log10 final loss | mean final loss |${summary.some((s) => s.accuracy !== undefined) ? ' held-out accuracy |' : ''} notes |`);
 for (const s of summary) console.log(`| ${s.optimizer} | ${s.meanLog10Final.toFixed(3)} | ${s.meanFinal.toPrecision(3)} |${s.accuracy !== undefined ? ` ${(100 * s.accuracy).toFixed(1)}% |` : ''} ${s.detail} |`);
