@@ -7,7 +7,7 @@
  * quadratic-mix task distribution, same protocol for all: same T, K, meta-lr,
  * validation tasks and target, median over seeds.
  *
- *   node dist/bench/l2l.js [--budget 120] [--seeds 3] [--configs all] [--val-every 5]
+ *   node dist/bench/l2l.js [--budget 120] [--seeds 3] [--configs all|name,name] [--val-every 5] [--meta-lr 3e-3] [--name speedup]
  *
  * Writes bench/results/l2l/speedup-<time>.json, then speedup.md and the charts (bench/l2l-report.ts).
  */
@@ -38,7 +38,7 @@ const VARIANTS: Variant[] = [
 const budget = Number(arg('budget', '120')), seeds = Number(arg('seeds', '3')), valEvery = Number(arg('val-every', '5'));
 const which = arg('configs', 'all');
 const variants = which === 'all' ? VARIANTS : VARIANTS.filter((v) => which.split(',').includes(v.name));
-const common: L2lConfigInput = { horizon: Number(arg('horizon', '100')), unroll: 20, valTasks: Number(arg('val-tasks', '32')), steps: 1e9 };
+const common: L2lConfigInput = { horizon: Number(arg('horizon', '100')), unroll: 20, valTasks: Number(arg('val-tasks', '32')), steps: 1e9, ...(arg('meta-lr', '') !== '' ? { metaLr: Number(arg('meta-lr', '')) } : {}) };
 const preset = 'quadratic-mix';
 
 const m0 = machine();
@@ -68,4 +68,4 @@ const dir = 'bench/results/l2l';
 mkdirSync(dir, { recursive: true });
 const file = `${dir}/speedup-${m0.time.replace(/[:.]/g, '-')}.json`;
 writeFileSync(file, JSON.stringify(out, null, 1));
-console.log(await reportStudy(file, Number.isFinite(Number(arg('target', 'NaN'))) ? [Number(arg('target', 'NaN'))] : []));
+console.log(await reportStudy(file, Number.isFinite(Number(arg('target', 'NaN'))) ? [Number(arg('target', 'NaN'))] : [], arg('name', 'speedup')));
