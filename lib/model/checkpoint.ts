@@ -21,7 +21,8 @@ export interface LoadedCheckpoint extends ProtoNetState {
   meta: Record<string, unknown>;
 }
 
-export function saveCheckpoint(path: string, state: ProtoNetState, meta: Record<string, unknown> = {}): void {
+/** The state_dict tensors (PyTorch names and shapes) and metadata of a ProtoNet, ready for writeSafetensors. */
+export function checkpointTensors(state: ProtoNetState, meta: Record<string, unknown> = {}): { tensors: Record<string, { shape: number[]; data: StData }>; metadata: Record<string, string> } {
   const { layout, params, bn } = state;
   layout.checkParams(params);
   const tensors: Record<string, { shape: number[]; data: StData }> = {};
@@ -38,6 +39,11 @@ export function saveCheckpoint(path: string, state: ProtoNetState, meta: Record<
   }
   const metadata: Record<string, string> = { format: CHECKPOINT_FORMAT, model: JSON.stringify(layout.config) };
   for (const [k, v] of Object.entries(meta)) metadata[k] = typeof v === 'string' ? v : JSON.stringify(v);
+  return { tensors, metadata };
+}
+
+export function saveCheckpoint(path: string, state: ProtoNetState, meta: Record<string, unknown> = {}): void {
+  const { tensors, metadata } = checkpointTensors(state, meta);
   writeSafetensors(path, tensors, metadata);
 }
 
