@@ -63,3 +63,6 @@ export * from './es/presets.js';
 export * from './es/data.js';
 export * from './es/synthetic.js';
 export * from './eval/stats.js';
+export * from './export/source.js';
+export * from './export/onnx.js';
+export * from './export/pytorch.js';
