@@ -69,3 +69,6 @@ export * from './methods/protonet-es/presets.js';
 export * from './methods/protonet/data.js';
 export * from './data/synthetic.js';
 export * from './eval/stats.js';
+export * from './export/source.js';
+export * from './export/onnx.js';
+export * from './export/pytorch.js';
