@@ -4,6 +4,7 @@ import { Command } from 'commander';
 import { registerTrain } from './train.js';
 import { registerEval } from './eval.js';
 import { registerDevices } from './devices.js';
+import { registerReport } from './report.js';
 
 const program = new Command();
 program
@@ -14,6 +15,7 @@ program
 registerTrain(program);
 registerEval(program);
 registerDevices(program);
+registerReport(program);
 
 try {
   await program.parseAsync(process.argv);
