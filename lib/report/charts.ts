@@ -13,9 +13,9 @@ export const METRICS: readonly MetricDef[] = [
   { id: 'val-acc', title: 'Validation accuracy', yTitle: 'validation accuracy (%)', source: 'vals', field: 'val_acc', band: 'val_ci95', percent: true, points: true, note: 'mean over validation episodes; band: 95% CI' },
   { id: 'train-acc', title: 'Training accuracy', yTitle: 'training accuracy (%)', source: 'steps', field: 'acc', smooth: true, percent: true, note: 'query accuracy on each training episode' },
   { id: 'cand-per-s', title: 'Throughput', yTitle: 'candidates / s', source: 'steps', field: 'cand_per_s', smooth: true, note: 'population members evaluated per second' },
-  { id: 'sigma', title: 'ES noise scale', yTitle: 'σ (parameter units)', source: 'steps', field: 'sigma', note: 'standard deviation of the ES perturbations' },
+  { id: 'sigma', title: 'ES noise scale', yTitle: 'σ (parameter units)', source: 'steps', field: 'sigma', steps: true, note: 'standard deviation of the ES perturbations' },
   { id: 'g-norm', title: 'Gradient norm', yTitle: '‖g‖₂', source: 'steps', field: 'g_norm', smooth: true, note: 'L2 norm of the gradient estimate' },
-  { id: 'lr', title: 'Learning rate', yTitle: 'learning rate', source: 'steps', field: 'lr', note: 'step size of the optimizer' },
+  { id: 'lr', title: 'Learning rate', yTitle: 'learning rate', source: 'steps', field: 'lr', steps: true, note: 'step size of the optimizer' },
 ];
 
 export interface Chart {
@@ -34,10 +34,16 @@ function xTitle(axis: XAxis, unit: TimeUnit): string {
 }
 
 /** The vega-lite spec of one chart: runs by colour, faint raw values under the smoothed line, a 95% band where the metric has one. */
-export function chartSpec(m: MetricDef, axis: XAxis, unit: TimeUnit, rows: Row[], smoothingNote: string): TopLevelSpec {
+export function chartSpec(m: MetricDef, axis: XAxis, unit: TimeUnit, rows: Row[], smoothingNote: string, runNames?: readonly string[]): TopLevelSpec {
   const x = { field: 'x', type: 'quantitative', title: xTitle(axis, unit), axis: { format: axis === 'step' ? '~s' : '~r' } };
-  const y = { field: 'y', type: 'quantitative', title: m.yTitle, scale: { zero: false }, axis: { format: '~g' } };
-  const color = { field: 'run', type: 'nominal', title: 'run', legend: { orient: 'bottom', columns: 2, labelLimit: 360, symbolType: 'stroke', symbolOpacity: 1, symbolStrokeWidth: 2.5, symbolSize: 200 } };
+  const y = { field: 'y', type: 'quantitative', title: m.yTitle, scale: { zero: false }, axis: { format: '~r' } };
+  // One colour per run across all charts (the scale's domain is every run of the report); the legend lists the runs this chart has.
+  const present = [...new Set(rows.map((r) => r.run))];
+  const domain = runNames ? [...runNames] : present;
+  const color = {
+    field: 'run', type: 'nominal', title: 'run', scale: { domain },
+    legend: { values: domain.filter((n) => present.includes(n)), orient: 'bottom', columns: 2, labelLimit: 360, symbolType: 'stroke', symbolOpacity: 1, symbolStrokeWidth: 2.5, symbolSize: 200 },
+  };
   const layers: unknown[] = [];
   if (m.band) {
     layers.push({
@@ -51,7 +57,7 @@ export function chartSpec(m: MetricDef, axis: XAxis, unit: TimeUnit, rows: Row[]
   }
   layers.push({
     transform: [{ filter: "datum.kind === 'line'" }],
-    mark: { type: 'line', strokeWidth: 2, clip: true, ...(m.points ? { point: { size: 30 } } : {}) },
+    mark: { type: 'line', strokeWidth: 2, clip: true, ...(m.points ? { point: { size: 30 } } : {}), ...(m.steps ? { interpolate: 'step-after' } : {}) },
     encoding: { x, y, color },
   });
   const subtitle = [m.note, m.smooth ? smoothingNote : undefined].filter((s): s is string => !!s);
@@ -82,18 +88,19 @@ export async function renderSvg(spec: TopLevelSpec): Promise<string> {
 
 /** Every chart the runs have data for: each metric against steps and against wall-clock time. */
 export async function buildCharts(runs: readonly RunData[], opt: SeriesOptions): Promise<Chart[]> {
-  const unit = timeUnit(maxElapsed(runs));
   const note = opt.smoothing === 'auto'
     ? 'faint: raw; solid: EMA (bias-corrected, window ≈ n/30 points)'
     : `faint: raw; solid: EMA (bias-corrected, weight ${opt.smoothing})`;
   const charts: Chart[] = [];
   for (const m of METRICS) {
     if (!hasMetric(runs, m)) continue;
+    // The wall-clock unit suits the longest of the runs in this chart.
+    const unit = timeUnit(maxElapsed(runs.filter((r) => hasMetric([r], m))));
     for (const axis of ['step', 'time'] as const) {
       const rows = chartRows(runs, m, axis, unit, opt);
       if (rows.length === 0) continue; // no wall-clock times in these records
       const id = `${m.id}-vs-${axis}`;
-      const spec = chartSpec(m, axis, unit, rows, note);
+      const spec = chartSpec(m, axis, unit, rows, note, runs.map((r) => r.name));
       const svg = prefixIds(await renderSvg(spec), id);
       charts.push({ id, metric: m, axis, title: `${m.title} vs ${axis === 'step' ? 'step' : 'wall-clock time'}`, svg, rows: rows.length });
     }

@@ -5,7 +5,7 @@ import type { Chart } from './charts.js';
 export const esc = (s: unknown): string => String(s).replace(/[&<>"']/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' })[c]!);
 
 const pct = (v: unknown): string => (typeof v === 'number' && Number.isFinite(v) ? `${(v * 100).toFixed(1)}%` : '–');
-const num = (v: unknown): string => (typeof v === 'number' ? (Number.isFinite(v) ? (Number.isInteger(v) ? String(v) : v.toPrecision(4)) : String(v)) : v === null || v === undefined ? '–' : String(v));
+const num = (v: unknown): string => (typeof v === 'number' ? (Number.isFinite(v) && !Number.isInteger(v) ? String(+v.toPrecision(6)) : String(v)) : v === null || v === undefined ? '–' : String(v));
 
 export function duration(s: number | undefined): string {
   if (s === undefined || !Number.isFinite(s)) return '–';
@@ -44,7 +44,7 @@ export function runSummary(r: RunData): Record<string, string> {
     device: r.start?.device === undefined ? '–' : String(r.start.device),
     seed: num(cfg.seed),
     'last step logged': lastStep ? String(lastStep.step) : '–',
-    'ended': r.end ? String(r.end.end) + (r.end.reason ? ` (${String(r.end.reason)})` : '') : 'no end record (still running, or stopped hard)',
+    'ended': r.end ? String(r.end.end) + (r.end.reason ? ` (${String(r.end.reason)})` : '') : 'no end record (still running, killed, or an older trainer)',
     'best validation accuracy': bestVal === undefined ? '–' : `${pct(bestVal)} at step ${bestStep ?? '?'}`,
     'last validation accuracy': lastVal ? `${pct(lastVal.values.val_acc)} ± ${pct(lastVal.values.val_ci95)} at step ${lastVal.step}` : '–',
     'wall-clock': duration(wall),
@@ -67,7 +67,7 @@ function testTable(runs: readonly RunData[]): string {
   for (const r of runs) {
     for (const t of r.tests) {
       const ck = typeof t.checkpoint === 'string' ? t.checkpoint.split(/[/\\]/).pop()! : '–';
-      rows.push([r.name, ck, num(t.episodes), `${num(t.way)}-way ${num(t.shot)}-shot`, num(t.query), `${pct(t.test_acc)} ± ${pct(t.test_ci95)}`, num(t.test_loss)].map((c) => `<td>${esc(c)}</td>`));
+      rows.push([r.name, ck, num(t.episodes), `${num(t.way)}-way ${num(t.shot)}-shot`, num(t.query), `${pct(t.test_acc)} ± ${pct(t.test_ci95)}`, typeof t.test_loss === 'number' ? t.test_loss.toPrecision(4) : num(t.test_loss)].map((c) => `<td>${esc(c)}</td>`));
     }
   }
   if (rows.length === 0) return '<p class="muted">No test records (the runs were not evaluated on the test split, or are not finished).</p>';

@@ -88,6 +88,8 @@ export interface MetricDef {
   points?: boolean;
   /** A note under the title. */
   note?: string;
+  /** Hold each value until the next (a schedule that changes in steps). */
+  steps?: boolean;
 }
 
 export interface SeriesOptions {

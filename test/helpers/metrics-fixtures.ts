@@ -55,7 +55,7 @@ export function oldBackpropRun(seed: number, episodes = 40, perEpoch = 20): Rec[
   const out: Rec[] = [{ type: 'val', time: iso(0.4), epoch: 0, episode: 0, val_loss: 1.6, val_acc: 0.5, val_ci95: 0.05, best_val: 0.5, improved: true }];
   let t = 1;
   for (let e = 0; e < episodes; e++) {
-    out.push({ type: 'episode', time: iso(t), episode: e, epoch: 1 + Math.floor(e / perEpoch), loss: 2 - e / 30 + 0.2 * r(), acc: 0.5 + e / 100, lr: e < 30 ? 0.001 : 0.0005, episode_s: 1.5, tape_peak_bytes: 1e9, elapsed_s: t });
+    out.push({ type: 'episode', time: iso(t), episode: e, epoch: 1 + Math.floor(e / perEpoch), loss: 2 - e / 30 + 0.2 * r(), acc: 0.5 + (0.4 * e) / episodes, lr: e < 30 ? 0.001 : 0.0005, episode_s: 1.5, tape_peak_bytes: 1e9, elapsed_s: t });
     t += 1.5;
     if ((e + 1) % perEpoch === 0) {
       out.push({ type: 'val', time: iso(t), epoch: (e + 1) / perEpoch, episode: e + 1, val_loss: 0.5, val_acc: 0.9 + e / 1000, val_ci95: 0.01, best_val: 0.95, improved: true });
