@@ -6,7 +6,8 @@ import { existsSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { readRun, uniqueNames, ema, thin, chartRows, timeUnit, METRICS, buildCharts, writeRunReport, autoSmoothing } from '../lib/report/index.js';
+import { readRun, uniqueNames, ema, thin, chartRows, timeUnit, writeRunReport, autoSmoothing } from '../lib/report/index.js';
+import { METRICS, buildCharts } from '../lib/report/charts.js';
 import { UserError } from '../lib/errors.js';
 import { esRun, oldBackpropRun, oldEsRun, writeRun } from './helpers/metrics-fixtures.js';
 
@@ -80,6 +81,18 @@ test('a resume drops the records past its step, later records replace earlier on
   const kept = r.steps[19]!.elapsed!;
   assert.ok(kept < lastElapsed);
   assert.ok(Math.abs(r.steps[20]!.elapsed! - (kept + 0.1)) < 1e-9, `${r.steps[20]!.elapsed} vs ${kept + 0.1}`);
+});
+
+test('an older ES run resumed in the same directory (a second start record) reads as a resume', () => {
+  const first = oldEsRun(13, 30).filter((x) => x.type !== 'val' || x.step === 0);
+  const second = oldEsRun(14, 30).map((x) => (x.type === 'start' ? { ...x, step: 20, resumed_from: 'last.safetensors' } : x.type === 'step' ? { ...x, step: (x.step as number) + 20, loss: 50 } : x))
+    .filter((x) => x.type !== 'val' || x.step !== 0);
+  const r = readRun(writeRun(join(root, 'old-resumed'), [...first, ...second]));
+  assert.is(r.resumes, 1);
+  assert.is(r.start?.step, 0, 'the first start record is the run\'s');
+  assert.is(r.steps.length, 50);
+  assert.ok(r.steps.slice(0, 20).every((p) => p.values.loss! < 50) && r.steps.slice(20).every((p) => p.values.loss === 50));
+  assert.ok(r.steps.every((p, i) => i === 0 || p.elapsed! >= r.steps[i - 1]!.elapsed!), 'wall-clock does not run backwards');
 });
 
 test('a malformed line is refused with the file and line; a torn last line is skipped with a warning', () => {

@@ -5,7 +5,7 @@
 import * as vega from 'vega';
 import { compile, type TopLevelSpec } from 'vega-lite';
 import type { RunData } from './records.js';
-import { chartRows, hasMetric, maxElapsed, timeUnit, type MetricDef, type Row, type SeriesOptions, type TimeUnit, type XAxis } from './series.js';
+import { chartRows, hasMetric, maxElapsed, timeUnit, type MetricDef, type ChartRow, type SeriesOptions, type TimeUnit, type XAxis } from './series.js';
 
 /** The metrics charted, in page order; a chart appears only when some run logged its field. */
 export const METRICS: readonly MetricDef[] = [
@@ -34,7 +34,7 @@ function xTitle(axis: XAxis, unit: TimeUnit): string {
 }
 
 /** The vega-lite spec of one chart: runs by colour, faint raw values under the smoothed line, a 95% band where the metric has one. */
-export function chartSpec(m: MetricDef, axis: XAxis, unit: TimeUnit, rows: Row[], smoothingNote: string, runNames?: readonly string[]): TopLevelSpec {
+export function chartSpec(m: MetricDef, axis: XAxis, unit: TimeUnit, rows: ChartRow[], smoothingNote: string, runNames?: readonly string[]): TopLevelSpec {
   const x = { field: 'x', type: 'quantitative', title: xTitle(axis, unit), axis: { format: axis === 'step' ? '~s' : '~r' } };
   const y = { field: 'y', type: 'quantitative', title: m.yTitle, scale: { zero: false }, axis: { format: '~r' } };
   // One colour per run across all charts (the scale's domain is every run of the report); the legend lists the runs this chart has.

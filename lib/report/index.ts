@@ -8,15 +8,14 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { basename, dirname, extname, join, relative, resolve } from 'node:path';
 import { UserError } from '../errors.js';
 import { readRun, uniqueNames, type RunData } from './records.js';
-import { buildCharts, type Chart } from './charts.js';
+import type { Chart } from './charts.js';
 import { renderPage } from './html.js';
 import type { SeriesOptions } from './series.js';
 
 export { readRun, parseMetricsLines, metricsPath, uniqueNames } from './records.js';
-export type { RunData, Point, MetricsRecord, StartRecord, StepRecord, ValRecord, TestRecord, EndRecord, ResumeRecord, RunEnd } from './records.js';
+export type { RunData, MetricsPoint, MetricsRecord, MetricsStartRecord, MetricsStepRecord, MetricsValRecord, MetricsTestRecord, MetricsEndRecord, MetricsResumeRecord } from './records.js';
 export { ema, thin, autoSmoothing, chartRows, timeUnit } from './series.js';
-export type { MetricDef, Row, SeriesOptions } from './series.js';
-export { METRICS, buildCharts, chartSpec } from './charts.js';
+export type { MetricDef, ChartRow, SeriesOptions } from './series.js';
 export type { Chart } from './charts.js';
 
 export interface ReportOptions extends Partial<SeriesOptions> {
@@ -54,6 +53,8 @@ export async function writeRunReport(runDirs: readonly string[], outFile: string
   const names = uniqueNames(runDirs);
   runs.forEach((r, i) => { r.name = names[i]!; });
   const warnings = runs.flatMap((r) => r.warnings);
+  // vega loads only when a report is written (importing the package stays light).
+  const { buildCharts } = await import('./charts.js');
   const charts = await buildCharts(runs, { smoothing, maxPoints });
 
   const html = resolve(outFile);

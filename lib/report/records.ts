@@ -19,7 +19,7 @@ import { UserError } from '../errors.js';
 export type RunEnd = 'done' | 'interrupted' | 'time' | 'collapsed' | 'error';
 
 /** The first record of a run. */
-export interface StartRecord {
+export interface MetricsStartRecord {
   type: 'start';
   time?: string;
   method?: string;
@@ -31,11 +31,11 @@ export interface StartRecord {
 }
 
 /** One training step (ES generation, backprop episode): `loss` plus method-specific numbers. */
-export interface StepRecord { type: 'step'; time?: string; step: number; elapsed_s?: number; loss?: number; [k: string]: unknown }
+export interface MetricsStepRecord { type: 'step'; time?: string; step: number; elapsed_s?: number; loss?: number; [k: string]: unknown }
 /** One validation pass. */
-export interface ValRecord { type: 'val'; time?: string; step: number; elapsed_s?: number; val_acc?: number; val_ci95?: number; val_loss?: number; best_val?: number; [k: string]: unknown }
+export interface MetricsValRecord { type: 'val'; time?: string; step: number; elapsed_s?: number; val_acc?: number; val_ci95?: number; val_loss?: number; best_val?: number; [k: string]: unknown }
 /** One evaluation on test-split episodes after training (several may follow a run, e.g. 5-shot and 1-shot). */
-export interface TestRecord {
+export interface MetricsTestRecord {
   type: 'test';
   time?: string;
   checkpoint?: string;
@@ -49,14 +49,14 @@ export interface TestRecord {
   [k: string]: unknown;
 }
 /** The last record of a run that ended by itself (or was stopped cleanly). */
-export interface EndRecord { type: 'end'; time?: string; step?: number; end: RunEnd | string; best_val?: number; best_step?: number; [k: string]: unknown }
+export interface MetricsEndRecord { type: 'end'; time?: string; step?: number; end: RunEnd | string; best_val?: number; best_step?: number; [k: string]: unknown }
 /** A resumed run continues in the same file: later records at steps <= this step replace the earlier ones. */
-export interface ResumeRecord { type: 'resume'; time?: string; step: number; [k: string]: unknown }
+export interface MetricsResumeRecord { type: 'resume'; time?: string; step: number; [k: string]: unknown }
 
-export type MetricsRecord = StartRecord | StepRecord | ValRecord | TestRecord | EndRecord | ResumeRecord | { type: string; [k: string]: unknown };
+export type MetricsRecord = MetricsStartRecord | MetricsStepRecord | MetricsValRecord | MetricsTestRecord | MetricsEndRecord | MetricsResumeRecord | { type: string; [k: string]: unknown };
 
 /** A step or validation point: its step, its wall-clock seconds since the run began (across resumes), and its numeric fields. */
-export interface Point {
+export interface MetricsPoint {
   step: number;
   /** Seconds since the run began; undefined when the record had neither elapsed_s nor a usable time. */
   elapsed?: number;
@@ -70,15 +70,15 @@ export interface RunData {
   name: string;
   file: string;
   method: string | null;
-  start: StartRecord | null;
+  start: MetricsStartRecord | null;
   /** Training steps in step order, after resume replacement. */
-  steps: Point[];
+  steps: MetricsPoint[];
   /** Validation passes in step order, after resume replacement. */
-  vals: Point[];
-  tests: TestRecord[];
-  end: EndRecord | null;
+  vals: MetricsPoint[];
+  tests: MetricsTestRecord[];
+  end: MetricsEndRecord | null;
   /** Older backprop runs: per-epoch summaries (train_loss, train_acc, ...). */
-  epochs: Point[];
+  epochs: MetricsPoint[];
   resumes: number;
   warnings: string[];
 }
@@ -151,9 +151,9 @@ export function readRun(dir: string): RunData {
   const file = metricsPath(dir);
   const warnings: string[] = [];
   const recs = parseMetricsLines(readFileSync(file, 'utf8'), file, warnings);
-  const steps = new Map<number, Point>(), vals = new Map<number, Point>(), epochs = new Map<number, Point>();
-  const tests: TestRecord[] = [];
-  let start: StartRecord | null = null, end: EndRecord | null = null, resumes = 0;
+  const steps = new Map<number, MetricsPoint>(), vals = new Map<number, MetricsPoint>(), epochs = new Map<number, MetricsPoint>();
+  const tests: MetricsTestRecord[] = [];
+  let start: MetricsStartRecord | null = null, end: MetricsEndRecord | null = null, resumes = 0;
   // Wall-clock bookkeeping for the current segment (the records since the start or the last resume).
   let segStartMs: number | undefined, offset = 0, offsetPending = false, segBase = 0;
   let lastStep: { elapsed: number; ms?: number } | undefined;
@@ -191,7 +191,7 @@ export function readRun(dir: string): RunData {
     switch (rec.type) {
       case 'start': {
         if (start === null) {
-          start = rec as StartRecord;
+          start = rec as MetricsStartRecord;
           segStartMs = ms(rec.time);
         } else {
           // Older ES runs wrote a second start record when resumed.
@@ -222,10 +222,10 @@ export function readRun(dir: string): RunData {
         break;
       }
       case 'test':
-        tests.push(rec as TestRecord);
+        tests.push(rec as MetricsTestRecord);
         break;
       case 'end':
-        end = rec as EndRecord;
+        end = rec as MetricsEndRecord;
         break;
       case 'collapse': // older ES runs: the run stopped on a collapse and wrote no end record
         end = { type: 'end', time: rec.time as string | undefined, step: typeof rec.step === 'number' ? rec.step : undefined, end: 'collapsed', reason: rec.reason };
@@ -234,7 +234,7 @@ export function readRun(dir: string): RunData {
         break; // records of types this reader does not chart are kept out of the report
     }
   }
-  const sorted = (m: Map<number, Point>): Point[] => [...m.values()].sort((a, b) => a.step - b.step);
+  const sorted = (m: Map<number, MetricsPoint>): MetricsPoint[] => [...m.values()].sort((a, b) => a.step - b.step);
   const stepList = sorted(steps);
   const method = typeof start?.method === 'string' ? start.method
     : stepList.some((p) => 'sigma' in p.values || 'cand_per_s' in p.values) ? 'es'

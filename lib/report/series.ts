@@ -1,5 +1,5 @@
 /** Series for the report's charts: smoothing, thinning, and the rows of several runs overlaid. */
-import type { Point, RunData } from './records.js';
+import type { MetricsPoint, RunData } from './records.js';
 
 /**
  * Exponential moving average with bias correction (as TensorBoard's smoothing slider):
@@ -68,7 +68,7 @@ export function timeUnit(maxSeconds: number): TimeUnit {
 }
 
 /** One row of a chart's data: a run's point, drawn as `raw` (faint), `line` (the main curve) or with a band lo..hi. */
-export interface Row { run: string; x: number; y: number; kind: 'raw' | 'line'; lo?: number; hi?: number }
+export interface ChartRow { run: string; x: number; y: number; kind: 'raw' | 'line'; lo?: number; hi?: number }
 
 /** What a chart plots: a field of the step or validation records. */
 export interface MetricDef {
@@ -116,11 +116,11 @@ export function maxElapsed(runs: readonly RunData[]): number {
  * main line (EMA or raw), with lo/hi of the band where the metric has one. Against wall-clock time,
  * points without an elapsed time are left out.
  */
-export function chartRows(runs: readonly RunData[], m: MetricDef, axis: XAxis, unit: TimeUnit, opt: SeriesOptions): Row[] {
-  const rows: Row[] = [];
+export function chartRows(runs: readonly RunData[], m: MetricDef, axis: XAxis, unit: TimeUnit, opt: SeriesOptions): ChartRow[] {
+  const rows: ChartRow[] = [];
   const scale = m.percent ? 100 : 1;
   for (const r of runs) {
-    const pts: Point[] = r[m.source].filter((p) => Number.isFinite(p.values[m.field]) && (axis === 'step' || p.elapsed !== undefined));
+    const pts: MetricsPoint[] = r[m.source].filter((p) => Number.isFinite(p.values[m.field]) && (axis === 'step' || p.elapsed !== undefined));
     if (pts.length === 0) continue;
     const xs = pts.map((p) => (axis === 'step' ? p.step : p.elapsed! / unit.seconds));
     const ys = pts.map((p) => p.values[m.field]! * scale);
@@ -131,8 +131,8 @@ export function chartRows(runs: readonly RunData[], m: MetricDef, axis: XAxis, u
       rows.push(...thin(raw, opt.maxPoints));
       rows.push(...thin(xs.map((x, i) => ({ run: r.name, x, y: s[i]!, kind: 'line' as const })), opt.maxPoints));
     } else {
-      const line: Row[] = raw.map((p, i) => {
-        const row: Row = { ...p, kind: 'line' };
+      const line: ChartRow[] = raw.map((p, i) => {
+        const row: ChartRow = { ...p, kind: 'line' };
         const h = m.band ? pts[i]!.values[m.band] : undefined;
         if (h !== undefined && Number.isFinite(h)) { row.lo = p.y - h * scale; row.hi = p.y + h * scale; }
         return row;
