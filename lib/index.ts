@@ -17,6 +17,8 @@ export * from './io/atomic.js';
 export * from './optim/optimizers.js';
 export * from './train/progress.js';
 export * from './train/metrics.js';
+export * from './train/metrics-sinks.js';
+export * from './report/index.js';
 export * from './data/raw.js';
 export * from './data/errors.js';
 export * from './data/lake-zip.js';

@@ -5,6 +5,7 @@ import { registerTrain } from './train.js';
 import { registerEval } from './eval.js';
 import { registerDevices } from './devices.js';
 import { registerExport } from './export.js';
+import { registerReport } from './report.js';
 
 const program = new Command();
 program
@@ -16,6 +17,7 @@ registerTrain(program);
 registerEval(program);
 registerDevices(program);
 registerExport(program);
+registerReport(program);
 
 try {
   await program.parseAsync(process.argv);
