@@ -8,7 +8,8 @@
  */
 import { join } from 'node:path';
 import { createProgress } from '../train/progress.js';
-import { MetricsLog, onInterrupt, truncateMetrics, type MetricsSink } from '../train/metrics.js';
+import { MetricsLog, onInterrupt, truncateMetrics } from '../train/metrics.js';
+import { CsvMetricsSink, type MetricsSink } from '../train/metrics-sinks.js';
 import { runLoop, type LoopResult } from '../train/loop.js';
 import type { CollapseConfig } from '../train/collapse.js';
 import type { TrainMethod } from '../train/method.js';
@@ -24,13 +25,28 @@ export interface TrainingRun {
   collapse?: CollapseConfig;
   maxMinutes?: number;
   progress: boolean;
-  /** Extra sinks (e.g. CSV). */
+  /** Also write the metrics as CSV files (metrics-step.csv, metrics-val.csv, ...) in the run directory. */
+  csv?: boolean;
+  /** Extra sinks. */
   sinks?: MetricsSink[];
+  /** Write report.html (charts of the run) at the end (default true). */
+  report?: boolean;
   startRecord?: Record<string, unknown>;
   /** Lines describing the run, printed before it starts. */
   describe: string[];
   /** After a run that was not interrupted (test evaluation, ...). */
   after?: (r: LoopResult, metrics: MetricsLog) => Promise<void>;
+}
+
+/** Write RUN/report.html; a failure to chart never fails the run. */
+async function report(out: string): Promise<void> {
+  try {
+    const { writeRunReport } = await import('../report/index.js');
+    const r = await writeRunReport([out], join(out, 'report.html'));
+    log(`report: ${r.html}`);
+  } catch (e) {
+    log(`report: not written (${(e as Error).message}); run evometa report ${out}`);
+  }
 }
 
 export function log(msg: string): void { process.stderr.write(`${msg}\n`); }
@@ -46,6 +62,7 @@ export async function runTraining(t: TrainingRun): Promise<LoopResult> {
       if (dropped > 0) log(`  metrics: dropped ${dropped} records after step ${t.resume.step} (the steps this run replays)`);
     }
     const metrics = new MetricsLog(metricsPath);
+    const sinks: MetricsSink[] = [metrics, ...(t.csv ? [new CsvMetricsSink(t.out)] : []), ...(t.sinks ?? [])];
     for (const line of t.describe) log(line);
     const bar = createProgress(method.name, method.totalSteps, { enabled: t.progress });
     let lastVal: number | null = t.resume?.bestScore ?? null;
@@ -57,7 +74,7 @@ export async function runTraining(t: TrainingRun): Promise<LoopResult> {
     let r: LoopResult;
     try {
       r = await runLoop(method, {
-        out: t.out, sinks: [metrics, ...(t.sinks ?? [])], valEvery: t.valEvery, checkpointEvery: t.checkpointEvery, signal: abort.signal,
+        out: t.out, sinks, valEvery: t.valEvery, checkpointEvery: t.checkpointEvery, signal: abort.signal,
         ...(t.collapse ? { collapse: t.collapse } : {}), ...(t.maxMinutes !== undefined ? { maxMs: t.maxMinutes * 60000 } : {}),
         ...(t.resume ? { resume: t.resume } : {}), ...(t.startRecord ? { startRecord: t.startRecord } : {}),
         onStep: (s, step) => bar.update(step + 1, {
@@ -68,6 +85,7 @@ export async function runTraining(t: TrainingRun): Promise<LoopResult> {
     } finally {
       bar.stop();
       off();
+      for (const s of sinks) s.close?.();
     }
     const l = r.loop;
     const why = { done: 'finished', interrupted: 'interrupted', time: `stopped after --max-minutes ${t.maxMinutes}` }[r.end];
@@ -76,6 +94,7 @@ export async function runTraining(t: TrainingRun): Promise<LoopResult> {
     if (r.end !== 'done') log(`continue with: --resume ${r.lastCheckpoint ?? join(t.out, 'last.safetensors')}`);
     if (r.end === 'interrupted') process.exitCode = 130;
     else if (t.after) await t.after(r, metrics);
+    if (t.report ?? true) await report(t.out);
     return r;
   } finally {
     await method.close();

@@ -76,7 +76,7 @@ export async function trainBackpropCli(o: TrainCliOptions): Promise<void> {
     throw new UserError(`${out} already holds a run: continue it with --resume ${out}, or choose another --out`);
   }
   const sources = omniglotSources(cfg, {
-    dataDir: o.data, cacheDir: o.cache, onProgress: (p) => { if (p.done === 0) log(`omniglot: ${p.phase}...`); },
+    dataDir: o.data, cacheDir: o.cache, onProgress: (p) => { if (p.done === 0) log(`omniglot: ${p.phase}...`); }, onWarning: (m) => log(`evometa: warning: ${m}`),
   });
   const method = new BackpropMethod(cfg, cfg.valEpisodes > 0 ? sources : { train: sources.train }, { device });
   let resume;
@@ -87,7 +87,7 @@ export async function trainBackpropCli(o: TrainCliOptions): Promise<void> {
   }
   await runTraining({
     method, out, ...(resume ? { resume } : {}), valEvery: cfg.valEpisodes > 0 ? cfg.episodesPerEpoch : 0, checkpointEvery: checkpointEvery || cfg.episodesPerEpoch,
-    collapse: { window: 0, lossFactor: 10, valChecks: 0 }, ...(maxMinutes !== undefined ? { maxMinutes } : {}), progress: o.progress,
+    collapse: { window: 0, lossFactor: 10, valChecks: 0 }, ...(maxMinutes !== undefined ? { maxMinutes } : {}), progress: o.progress, csv: o.csv === true, report: o.report !== false,
     startRecord: { preset: statePath ? null : preset, device: device.name, params: method.layout.numParams },
     describe: [
       `evometa train (backprop): C ${cfg.model.channels}, ${cfg.model.imageSize}x${cfg.model.imageSize}, ${method.layout.numParams} parameters; ` +

@@ -108,7 +108,7 @@ export async function trainEsCli(o: TrainCliOptions): Promise<void> {
   }
   const spec = evaluatorSpecFor(device);
   const loadMsg = (p: { phase: string; done: number; total: number }): void => { if (p.done === 0) log(`omniglot: ${p.phase}...`); };
-  const sources = omniglotSources(cfg, { dataDir: o.data, cacheDir: o.cache, onProgress: loadMsg });
+  const sources = omniglotSources(cfg, { dataDir: o.data, cacheDir: o.cache, onProgress: loadMsg, onWarning: (m) => log(`evometa: warning: ${m}`) });
   const method = await ProtoNetEsMethod.create(cfg, sources, { device: spec.device });
   let resume;
   if (statePath) {
@@ -125,7 +125,7 @@ export async function trainEsCli(o: TrainCliOptions): Promise<void> {
   await runTraining({
     method, out, ...(resume ? { resume } : {}), valEvery: cfg.valEpisodes > 0 ? cfg.valEvery : 0, checkpointEvery: cfg.checkpointEvery,
     collapse: { window: cfg.collapseWindow, lossFactor: cfg.collapseLossFactor, valChecks: cfg.collapseValChecks },
-    ...(maxMinutes !== undefined ? { maxMinutes } : {}), progress: o.progress,
+    ...(maxMinutes !== undefined ? { maxMinutes } : {}), progress: o.progress, csv: o.csv === true, report: o.report !== false,
     startRecord: { preset: o.resume ? null : (o.preset ?? 'quick'), device: spec.device, evaluator: spec.reason, params: d, workers: method.runner.workers },
     describe: [
       `evometa train (ES): ${cfg.estimator} (${cfg.scheme} scheme), pop ${cfg.pop} in ${cfg.shards} shard(s) on ${method.runner.workers} worker(s), sigma ${cfg.sigma}, lr ${cfg.lr} (${cfg.optimizer}${cfg.lrSchedule !== 'constant' ? `, ${cfg.lrSchedule} schedule` : ''})`,

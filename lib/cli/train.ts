@@ -71,6 +71,8 @@ export interface TrainCliOptions {
   maxSpeed?: string;
   testShots?: string;
   showConfig?: boolean;
+  csv?: boolean;
+  report?: boolean;
   progress: boolean;
 }
 
@@ -138,6 +140,8 @@ export function registerTrain(program: Command): void {
     .option('--max-speed <x>', 'ES clipup: the largest step (default 2 x --lr)')
     .option('--test-shots <list>', 'shots of the --test-episodes evaluations, e.g. 5,1 (default: the validation shot)')
     .option('--show-config', 'print the resolved configuration (preset + options) as JSON and exit')
+    .option('--csv', 'also write the metrics as CSV files (metrics-step.csv, metrics-val.csv, ...) in the run directory')
+    .option('--no-report', 'do not write report.html (the run\'s charts) at the end')
     .option('--no-progress', 'no progress bar')
     .addHelpText('after', presetHelp)
     .action(async (opts: TrainCliOptions) => {

@@ -18,7 +18,7 @@ import { join } from 'node:path';
 import { UserError } from '../errors.js';
 import { VERSION } from '../version.js';
 import { CollapseDetector, type CollapseConfig } from './collapse.js';
-import type { MetricsSink } from './metrics.js';
+import type { MetricsSink } from './metrics-sinks.js';
 import type { StepMetrics, TrainMethod, ValResult } from './method.js';
 import { writeRunCheckpoint, type LoopState } from './run-files.js';
 

@@ -7,10 +7,7 @@
 import { appendFileSync, existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { writeFileAtomic } from '../io/atomic.js';
-
-export interface MetricsSink {
-  write(record: Record<string, unknown>): void;
-}
+import type { MetricsSink } from './metrics-sinks.js';
 
 export class MetricsLog implements MetricsSink {
   constructor(readonly path: string) {

@@ -117,8 +117,8 @@ const FLAG: Record<string, string> = {
 
 /** Largest population (fitness buffers are 8 bytes per member and per worker; the paper's largest is 65536). */
 export const MAX_POP = 1 << 20;
-/** Largest number of training or validation episodes held in memory at once (bytes). */
-export const MAX_EPISODE_BYTES = 1 << 30;
+/** Largest number of bytes of training or validation episodes held in memory at once. */
+export const MAX_HELD_EPISODE_BYTES = 1 << 30;
 
 function bad(field: string, msg: string): never {
   throw new UserError(`ES config: ${field}${FLAG[field] ? ` (${FLAG[field]})` : ''} ${msg}`);
@@ -230,9 +230,9 @@ export function resolveEsConfig(input: EsConfigInput): EsConfig {
   if (c.workers > c.pop) bad('workers', `must not exceed the population: ${c.workers} workers for pop ${c.pop}`);
   const px = c.model.imageSize * c.model.imageSize * 4;
   const valBytes = c.valEpisodes * c.val.way * (c.val.shot + c.val.query) * px;
-  if (valBytes > MAX_EPISODE_BYTES) bad('valEpisodes', `would hold ${(valBytes / 2 ** 30).toFixed(1)} GiB of validation episodes in memory (at most ${MAX_EPISODE_BYTES / 2 ** 30} GiB): ${c.valEpisodes} episodes of ${c.val.way}-way ${c.val.shot}+${c.val.query} images`);
+  if (valBytes > MAX_HELD_EPISODE_BYTES) bad('valEpisodes', `would hold ${(valBytes / 2 ** 30).toFixed(1)} GiB of validation episodes in memory (at most ${MAX_HELD_EPISODE_BYTES / 2 ** 30} GiB): ${c.valEpisodes} episodes of ${c.val.way}-way ${c.val.shot}+${c.val.query} images`);
   const trainBytes = c.episodesPerStep * c.train.way * (c.train.shot + c.train.query) * px;
-  if (trainBytes > MAX_EPISODE_BYTES) bad('episodesPerStep', `would hold ${(trainBytes / 2 ** 30).toFixed(1)} GiB of training episodes per step (at most ${MAX_EPISODE_BYTES / 2 ** 30} GiB)`);
+  if (trainBytes > MAX_HELD_EPISODE_BYTES) bad('episodesPerStep', `would hold ${(trainBytes / 2 ** 30).toFixed(1)} GiB of training episodes per step (at most ${MAX_HELD_EPISODE_BYTES / 2 ** 30} GiB)`);
   return c;
 }
 

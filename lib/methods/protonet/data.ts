@@ -15,6 +15,7 @@ export interface OmniglotSourceOptions {
   dataDir?: string | undefined;
   cacheDir?: string | false | undefined;
   onProgress?: (p: LoadProgress) => void;
+  onWarning?: (message: string) => void;
   dataset?: OmniglotDataset;
 }
 
@@ -31,7 +32,7 @@ export interface SourceConfig {
 export function omniglotSources(cfg: SourceConfig, opts: OmniglotSourceOptions = {}): ProtoNetSources & { dataset: OmniglotDataset; train: EpisodeSampler; val: EpisodeSampler } {
   const dataset = opts.dataset ?? loadOmniglot({
     imageSize: cfg.model.imageSize, ...(opts.dataDir !== undefined ? { dataDir: opts.dataDir } : {}),
-    ...(opts.cacheDir !== undefined ? { cacheDir: opts.cacheDir } : {}), ...(opts.onProgress ? { onProgress: opts.onProgress } : {}),
+    ...(opts.cacheDir !== undefined ? { cacheDir: opts.cacheDir } : {}), ...(opts.onProgress ? { onProgress: opts.onProgress } : {}), ...(opts.onWarning ? { onWarning: opts.onWarning } : {}),
   });
   const split = (part: SplitPart) => getSplit(dataset, cfg.split, part);
   return {
