@@ -22,6 +22,11 @@ import { DirectOpsPopulationEvaluator } from '../lib/es/population-ts.js';
 import { perturbMember } from '../lib/es/noise.js';
 import { InlineRunner, type EvaluateJob } from '../lib/es/pool.js';
 import { evaluatorSpecFor } from '../lib/es/evaluators.js';
+import { device, needs } from './helpers/peers.js';
+
+// The cpu-native device registers itself on import (it does not become the default of the tests
+// below: they name cpu-ts); it is then available exactly when its addon loads.
+await import('../lib/device/cpu-native/index.js');
 
 const IMG = 16;
 const train = new SyntheticEpisodes({ way: 5, shot: 2, query: 2, imageSize: IMG, seed: 1 });
@@ -67,16 +72,9 @@ for (const [estimator, scheme] of [['wsr', 'paper'], ['openai', 'openai'], ['nes
   });
 }
 
-test('cpu-native population evaluator (when built): bitwise identical for 1, 2 and 4 workers too', async () => {
-  let native = false;
-  try {
-    await import('../lib/device/cpu-native/index.js');
-    getDevice('cpu-native');
-    native = true;
-  } catch (e) {
-    console.log(`  skipped: cpu-native unavailable (${(e as Error).message})`);
-  }
-  if (!native) return;
+const withNative = needs(await device('cpu-native'), 'es-trainer.test: cpu-native population evaluator');
+
+withNative('cpu-native population evaluator: bitwise identical for 1, 2 and 4 workers too', async () => {
   const r1 = await runSteps({ workers: 1 }, 2, 'cpu-native');
   const r2 = await runSteps({ workers: 2 }, 2, 'cpu-native');
   const r4 = await runSteps({ workers: 4 }, 2, 'cpu-native');
