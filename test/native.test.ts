@@ -37,6 +37,7 @@ withAddon('the loader: cpu-native is the default device when the addon loads, an
   assert.match(info.reason!, /native addon/);
   assert.ok((info.detail!.threads as number) >= 1);
   assert.is(info.detail!.float64, 'cpu-ts');
+  assert.ok(ISAS.includes('scalar') && ISAS.includes(best), `the ISA loops below cover ${ISAS.join(', ')}`);
 });
 
 test('the loader: without a build or prebuild, getDevice() falls back to cpu-ts and the report says why', () => {
