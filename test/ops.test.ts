@@ -158,6 +158,20 @@ for (const dtype of ['float64', 'float32'] as const) {
     near('sqEuclideanBackward dp', gd.dp.data, wd.dp);
   });
 
+  test(`mathjs ${dtype}: cosine and batch-norm backward from symbolic derivatives (math.derivative)`, () => {
+    const m = 4, k = 3, e = 5, q = randTensor(rng, [m, e], dtype), p = randTensor(rng, [k, e], dtype), dc = randTensor(rng, [m, k], dtype);
+    const gc = dev.run('cosineBackward', { dc, q, p }, { eps: 1e-8 }), wc = mj.cosineBackwardSymbolic(dc.data, q.data, m, p.data, k, e);
+    near('cosineBackward dq', gc.dq.data, wc.dq);
+    near('cosineBackward dp', gc.dp.data, wc.dp);
+    const x = randTensor(rng, [2, 3, 2, 2], dtype, -2, 3), gamma = randTensor(rng, [3], dtype, 0.5, 1.5), beta = randTensor(rng, [3], dtype), dy = randTensor(rng, [2, 3, 2, 2], dtype);
+    const st = dev.run('batchnorm2dTrain', { x, gamma, beta }, { eps: 1e-5 });
+    const gb = dev.run('batchnorm2dBackward', { dy, x, gamma, mean: st.mean, invStd: st.invStd }, {});
+    const wb = mj.bnBackwardSymbolic(dy.data, x.data, x.shape, gamma.data, 1e-5);
+    near('batchnorm2dBackward dx', gb.dx.data, wb.dx);
+    near('batchnorm2dBackward dgamma', gb.dgamma.data, wb.dgamma);
+    near('batchnorm2dBackward dbeta', gb.dbeta.data, wb.dbeta);
+  });
+
   test(`mathjs ${dtype}: log-softmax and cross-entropy in 50-digit arithmetic (inputs up to |30|); log-softmax backward through its Jacobian`, () => {
     const m = 7, k = 5;
     const x = randTensor(rng, [m, k], dtype, -30, 30);

@@ -6,7 +6,8 @@
  *   their backward (the averaging matrix transposed, math.multiply), distances (math.distance,
  *   math.dot, math.norm), the squared-distance backward as matrix algebra, log-softmax and the
  *   cross-entropy in 50-digit BigNumbers (math.exp, math.log, math.sum), log-softmax's backward as
- *   the row vector times its Jacobian.
+ *   the row vector times its Jacobian, and the cosine and batch-norm backwards as symbolic
+ *   derivatives of the forward expression (math.derivative).
  * Only the index maps (which input element sits in which patch) are ours. Inputs are flat NCHW or
  * row-major arrays; outputs flat float64 arrays in the contract's layouts.
  */
@@ -150,4 +151,54 @@ export function logSoftmaxBackward(dy: ArrayLike<number>, y: ArrayLike<number>, 
     const J = r.map((_, i) => r.map((t, j) => (i === j ? 1 : 0) - (math.exp(t) as number)));
     return mul([G[a]!], J)[0]!;
   });
+}
+
+/** Symbolic derivatives by math.derivative (no simplification), compiled once, of `expr` in each of `vars`. */
+function derivatives(expr: string, vars: string[]): ((scope: Record<string, number>) => number)[] {
+  const node = math.parse(expr);
+  return vars.map((v) => {
+    const d = math.derivative(node, v, { simplify: false }).compile();
+    return (scope) => d.evaluate(scope) as number;
+  });
+}
+
+const names = (p: string, n: number): string[] => Array.from({ length: n }, (_, i) => `${p}${i}`);
+const bind = (vars: string[], values: number[]): Record<string, number> => Object.fromEntries(vars.map((v, i) => [v, values[i]!]));
+
+/**
+ * cosineBackward from math.derivative of c(q, p) = <q, p> / (|q| |p|) (rows nonzero: no eps clamp),
+ * summed over the other side with the incoming gradient dc.
+ */
+export function cosineBackwardSymbolic(dc: ArrayLike<number>, q: ArrayLike<number>, m: number, pr: ArrayLike<number>, k: number, e: number): { dq: number[]; dp: number[] } {
+  const qs = names('q', e), ps = names('p', e);
+  const sq = (v: string[]): string => v.map((a) => `${a}^2`).join(' + ');
+  const expr = `(${qs.map((a, i) => `${a} * ${ps[i]}`).join(' + ')}) / (sqrt(${sq(qs)}) * sqrt(${sq(ps)}))`;
+  const dQ = derivatives(expr, qs), dP = derivatives(expr, ps);
+  const Q = rowsOf(q, m, e), P = rowsOf(pr, k, e), G = rowsOf(dc, m, k);
+  const at = (a: number, b: number): Record<string, number> => ({ ...bind(qs, Q[a]!), ...bind(ps, P[b]!) });
+  const dq = Q.flatMap((_, a) => dQ.map((f) => P.reduce((s, _p, b) => s + G[a]![b]! * f(at(a, b)), 0)));
+  const dp = P.flatMap((_, b) => dP.map((f) => Q.reduce((s, _q, a) => s + G[a]![b]! * f(at(a, b)), 0)));
+  return { dq, dp };
+}
+
+/**
+ * batchnorm2dBackward from math.derivative of L = sum_i dy_i y_i, y_i = g (x_i - mean) / sqrt(var + eps) + b,
+ * with the batch mean and biased variance of the channel written out in x (small channels: M = N H W terms).
+ */
+export function bnBackwardSymbolic(dy: ArrayLike<number>, x: ArrayLike<number>, [n, c, h, w]: readonly number[], gamma: ArrayLike<number>, eps: number): { dx: number[]; dgamma: number[]; dbeta: number[] } {
+  const m = n! * h! * w!, xs = names('x', m), ds = names('d', m);
+  const mean = `((${xs.join(' + ')}) / ${m})`;
+  const variance = `((${xs.map((v) => `(${v} - ${mean})^2`).join(' + ')}) / ${m})`;
+  const expr = xs.map((v, i) => `${ds[i]} * (g * (${v} - ${mean}) / sqrt(${variance} + ${eps}) + b)`).join(' + ');
+  const [dG, dB, ...dX] = derivatives(expr, ['g', 'b', ...xs]);
+  const dx = new Array<number>(x.length).fill(0), dgamma: number[] = [], dbeta: number[] = [];
+  for (let ch = 0; ch < c!; ch++) {
+    const idx: number[] = [];
+    for (let img = 0; img < n!; img++) for (let t = 0; t < h! * w!; t++) idx.push((img * c! + ch) * h! * w! + t);
+    const scope = { ...bind(xs, idx.map((i) => x[i]!)), ...bind(ds, idx.map((i) => dy[i]!)), g: gamma[ch]!, b: 0 };
+    idx.forEach((i, j) => { dx[i] = dX[j]!(scope); });
+    dgamma.push(dG!(scope));
+    dbeta.push(dB!(scope));
+  }
+  return { dx, dgamma, dbeta };
 }
