@@ -25,7 +25,7 @@ import { perturbMember } from '../lib/es/noise.js';
 import { InlineRunner } from '../lib/es/runner.js';
 import { evaluatorSpecFor } from '../lib/es/evaluators.js';
 import type { PopulationRequest } from '../lib/es/population.js';
-import { nativeAvailable } from './helpers/peers.js';
+import { needs, nativeAddon } from './helpers/peers.js';
 
 const IMG = 16;
 const train = new SyntheticEpisodes({ way: 5, shot: 2, query: 2, imageSize: IMG, seed: 1 });
@@ -77,8 +77,7 @@ for (const [name, cfg] of cases) {
   });
 }
 
-const native = await nativeAvailable();
-(native.ok ? test : test.skip)(`cpu-native population evaluator: bitwise identical for 1, 2 and 4 workers too${native.ok ? '' : ` (skipped: ${native.reason})`}`, async () => {
+needs(await nativeAddon(), 'cpu-native worker invariance')('cpu-native population evaluator: bitwise identical for 1, 2 and 4 workers too', async () => {
   const r1 = await runSteps({ workers: 1 }, 2, 'cpu-native');
   const r2 = await runSteps({ workers: 2 }, 2, 'cpu-native');
   const r4 = await runSteps({ workers: 4 }, 2, 'cpu-native');
