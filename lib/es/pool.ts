@@ -110,6 +110,9 @@ type Reply = { type: 'ready' } | { type: 'done'; id: number; bytes: number; scor
 
 interface Pending { resolve: (r: Reply) => void; reject: (e: Error) => void }
 
+/** How long close() waits for a worker to cancel or finish its work before terminating it anyway. */
+const CLOSE_WAIT_MS = 10000;
+
 /** Control words in the shared Int32Array: the shard whose turn it is to add, and an abort flag. */
 export const CTL_TURN = 0, CTL_ABORT = 1;
 
@@ -257,12 +260,35 @@ export class WorkerRunner implements PopulationRunner {
     return this.handles.reduce((s, h) => s + h.bytes, 0) + this.mu.byteLength + this.acc.byteLength + this.fit.byteLength + this.ctl.byteLength;
   }
 
+  /**
+   * Asks every worker to close (its evaluator cancels native work in flight, the message in
+   * progress settles), waits for that (at most CLOSE_WAIT_MS), then terminates the threads:
+   * no native call is running in a thread when it is torn down.
+   */
   async close(): Promise<void> {
+    Atomics.store(this.ctl, CTL_ABORT, 1); // workers waiting for their turn in a noise sum give up
+    Atomics.notify(this.ctl, CTL_TURN);
     await Promise.all(this.handles.map(async (h) => {
       h.worker.removeAllListeners('exit');
       h.worker.removeAllListeners('error');
+      h.worker.on('error', () => {}); // a worker failing while it closes must not throw here
       for (const p of h.pending.values()) p.reject(new Error('ES runner closed'));
       h.pending.clear();
+      if (!h.dead) {
+        await new Promise<void>((resolve) => {
+          const done = (): void => {
+            clearTimeout(timer);
+            h.worker.off('message', onMessage);
+            h.worker.off('exit', done);
+            resolve();
+          };
+          const onMessage = (r: { type?: string }): void => { if (r.type === 'closed') done(); };
+          const timer = setTimeout(done, CLOSE_WAIT_MS);
+          h.worker.on('message', onMessage);
+          h.worker.once('exit', done);
+          h.worker.postMessage({ type: 'close' });
+        });
+      }
       await h.worker.terminate();
     }));
   }

@@ -7,6 +7,7 @@
 import { getDevice } from '../registry.js';
 import type { NoiseSumRequest, PopulationEvaluator, PopulationRequest } from '../../es/population.js';
 import { ProtoNetLayout } from '../../model/layout.js';
+import { checkPerturbation } from '../../es/noise.js';
 import type { Program } from './hlo.js';
 import { XlaDevice } from './device.js';
 import { evaluateProgram, noiseSumProgram } from './population.js';
@@ -25,6 +26,10 @@ export class XlaPopulationEvaluator implements PopulationEvaluator {
   }
 
   async evaluate(req: PopulationRequest): Promise<Float64Array> {
+    if (req.perturbation.kind === 'diagonal') {
+      throw new Error("xla population: per-parameter sigma (perturbation kind 'diagonal') is not implemented on the xla device; use cpu-native or cpu-ts");
+    }
+    checkPerturbation(req.perturbation, req.mu.length, 'xla population');
     const layout = new ProtoNetLayout(req.model);
     layout.checkParams(req.mu);
     const n = req.end - req.start;
@@ -44,7 +49,13 @@ export class XlaPopulationEvaluator implements PopulationEvaluator {
 
   async noiseSum(req: NoiseSumRequest): Promise<Float64Array> {
     const p = req.weights.length, d = req.mu.length;
-    if (!(req.sigma > 0)) throw new RangeError(`noiseSum: sigma must be > 0, got ${req.sigma}`);
+    if (req.kind !== undefined && req.kind !== 'linear') {
+      throw new Error(`xla noiseSum: kind '${req.kind}' is not implemented on the xla device (only 'linear'); use cpu-native or cpu-ts`);
+    }
+    if (req.sigmas !== undefined) {
+      throw new Error('xla noiseSum: per-parameter sigmas are not implemented on the xla device; use cpu-native or cpu-ts');
+    }
+    if (!(Number.isFinite(req.sigma) && req.sigma > 0)) throw new RangeError(`noiseSum: sigma must be finite and > 0, got ${req.sigma}`);
     if (p === 0) return new Float64Array(d);
     const fast = this.dev.precision === 'fast';
     const prog = this.program(JSON.stringify(['sum', d, p, req.sigma, req.antithetic, this.dev.precision]), () => noiseSumProgram(d, p, req.sigma, req.antithetic, this.dev.precision));
