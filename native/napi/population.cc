@@ -3,6 +3,7 @@
 // the environment is torn down); the promise resolves with a fresh Float64Array. Also the noise
 // fill (for the bit-identity test), the limits, cancellation and device info.
 #include <cmath>
+#include <cstdio>
 #include <string>
 #include <vector>
 
@@ -72,7 +73,11 @@ std::vector<float> checkedSigmas(Args& a, int64_t n) {
   return s;
 }
 
-std::string gib(double bytes) { return formatNumber(std::round(bytes / (1 << 20)) / 1024) + " GiB"; }
+std::string gib(double bytes) {
+  char buf[48];
+  std::snprintf(buf, sizeof buf, "%.1f GiB", bytes / (1024.0 * 1024 * 1024));
+  return buf;
+}
 
 }  // namespace
 
