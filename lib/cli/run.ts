@@ -93,8 +93,11 @@ export async function runTraining(t: TrainingRun): Promise<LoopResult> {
     const best = l.bestStep >= 0 ? `; best validation ${pct(l.bestScore)} at step ${l.bestStep}${r.bestCheckpoint ? ` (${r.bestCheckpoint})` : ''}` : '';
     log(`${why} at step ${l.step} of ${method.totalSteps} after ${l.elapsedS.toFixed(0)} s${best}; last checkpoint ${r.lastCheckpoint ?? '-'}`);
     if (r.end !== 'done') log(`continue with: --resume ${r.lastCheckpoint ?? join(t.out, 'last.safetensors')}`);
-    if (r.end === 'interrupted') process.exitCode = 130;
-    else if (t.after) await t.after(r, metrics);
+    if (r.end === 'interrupted') {
+      process.exitCode = 130;
+      return r;
+    }
+    if (t.after) await t.after(r, metrics);
     if (t.report ?? true) await report(t.out);
     return r;
   } finally {
