@@ -32,6 +32,7 @@
         'native/napi/args.cc',
         'native/napi/ops.cc',
         'native/napi/population.cc',
+        'native/napi/memstats.cc',
         'native/core/cpu.cc',
         'native/core/threadpool.cc',
         'native/core/ops_conv.cc',
