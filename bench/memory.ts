@@ -55,7 +55,7 @@ async function main(): Promise<void> {
       const what = r.status === 'ok'
         ? `measured: peak RSS ${fmtBytes(r.measured?.peakRss)}, tracked ${fmtBytes(r.measured?.peak.tracked)}; accounted peak ${fmtBytes(r.accounted.peak)} (${r.dominant.name} ${fmtBytes(r.dominant.bytes)}); ${fmtSeconds(r.seconds)}`
         : r.status === 'out of memory budget' ? `out of memory budget (predicted ${fmtBytes(r.predictedBytes)})` : `error: ${r.error}`;
-      process.stderr.write(`[${i + 1}/${n}] ${c.study} ${caseId(c.spec)}: ${what}\n`);
+      process.stderr.write(`[${i + 1}/${n}] ${c.study} ${caseId(c.spec)}: ${what}${r.wallSeconds !== undefined ? ` [process ${fmtSeconds(r.wallSeconds)}]` : ''}\n`);
       if (r.status === 'ok' && r.accounted.peak > r.predictedBytes) process.stderr.write(`  note: accounted peak above the budget prediction (${fmtBytes(r.predictedBytes)})\n`);
     },
   });
@@ -67,6 +67,7 @@ async function main(): Promise<void> {
     const kept = old.cases.filter((c) => !studies.includes(c.study));
     sweep.cases = [...kept, ...sweep.cases].sort((a, b) => STUDIES.indexOf(a.study) - STUDIES.indexOf(b.study));
     sweep.seconds += old.seconds;
+    sweep.runs = [...(old.runs ?? []), ...(sweep.runs ?? [])];
     sweep.startedAt = old.startedAt < sweep.startedAt ? old.startedAt : sweep.startedAt;
     // The idle baseline of this run stays the reference; the kept cases were measured against the old one.
     if (!sweep.idle) sweep.idle = old.idle ?? null;

@@ -38,7 +38,7 @@ export interface BlockRecord {
   dConv?: Tensor;
 }
 
-export interface StepRecord {
+export interface InnerStepRecord {
   /** The parameters this forward ran at (held by the record, not copied). */
   theta: FloatArray;
   blocks: BlockRecord[];
@@ -72,7 +72,7 @@ function checkImages(L: MamlLayout, images: Tensor, labels: Int32Array): void {
 }
 
 /** Forward at theta on (images, labels), recording what backward and hvp need. */
-export function convnetForward(dev: Device, L: MamlLayout, theta: FloatArray, images: Tensor, labels: Int32Array): StepRecord {
+export function convnetForward(dev: Device, L: MamlLayout, theta: FloatArray, images: Tensor, labels: Int32Array): InnerStepRecord {
   L.check(theta);
   checkImages(L, images, labels);
   const eps = L.encoder.config.bnEps;
@@ -110,7 +110,7 @@ export function convnetForward(dev: Device, L: MamlLayout, theta: FloatArray, im
 }
 
 /** dL/dlogits = (P - Y) / N. */
-function dLogits(rec: StepRecord, k: number): FloatArray {
+function dLogits(rec: InnerStepRecord, k: number): FloatArray {
   const n = rec.labels.length, d = allocLike(rec.probs, rec.probs.length);
   for (let r = 0; r < n; r++) for (let c = 0; c < k; c++) d[r * k + c] = (rec.probs[r * k + c]! - (rec.labels[r] === c ? 1 : 0)) / n;
   return d;
@@ -145,7 +145,7 @@ export interface WalkBytes { scratch: number }
  * outputs in the record (so hvp can run on it). Returns the largest bytes of
  * transient arrays held at once beside the record.
  */
-export function convnetBackward(dev: Device, L: MamlLayout, rec: StepRecord, grad: FloatArray): WalkBytes {
+export function convnetBackward(dev: Device, L: MamlLayout, rec: InnerStepRecord, grad: FloatArray): WalkBytes {
   L.check(grad);
   grad.fill(0);
   const n = rec.labels.length, k = L.way, e = L.embeddingSize;
@@ -180,7 +180,7 @@ export function convnetBackward(dev: Device, L: MamlLayout, rec: StepRecord, gra
  * on the record; ReLU and max-pool are linear pieces, their masks/argmax held
  * fixed). The record must have been through convnetBackward.
  */
-export function convnetHvp(dev: Device, L: MamlLayout, rec: StepRecord, v: FloatArray, out: FloatArray): WalkBytes {
+export function convnetHvp(dev: Device, L: MamlLayout, rec: InnerStepRecord, v: FloatArray, out: FloatArray): WalkBytes {
   L.check(v);
   L.check(out);
   out.fill(0);
@@ -259,7 +259,7 @@ function bnSaved(blk: BlockRecord, p: BlockParams): BnSaved {
 }
 
 /** Exact bytes a record holds (block-0 input excluded: the episode's images). */
-export function recordBytes(rec: StepRecord): number {
+export function recordBytes(rec: InnerStepRecord): number {
   let b = rec.theta.byteLength + rec.probs.byteLength + rec.labels.byteLength * 0;
   rec.blocks.forEach((blk, i) => {
     if (i > 0) b += blk.input.data.byteLength;

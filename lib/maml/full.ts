@@ -22,7 +22,7 @@ import { allocLike, type FloatArray } from '../tensor/tensor.js';
 import { groupWeights } from '../es/estimators.js';
 import { noiseSumInto, perturbMember } from '../es/noise.js';
 import { PART, PeakMeter } from '../ops/accounting.js';
-import { convnetBackward, convnetForward, convnetHvp, recordBytes, type StepRecord } from './convnet.js';
+import { convnetBackward, convnetForward, convnetHvp, recordBytes, type InnerStepRecord } from './convnet.js';
 import { checkMamlConfig, type MamlConfig, type MamlLayout } from './layout.js';
 import type { EsSettings, MetaGradient } from './metagrad.js';
 
@@ -46,11 +46,11 @@ function bookEpisode(meter: PeakMeter, ep: Episode): void {
 }
 
 /** Record bytes without its parameter vector (booked as inner-loop state when the record is not kept). */
-function activationBytes(rec: StepRecord): number {
+function activationBytes(rec: InnerStepRecord): number {
   return recordBytes(rec) - rec.theta.byteLength;
 }
 
-interface InnerResult { theta: FloatArray; records: StepRecord[]; tapeBytes: number }
+interface InnerResult { theta: FloatArray; records: InnerStepRecord[]; tapeBytes: number }
 
 /**
  * l inner SGD steps from a copy of theta0 on the support set. With `keep`,
@@ -61,7 +61,7 @@ function innerLoop(ctx: FullContext, theta0: FloatArray, ep: Episode, keep: bool
   let theta = allocLike(theta0, d);
   theta.set(theta0);
   const g = allocLike(theta0, d);
-  const records: StepRecord[] = [];
+  const records: InnerStepRecord[] = [];
   let tapeBytes = 0;
   meter.set(PART.innerState, theta.byteLength + g.byteLength);
   for (let t = 0; t < ctx.cfg.innerSteps; t++) {

@@ -81,6 +81,8 @@ export interface CaseResult {
   seconds: number;
   timeNote: string;
   loss?: number;
+  /** Wall-clock seconds of the case's whole fresh process (start-up, the meta-gradient, its timing repetitions), set by the sweep. */
+  wallSeconds?: number;
 }
 
 

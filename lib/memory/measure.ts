@@ -109,6 +109,8 @@ export interface Measurement {
   source: string;
   samples: number;
   nativeSamples: number;
+  /** The idle process this case is compared with (set by the sweep): its peak RSS and tracked total. */
+  idle?: { peakRss: number; tracked: number };
 }
 
 function tracked(s: { malloc: number | null; heapUsed: number; arrayBuffers: number }): number {

@@ -39,16 +39,18 @@ export function ratio(a: number | null | undefined, b: number | null | undefined
   return `${r >= 100 ? r.toFixed(0) : r.toFixed(1)}x`;
 }
 
-/** MEASURED: the case's peak RSS over the idle process's (bytes), or null. */
+/** MEASURED: the case's peak RSS over its sweep's idle process's (bytes), or null. */
 export function rssOverIdle(r: CaseResult | undefined, idle: Measurement | null): number | null {
-  if (!r?.measured || !idle) return null;
-  return r.measured.peakRss - idle.peakRss;
+  const base = r?.measured?.idle?.peakRss ?? idle?.peakRss;
+  if (!r?.measured || base === undefined) return null;
+  return r.measured.peakRss - base;
 }
 
 /** MEASURED: the case's tracked peak (malloc in use + V8 heap) over the idle process's tracked total (bytes), or null. */
 export function trackedOverIdle(r: CaseResult | undefined, idle: Measurement | null): number | null {
-  if (!r?.measured || !idle) return null;
-  return r.measured.peak.tracked - idle.trackedAtRest;
+  const base = r?.measured?.idle?.tracked ?? idle?.trackedAtRest;
+  if (!r?.measured || base === undefined) return null;
+  return r.measured.peak.tracked - base;
 }
 
 function time(r: CaseResult | undefined): string {
@@ -101,9 +103,11 @@ function preamble(L: string[], s: SweepResult, meta: { device: string; command: 
   L.push('# Memory study: backprop vs forward mode vs ES');
   L.push('');
   L.push(`Mode: **${s.quick ? 'quick' : 'full'}** · device: ${meta.device} · budget: ${fmtBytes(s.budgetBytes)} · ${s.startedAt} · ${fmtSeconds(s.seconds)} in all · command: \`${meta.command}\``);
-  if (s.machine) {
-    const la = (a: number[]): string => a.map((x) => x.toFixed(2)).join(' / ');
-    L.push(`Machine: ${s.machine.cpus} CPUs, ${fmtBytes(s.machine.totalMem)}; load average (1 / 5 / 15 min) ${la(s.machine.loadStart)} at the start, ${la(s.machine.loadEnd)} at the end.`);
+  L.push('');
+  const la = (a: number[]): string => a.map((x) => x.toFixed(1)).join(' / ');
+  for (const r of s.runs ?? []) {
+    L.push(`- Machine (${r.studies.join(', ')}; ${r.startedAt}, ${fmtSeconds(r.seconds)}): ${r.cpus} CPUs, ${fmtBytes(r.totalMem)}; load average (1 / 5 / 15 min) ${la(r.loadStart)} at the start, `
+      + `${la(r.loadEnd)} at the end, 1-minute load up to ${r.loadMax.toFixed(1)}${r.loadMax > r.cpus + 0.5 ? ' (a shared machine: times are inflated, memory is not)' : ''}.`);
   }
   L.push('');
   L.push('Each case is one meta-gradient in a fresh process. Three kinds of numbers, never mixed:');

@@ -142,6 +142,19 @@ export async function runInFreshProcess(workerPath: string, spec: CaseSpec, time
   return skipped(spec, 'error', safePredict(spec), r.killed ? `killed after ${timeoutMs / 1000} s` : `worker exited with code ${r.code} signal ${r.signal}`);
 }
 
+/** The machine while a sweep ran: CPUs, memory, load averages (1, 5, 15 min) at the start and the end, sampled every case. */
+export interface RunInfo {
+  studies: string[];
+  startedAt: string;
+  seconds: number;
+  cpus: number;
+  totalMem: number;
+  loadStart: number[];
+  loadEnd: number[];
+  /** Largest 1-minute load average seen between cases. */
+  loadMax: number;
+}
+
 export interface SweepResult {
   quick: boolean;
   budgetBytes: number;
@@ -149,9 +162,14 @@ export interface SweepResult {
   seconds: number;
   /** MEASUREMENT of an idle process with the same modules and device (null when no process was started). */
   idle: Measurement | null;
-  /** The machine while the sweep ran: load averages (1, 5, 15 min) at the start and the end, CPUs. */
-  machine?: { cpus: number; loadStart: number[]; loadEnd: number[]; totalMem: number };
+  /** The machine during each run that made these results (one, or several merged with --merge). */
+  runs?: RunInfo[];
   cases: (SweepCase & { result: CaseResult })[];
+}
+
+function withIdle(r: CaseResult, idle: Measurement | null): CaseResult {
+  if (r.measured && idle) r.measured.idle = { peakRss: idle.peakRss, tracked: idle.trackedAtRest };
+  return r;
 }
 
 function safePredict(spec: CaseSpec): number {
@@ -161,23 +179,29 @@ function safePredict(spec: CaseSpec): number {
 export async function runSweep(workerPath: string, opts: SweepOptions): Promise<SweepResult> {
   const cases = sweepCases(opts);
   const t0 = Date.now();
-  const machine = { cpus: cpus().length, loadStart: loadavg(), loadEnd: [] as number[], totalMem: totalmem() };
-  const out: SweepResult = { quick: opts.quick, budgetBytes: opts.budgetBytes, startedAt: new Date(t0).toISOString(), seconds: 0, idle: null, machine, cases: [] };
+  const run: RunInfo = {
+    studies: [...new Set(cases.map((c) => c.study))], startedAt: new Date(t0).toISOString(), seconds: 0,
+    cpus: cpus().length, totalMem: totalmem(), loadStart: loadavg(), loadEnd: [], loadMax: loadavg()[0]!,
+  };
+  const out: SweepResult = { quick: opts.quick, budgetBytes: opts.budgetBytes, startedAt: run.startedAt, seconds: 0, idle: null, runs: [run], cases: [] };
   const done = new Map<string, CaseResult>(); // a case shared by two studies runs once
   const runnable = cases.filter((c) => predictBytes(c.spec) + BASELINE_RSS_ESTIMATE <= opts.budgetBytes);
   if (runnable.length > 0) out.idle = (await measureIdle(workerPath, opts.device)).idle;
   for (let i = 0; i < cases.length; i++) {
     const c = cases[i]!;
     const predicted = predictBytes(c.spec) + BASELINE_RSS_ESTIMATE;
+    const tc = Date.now();
     const result = done.get(c.id) ?? (predicted > opts.budgetBytes
       ? skipped(c.spec, 'out of memory budget', predicted)
-      : await runInFreshProcess(workerPath, c.spec, opts.timeoutMs ?? 10 * 60 * 1000));
+      : withIdle({ ...await runInFreshProcess(workerPath, c.spec, opts.timeoutMs ?? 10 * 60 * 1000), wallSeconds: (Date.now() - tc) / 1000 }, out.idle));
     done.set(c.id, result);
     out.cases.push({ ...c, result });
+    run.loadMax = Math.max(run.loadMax, loadavg()[0]!);
     opts.onCase?.(c, result, i, cases.length);
   }
   out.seconds = (Date.now() - t0) / 1000;
-  machine.loadEnd = loadavg();
+  run.loadEnd = loadavg();
+  run.seconds = out.seconds;
   return out;
 }
 
