@@ -8,7 +8,7 @@ import '../lib/device/cpu-ts/index.js';
 import '../lib/device/cpu-native/index.js';
 import { getDevice } from '../lib/device/registry.js';
 import { runCase, type CaseSpec } from '../lib/memory/cases.js';
-import { Tracker, idleMeasurement, nativeMemStats } from '../lib/memory/measure.js';
+import { Tracker, idleMeasurement, nativeMemStats, type Measurement } from '../lib/memory/measure.js';
 
 async function main(): Promise<void> {
   const arg = JSON.parse(process.argv[2] ?? 'null') as (CaseSpec & { idle?: undefined }) | { idle: true; device?: string };
@@ -23,12 +23,15 @@ async function main(): Promise<void> {
     return;
   }
   const tracker = new Tracker();
+  let measured: Measurement | null = null;
+  const stop = (): Measurement => (measured ??= tracker.stop());
   tracker.start();
   try {
-    const result = await runCase(arg, { probe: tracker.sample });
-    process.send?.({ ok: true, result, measured: tracker.stop() });
+    // The measurement ends with the first meta-gradient: timing repetitions after it are not measured.
+    const result = await runCase(arg, { probe: () => { if (!measured) tracker.sample(); }, afterFirst: stop });
+    process.send?.({ ok: true, result, measured: stop() });
   } catch (e) {
-    process.send?.({ ok: false, error: e instanceof Error ? e.message : String(e), measured: tracker.stop() });
+    process.send?.({ ok: false, error: e instanceof Error ? e.message : String(e), measured: stop() });
   }
 }
 

@@ -66,8 +66,8 @@ async function main(): Promise<void> {
     if (old.quick !== sweep.quick) throw new RangeError(`--merge: ${jsonPath} is a ${old.quick ? 'quick' : 'full'} sweep, this run is ${sweep.quick ? 'quick' : 'full'}`);
     const kept = old.cases.filter((c) => !studies.includes(c.study));
     sweep.cases = [...kept, ...sweep.cases].sort((a, b) => STUDIES.indexOf(a.study) - STUDIES.indexOf(b.study));
-    sweep.seconds += old.seconds;
-    sweep.runs = [...(old.runs ?? []), ...(sweep.runs ?? [])];
+    sweep.runs = [...(old.runs ?? []).filter((r) => r.studies.some((st) => !studies.includes(st as StudyName))), ...(sweep.runs ?? [])];
+    sweep.seconds = sweep.runs.reduce((a, r) => a + r.seconds, 0);
     sweep.startedAt = old.startedAt < sweep.startedAt ? old.startedAt : sweep.startedAt;
     // The idle baseline of this run stays the reference; the kept cases were measured against the old one.
     if (!sweep.idle) sweep.idle = old.idle ?? null;

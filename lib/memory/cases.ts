@@ -184,6 +184,11 @@ export function predictBytes(s: CaseSpec): number {
 export interface CaseRunOptions {
   /** Called after every accounting change (the sweep's worker samples its measurements there). */
   probe?: () => void;
+  /**
+   * Called when the first meta-gradient (the one accounted) is done, before the timing repetitions run in the
+   * same process (the worker ends its measurement there, so repetitions' garbage cannot inflate it).
+   */
+  afterFirst?: () => void;
 }
 
 /** Run one case in this process. Throws on bad specs; the caller records errors. */
@@ -193,9 +198,9 @@ export async function runCase(spec: CaseSpec, opts: CaseRunOptions = {}): Promis
   const { dPhi, dPsi } = caseSizes(spec);
   const ep = syntheticEpisode({ way: spec.way, shot: spec.shot, query: spec.query, imageSize: spec.imageSize }, spec.seed);
   const meter = new PeakMeter(opts.probe);
-  const t = isFull(spec.method) ? runFull(spec, device, ep, meter)
-    : isHead(spec.method) ? runHead(spec, device, ep, meter)
-      : runProto(spec, device, ep, meter);
+  const t = isFull(spec.method) ? runFull(spec, device, ep, meter, opts.afterFirst)
+    : isHead(spec.method) ? runHead(spec, device, ep, meter, opts.afterFirst)
+      : runProto(spec, device, ep, meter, opts.afterFirst);
   return {
     spec, status: 'ok', device: device.name, dPhi, dPsi,
     formula: paperFormula(spec), dominant: t.dominant,

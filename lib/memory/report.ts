@@ -102,11 +102,11 @@ export function categoriesCell(atPeak: Breakdown): string {
 function preamble(L: string[], s: SweepResult, meta: { device: string; command: string }): void {
   L.push('# Memory study: backprop vs forward mode vs ES');
   L.push('');
-  L.push(`Mode: **${s.quick ? 'quick' : 'full'}** · device: ${meta.device} · budget: ${fmtBytes(s.budgetBytes)} · ${s.startedAt} · ${fmtSeconds(s.seconds)} in all · command: \`${meta.command}\``);
+  L.push(`Mode: **${s.quick ? 'quick' : 'full'}** · device: ${meta.device} · ${s.startedAt} · ${fmtSeconds(s.seconds)} in all · command: \`${meta.command}\``);
   L.push('');
   const la = (a: number[]): string => a.map((x) => x.toFixed(1)).join(' / ');
   for (const r of s.runs ?? []) {
-    L.push(`- Machine (${r.studies.join(', ')}; ${r.startedAt}, ${fmtSeconds(r.seconds)}): ${r.cpus} CPUs, ${fmtBytes(r.totalMem)}; load average (1 / 5 / 15 min) ${la(r.loadStart)} at the start, `
+    L.push(`- Run of ${r.studies.join(', ')} (budget ${fmtBytes(r.budgetBytes)}; ${r.startedAt}, ${fmtSeconds(r.seconds)}): ${r.cpus} CPUs, ${fmtBytes(r.totalMem)}; load average (1 / 5 / 15 min) ${la(r.loadStart)} at the start, `
       + `${la(r.loadEnd)} at the end, 1-minute load up to ${r.loadMax.toFixed(1)}${r.loadMax > r.cpus + 0.5 ? ' (a shared machine: times are inflated, memory is not)' : ''}.`);
   }
   L.push('');

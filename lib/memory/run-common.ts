@@ -1,5 +1,8 @@
 /** Helpers shared by the memory study's case runners. */
 
+/** Called once the first (measured) meta-gradient is done, before any timing repetition runs in the same process. */
+export type AfterFirst = (() => void) | undefined;
+
 /** What a method's runner reports back to runCase. */
 export interface Timed { seconds: number; timeNote: string; loss?: number; dominant: { name: string; bytes: number } }
 

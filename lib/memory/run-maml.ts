@@ -11,7 +11,7 @@ import { mamlBackprop, mamlEs } from '../maml/metagrad.js';
 import { fullBackprop, fullEs } from '../maml/full.js';
 import { PART, PeakMeter } from '../ops/accounting.js';
 import type { CaseSpec } from './cases.js';
-import { OPTIMIZER_BYTES_PER_PARAM, timeIt, type Timed } from './run-common.js';
+import { OPTIMIZER_BYTES_PER_PARAM, timeIt, type AfterFirst, type Timed } from './run-common.js';
 
 function config(spec: CaseSpec): MamlConfig {
   return { model: { channels: spec.channels, imageSize: spec.imageSize }, way: spec.way, innerSteps: spec.innerSteps!, innerLr: spec.innerLr ?? 0.1 };
@@ -22,7 +22,7 @@ function esNote(pop: number, cap: number): string {
 }
 
 /** MAML with every parameter adapted: second order (tape of every inner step), first order, or ES. */
-export function runFull(spec: CaseSpec, device: Device, ep: Episode, meter: PeakMeter): Timed {
+export function runFull(spec: CaseSpec, device: Device, ep: Episode, meter: PeakMeter, afterFirst?: AfterFirst): Timed {
   const cfg = config(spec);
   const layout = new MamlLayout(cfg.model, cfg.way);
   const phi = initMaml(layout, spec.seed);
@@ -33,6 +33,7 @@ export function runFull(spec: CaseSpec, device: Device, ep: Episode, meter: Peak
     const t0 = performance.now();
     const r = fullBackprop(ctx, phi, ep, order);
     const first = (performance.now() - t0) / 1000;
+    afterFirst?.();
     const seconds = timeIt(first, spec.reps ?? 2, () => fullBackprop({ ...ctx, meter: new PeakMeter() }, phi, ep, order));
     const dominant = order === 'second-order'
       ? { name: 'inner-loop tape (g x l)', bytes: meter.maxOf(PART.innerTape) }
@@ -47,7 +48,7 @@ export function runFull(spec: CaseSpec, device: Device, ep: Episode, meter: Peak
 }
 
 /** The head-only learner: ConvNet-4 + linear head, only the head adapted in the inner loop. */
-export function runHead(spec: CaseSpec, device: Device, ep: Episode, meter: PeakMeter): Timed {
+export function runHead(spec: CaseSpec, device: Device, ep: Episode, meter: PeakMeter, afterFirst?: AfterFirst): Timed {
   const cfg = config(spec);
   const layout = new MamlLayout(cfg.model, cfg.way);
   const phi = initMaml(layout, spec.seed);
@@ -58,6 +59,7 @@ export function runHead(spec: CaseSpec, device: Device, ep: Episode, meter: Peak
     const t0 = performance.now();
     const r = mamlBackprop(ctx, phi, ep, order);
     const first = (performance.now() - t0) / 1000;
+    afterFirst?.();
     const seconds = timeIt(first, spec.reps ?? 2, () => mamlBackprop({ ...ctx, meter: new PeakMeter() }, phi, ep, order));
     const dominant = order === 'second-order'
       ? { name: 'head tape (g x l)', bytes: meter.maxOf(PART.innerTape) }

@@ -15,21 +15,21 @@ import { groupWeights } from '../es/estimators.js';
 import { fillMemberNoise, memberNoise, noiseSumInto, perturbMember } from '../es/noise.js';
 import { PART, meterOps, type PeakMeter } from '../ops/accounting.js';
 import type { CaseSpec } from './cases.js';
-import { OPTIMIZER_BYTES_PER_PARAM, timeIt, type Timed } from './run-common.js';
+import { OPTIMIZER_BYTES_PER_PARAM, timeIt, type AfterFirst, type Timed } from './run-common.js';
 
-export function runProto(spec: CaseSpec, device: Device, ep: Episode, meter: PeakMeter): Timed {
+export function runProto(spec: CaseSpec, device: Device, ep: Episode, meter: PeakMeter, afterFirst?: AfterFirst): Timed {
   const layout = new ProtoNetLayout({ channels: spec.channels, imageSize: spec.imageSize });
   const params = initParams(layout, spec.seed), d = layout.numParams;
   const images = ep.support.data.byteLength + ep.query.data.byteLength;
   meter.set(PART.parameters, params.byteLength);
   meter.set(PART.optimizer, OPTIMIZER_BYTES_PER_PARAM * d);
   meter.set(PART.episode, images);
-  if (spec.method === 'backprop') return runBackprop(spec, device, layout, params, ep, meter);
+  if (spec.method === 'backprop') return runBackprop(spec, device, layout, params, ep, meter, afterFirst);
   if (spec.method === 'forward') return runForward(spec, device, layout, params, ep, meter);
   return runEs(spec, device, layout, params, ep, meter);
 }
 
-function runBackprop(spec: CaseSpec, device: Device, layout: ProtoNetLayout, params: Float32Array, ep: Episode, meter: PeakMeter): Timed {
+function runBackprop(spec: CaseSpec, device: Device, layout: ProtoNetLayout, params: Float32Array, ep: Episode, meter: PeakMeter, afterFirst?: AfterFirst): Timed {
   const bn = initialBnState(layout), grad = new Float32Array(layout.numParams);
   meter.set(PART.gradient, grad.byteLength);
   const t0 = performance.now();
@@ -37,6 +37,7 @@ function runBackprop(spec: CaseSpec, device: Device, layout: ProtoNetLayout, par
   const first = (performance.now() - t0) / 1000;
   // The tape's peak: every saved activation (and the concatenated image batch) plus pending gradients during backward.
   meter.reached(PART.activations, r.peakBytes);
+  afterFirst?.();
   const seconds = timeIt(first, spec.reps ?? 2, () => episodeGradient(device, layout, params, bn, ep, { bn: 'batch' }, grad));
   return { seconds, timeNote: 'measured', loss: r.loss, dominant: { name: 'tape', bytes: r.peakBytes } };
 }

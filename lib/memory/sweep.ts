@@ -145,6 +145,7 @@ export async function runInFreshProcess(workerPath: string, spec: CaseSpec, time
 /** The machine while a sweep ran: CPUs, memory, load averages (1, 5, 15 min) at the start and the end, sampled every case. */
 export interface RunInfo {
   studies: string[];
+  budgetBytes: number;
   startedAt: string;
   seconds: number;
   cpus: number;
@@ -180,7 +181,7 @@ export async function runSweep(workerPath: string, opts: SweepOptions): Promise<
   const cases = sweepCases(opts);
   const t0 = Date.now();
   const run: RunInfo = {
-    studies: [...new Set(cases.map((c) => c.study))], startedAt: new Date(t0).toISOString(), seconds: 0,
+    studies: [...new Set(cases.map((c) => c.study))], budgetBytes: opts.budgetBytes, startedAt: new Date(t0).toISOString(), seconds: 0,
     cpus: cpus().length, totalMem: totalmem(), loadStart: loadavg(), loadEnd: [], loadMax: loadavg()[0]!,
   };
   const out: SweepResult = { quick: opts.quick, budgetBytes: opts.budgetBytes, startedAt: run.startedAt, seconds: 0, idle: null, runs: [run], cases: [] };
