@@ -258,9 +258,9 @@ function bnSaved(blk: BlockRecord, p: BlockParams): BnSaved {
   return { x: blk.conv.data, mean: blk.mean.data, invStd: blk.invStd.data, gamma: p.gamma.data, n, c, hw: h * w };
 }
 
-/** Exact bytes a record holds (block-0 input excluded: the episode's images). */
+/** Exact bytes a record holds (the block-0 input and the labels excluded: they are the episode's). */
 export function recordBytes(rec: InnerStepRecord): number {
-  let b = rec.theta.byteLength + rec.probs.byteLength + rec.labels.byteLength * 0;
+  let b = rec.theta.byteLength + rec.probs.byteLength;
   rec.blocks.forEach((blk, i) => {
     if (i > 0) b += blk.input.data.byteLength;
     b += blk.conv.data.byteLength + blk.mean.data.byteLength + blk.invStd.data.byteLength + blk.act.data.byteLength + blk.argmax.byteLength;
