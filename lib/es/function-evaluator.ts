@@ -6,7 +6,7 @@
  */
 import type { NoiseSumRequest, PopulationEvaluator, PopulationRequest } from './population.js';
 import { noiseSumInto, perturbMember } from './noise.js';
-import { InlineRunner } from './pool.js';
+import { InlineRunner } from './runner.js';
 
 export class FunctionPopulationEvaluator implements PopulationEvaluator {
   readonly device = 'function';

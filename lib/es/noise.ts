@@ -44,6 +44,12 @@ export function perturbMember(
   if (z.length !== d) throw new RangeError(`perturbMember: noise scratch has ${z.length} elements, mu ${d}`);
   const { id, sign } = memberNoise(m, p.antithetic);
   fillMemberNoise(z, seed, step, id);
+  if (p.kind === 'diagonal') {
+    const s = p.sigmas;
+    if (s.length !== d) throw new RangeError(`perturbMember: sigmas has ${s.length} elements, mu ${d}`);
+    for (let j = 0; j < d; j++) theta[j] = mu[j]! + sign * Math.fround(s[j]! * z[j]!);
+    return;
+  }
   const sigma = p.sigma;
   for (let j = 0; j < d; j++) theta[j] = mu[j]! + sign * Math.fround(sigma * z[j]!);
 }
@@ -57,8 +63,11 @@ export function noiseSumInto(out: Float64Array, req: NoiseSumRequest, z: Float32
   const d = req.mu.length;
   if (out.length !== d || z.length !== d) throw new RangeError(`noiseSum: buffers of ${out.length} and ${z.length} elements for D = ${d}`);
   if (!(req.sigma > 0)) throw new RangeError(`noiseSum: sigma must be > 0, got ${req.sigma}`);
+  const sg = req.sigmas;
+  if (sg && sg.length !== d) throw new RangeError(`noiseSum: sigmas has ${sg.length} elements for D = ${d}`);
   out.fill(0);
   const sigma = req.sigma;
+  const square = req.kind === 'square';
   let have = -1;
   for (let i = 0; i < req.weights.length; i++) {
     const { id, sign } = memberNoise(req.start + i, req.antithetic);
@@ -66,7 +75,15 @@ export function noiseSumInto(out: Float64Array, req: NoiseSumRequest, z: Float32
       fillMemberNoise(z, req.seed, req.step, id);
       have = id;
     }
-    const ws = req.weights[i]! * sign;
-    for (let j = 0; j < d; j++) out[j] = out[j]! + ws * Math.fround(sigma * z[j]!);
+    const w = req.weights[i]!;
+    if (square) {
+      for (let j = 0; j < d; j++) out[j] = out[j]! + w * (z[j]! * z[j]! - 1);
+    } else if (sg) {
+      const ws = w * sign;
+      for (let j = 0; j < d; j++) out[j] = out[j]! + ws * Math.fround(sg[j]! * z[j]!);
+    } else {
+      const ws = w * sign;
+      for (let j = 0; j < d; j++) out[j] = out[j]! + ws * Math.fround(sigma * z[j]!);
+    }
   }
 }

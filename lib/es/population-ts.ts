@@ -9,7 +9,7 @@ import { getDevice } from '../device/registry.js';
 import { DirectOps } from '../ops/api.js';
 import { episodeLoss } from '../model/protonet.js';
 import { initialBnState, ProtoNetLayout, type BnState, type ModelConfig } from '../model/layout.js';
-import type { NoiseSumRequest, PopulationEvaluator, PopulationRequest } from './population.js';
+import { protoNetTask, type NoiseSumRequest, type PopulationEvaluator, type PopulationRequest } from './population.js';
 import { noiseSumInto, perturbMember } from './noise.js';
 
 export class DirectOpsPopulationEvaluator implements PopulationEvaluator {
@@ -45,7 +45,8 @@ export class DirectOpsPopulationEvaluator implements PopulationEvaluator {
   }
 
   async evaluate(req: PopulationRequest): Promise<Float64Array> {
-    const layout = this.layoutFor(req.model);
+    const task = protoNetTask(req);
+    const layout = this.layoutFor(task.model);
     layout.checkParams(req.mu);
     if (!(Number.isInteger(req.start) && Number.isInteger(req.end) && 0 <= req.start && req.start <= req.end)) {
       throw new RangeError(`evaluate: invalid member range [${req.start}, ${req.end})`);
@@ -61,7 +62,7 @@ export class DirectOpsPopulationEvaluator implements PopulationEvaluator {
       }
       if (this.closed) throw new Error('population evaluator closed');
       perturbMember(this.theta, req.mu, req.perturbation, req.seed, req.step, m, this.z);
-      const { loss } = episodeLoss(this.ops, layout, this.theta, this.bn!, req.episode, { bn: 'batch', distance: req.distance });
+      const { loss } = episodeLoss(this.ops, layout, this.theta, this.bn!, task.episode, { bn: 'batch', distance: task.distance });
       out[m - req.start] = -loss.data[0]!;
     }
     return out;

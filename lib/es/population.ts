@@ -17,10 +17,13 @@
 import type { Distance, Episode } from '../model/protonet.js';
 import type { ModelConfig } from '../model/layout.js';
 
-export type Perturbation = { kind: 'gaussian'; sigma: number; antithetic: boolean } | { kind: 'coordinate'; delta: number };
+export type Perturbation =
+  | { kind: 'gaussian'; sigma: number; antithetic: boolean }
+  /** Per-parameter sigma (SNES, PGPE): eps_j = f32(sigmas_j * z_j), a float32 product rounded once. */
+  | { kind: 'diagonal'; sigmas: Float32Array; antithetic: boolean }
+  | { kind: 'coordinate'; delta: number };
 
 export interface PopulationRequest {
-  model: ModelConfig;
   mu: Float32Array;
   perturbation: Perturbation;
   /** Noise key: seed (uint32) and ES step. */
@@ -29,8 +32,18 @@ export interface PopulationRequest {
   /** Global member indices [start, end). */
   start: number;
   end: number;
-  episode: Episode;
-  distance: Distance;
+  /** ProtoNet evaluators: the model, the episode and the distance (see protoNetTask). */
+  model?: ModelConfig;
+  episode?: Episode;
+  distance?: Distance;
+  /** Objective evaluators (lib/es/objective.ts): structured-clonable data handed to the objective. */
+  context?: unknown;
+}
+
+/** The ProtoNet fields of a request, or a clear error when an evaluator of ProtoNets gets a request without them. */
+export function protoNetTask(req: Pick<PopulationRequest, 'model' | 'episode' | 'distance'>): { model: ModelConfig; episode: Episode; distance: Distance } {
+  if (!req.model || !req.episode || !req.distance) throw new TypeError('ProtoNet population evaluator: the request has no model, episode or distance');
+  return { model: req.model, episode: req.episode, distance: req.distance };
 }
 
 export interface NoiseSumRequest {
@@ -40,10 +53,17 @@ export interface NoiseSumRequest {
   step: number;
   antithetic: boolean;
   sigma: number;
+  /** Per-parameter sigma (length D) replacing the scalar in eps: eps_ij = f32(sigmas_j * z_ij). */
+  sigmas?: Float32Array;
+  /**
+   * 'linear' (default): out_j = sum_i weights[i] * s_i * eps_ij;
+   * 'square': out_j = sum_i weights[i] * (z_ij^2 - 1), z_ij^2 exact in float64 from the float32 z.
+   */
+  kind?: 'linear' | 'square';
   /** Global member indices [start, start + weights.length). */
   start: number;
   /**
-   * out_j = sum_i weights[i] * s_i * eps_ij over members i in order (eps = f32(sigma * z), s_i the antithetic sign),
+   * Member weights; the sum runs over members i in order (eps = f32(sigma * z), s_i the antithetic sign),
    * accumulated in float64 in member order (fixed order => deterministic).
    */
   weights: Float64Array;

@@ -2,7 +2,7 @@
  * The ES hot loop on cpu-native: PopulationEvaluator (lib/es/population.ts) backed by one
  * native call per request, run off the event loop on the addon's thread pool.
  */
-import type { NoiseSumRequest, PopulationEvaluator, PopulationRequest } from '../../es/population.js';
+import { protoNetTask, type NoiseSumRequest, type PopulationEvaluator, type PopulationRequest } from '../../es/population.js';
 import { ProtoNetLayout } from '../../model/layout.js';
 import { STREAM } from '../../rng/philox.js';
 import { addon, loadAddon } from './addon.js';
@@ -29,17 +29,17 @@ export class NativePopulationEvaluator implements PopulationEvaluator {
   }
 
   evaluate(req: PopulationRequest): Promise<Float64Array> {
-    const m = req.model;
+    const { model: m, episode: ep, distance } = protoNetTask(req);
     const layout = new ProtoNetLayout(m);
     layout.checkParams(req.mu);
-    const ep = req.episode;
     const pert = req.perturbation;
+    if (pert.kind === 'diagonal') throw new RangeError('cpu-native population evaluator: per-parameter sigma is not built into this addon yet');
     return addon().evaluatePopulation({
       blocks: m.blocks, inChannels: m.inChannels, imageSize: m.imageSize, channels: m.channels, bnEps: m.bnEps,
       way: ep.way, supportCount: ep.support.shape[0], queryCount: ep.query.shape[0],
       support: f32(ep.support.data, 'episode.support'), query: f32(ep.query.data, 'episode.query'),
       supportLabels: ep.supportLabels, queryLabels: ep.queryLabels,
-      distance: req.distance, cosineScale: 1,
+      distance, cosineScale: 1,
       mu: req.mu,
       kind: pert.kind,
       ...(pert.kind === 'gaussian' ? { sigma: pert.sigma, antithetic: pert.antithetic } : { delta: pert.delta }),
@@ -49,6 +49,7 @@ export class NativePopulationEvaluator implements PopulationEvaluator {
   }
 
   noiseSum(req: NoiseSumRequest): Promise<Float64Array> {
+    if (req.sigmas || (req.kind ?? 'linear') !== 'linear') throw new RangeError('cpu-native noiseSum: per-parameter sigma and square sums are not built into this addon yet');
     return addon().noiseSum({
       numParams: req.mu.length, seed: req.seed, step: req.step, antithetic: req.antithetic, sigma: req.sigma,
       start: req.start, weights: req.weights, threads: this.threads,

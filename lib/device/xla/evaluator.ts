@@ -5,7 +5,7 @@
  * are specialized to shapes and cached by their text in the executor.
  */
 import { getDevice } from '../registry.js';
-import type { NoiseSumRequest, PopulationEvaluator, PopulationRequest } from '../../es/population.js';
+import { protoNetTask, type NoiseSumRequest, type PopulationEvaluator, type PopulationRequest } from '../../es/population.js';
 import { ProtoNetLayout } from '../../model/layout.js';
 import type { Program } from './hlo.js';
 import { XlaDevice } from './device.js';
@@ -25,16 +25,19 @@ export class XlaPopulationEvaluator implements PopulationEvaluator {
   }
 
   async evaluate(req: PopulationRequest): Promise<Float64Array> {
-    const layout = new ProtoNetLayout(req.model);
+    const task = protoNetTask(req);
+    if (req.perturbation.kind === 'diagonal') throw new RangeError('xla population evaluator: per-parameter sigma (diagonal perturbation) is not supported on the xla device; use cpu-native or cpu-ts');
+    const pert = req.perturbation;
+    const layout = new ProtoNetLayout(task.model);
     layout.checkParams(req.mu);
     const n = req.end - req.start;
     if (!(Number.isInteger(req.start) && Number.isInteger(req.end) && 0 <= req.start && n >= 0)) throw new RangeError(`evaluate: invalid member range [${req.start}, ${req.end})`);
     if (n === 0) return new Float64Array(0);
     const ex = this.dev.executor;
     const replicas = ex.deviceCount > 1 && n % ex.deviceCount === 0 ? ex.deviceCount : 1;
-    const ep = req.episode;
-    const shape = { model: layout.config, episode: { way: ep.way, support: ep.support.shape[0]!, query: ep.query.shape[0]! }, distance: req.distance, memberConv: this.memberConv, precision: this.dev.precision };
-    const prog = this.program(JSON.stringify(['eval', shape, req.perturbation, n, replicas, this.memberConv]), () => evaluateProgram(shape, n / replicas, req.perturbation, replicas));
+    const ep = task.episode;
+    const shape = { model: layout.config, episode: { way: ep.way, support: ep.support.shape[0]!, query: ep.query.shape[0]! }, distance: task.distance, memberConv: this.memberConv, precision: this.dev.precision };
+    const prog = this.program(JSON.stringify(['eval', shape, pert, n, replicas, this.memberConv]), () => evaluateProgram(shape, n / replicas, pert, replicas));
     const args = [hostArray(req.mu, [req.mu.length]), scalarU32(req.seed), scalarU32(req.step), scalarU32(req.start), ...episodeInputs(ep), ZERO_I64];
     const outs = await ex.run(prog, Array.from({ length: replicas }, () => args));
     const f = new Float64Array(n);
@@ -45,6 +48,7 @@ export class XlaPopulationEvaluator implements PopulationEvaluator {
   async noiseSum(req: NoiseSumRequest): Promise<Float64Array> {
     const p = req.weights.length, d = req.mu.length;
     if (!(req.sigma > 0)) throw new RangeError(`noiseSum: sigma must be > 0, got ${req.sigma}`);
+    if (req.sigmas || (req.kind ?? 'linear') !== 'linear') throw new RangeError('xla noiseSum: per-parameter sigma and square sums are not lowered; use cpu-native or cpu-ts');
     if (p === 0) return new Float64Array(d);
     const fast = this.dev.precision === 'fast';
     const prog = this.program(JSON.stringify(['sum', d, p, req.sigma, req.antithetic, this.dev.precision]), () => noiseSumProgram(d, p, req.sigma, req.antithetic, this.dev.precision));

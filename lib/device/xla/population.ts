@@ -169,6 +169,7 @@ export function perturbedThetas(fb: FuncBuilder, mu: Value, members: Value, pert
     const nudged = fb.convert(fb.add(muH, fb.splat(pert.delta, ht, [p, d])), 'f32');
     return fb.select(mask, nudged, fb.broadcastInDim(mu, [p, d], [1]));
   }
+  if (pert.kind === 'diagonal') throw new RangeError('xla: per-parameter sigma (diagonal perturbation) is not lowered; use cpu-native or cpu-ts');
   const eps = signedEps(fb, members, d, pert.sigma, pert.antithetic, key, precision);
   return fb.convert(fb.add(muH, eps), 'f32');
 }
