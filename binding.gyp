@@ -34,6 +34,7 @@
         'native/napi/job.cc',
         'native/napi/ops.cc',
         'native/napi/population.cc',
+        'native/napi/memstats.cc',
         'native/core/cpu.cc',
         'native/core/threadpool.cc',
         'native/core/ops_conv.cc',

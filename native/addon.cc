@@ -45,6 +45,7 @@ napi_value Init(napi_env env, napi_value exports) {
       {"setThreads", guarded<SetThreads>},
       {"workingBytes", guarded<WorkingBytes>},
       {"fmaPeak", guarded<FmaPeak>},
+      {"memStats", guarded<MemStats>},
   };
   for (const auto& e : table) {
     if (!exportFunction(env, exports, e.name, e.fn)) return nullptr;

@@ -40,5 +40,6 @@ Napi::Value SetIsa(const Napi::CallbackInfo& info);
 Napi::Value SetThreads(const Napi::CallbackInfo& info);
 Napi::Value WorkingBytes(const Napi::CallbackInfo& info);
 Napi::Value FmaPeak(const Napi::CallbackInfo& info);  // GFLOP/s of an FMA loop
+Napi::Value MemStats(const Napi::CallbackInfo& info);  // malloc heap statistics (memstats.cc)
 
 }  // namespace evometa
