@@ -21,7 +21,7 @@ import { getSplit } from '../lib/data/splits.js';
 import { EpisodeSampler } from '../lib/data/sampler.js';
 import { ClusteredEpisodeSampler, clusterClasses, type ClassClustering } from '../lib/data/clustered-sampler.js';
 import { trainMamlBatched } from '../lib/maml/cluster.js';
-import { EsTrainer } from '../lib/es/trainer.js';
+import { ProtoNetEsMethod } from '../lib/methods/protonet-es/method.js';
 
 const budget = Number(arg('budget', '60')), seeds = Number(arg('seeds', '1'));
 const m0 = machine();
@@ -54,7 +54,7 @@ for (let seed = 0; seed < seeds; seed++) {
   // ES-ProtoNet: the quick preset's maths (WSR, pop 32, C = 16, SGD momentum 0.9 lr 0.1), 5-way 1-shot training episodes.
   for (const m of modes.filter((x) => x.by !== 'embedding')) {
     const trainSrc = m.by ? new ClusteredEpisodeSampler(train, { ...spec, seed }, assignments[m.by]) : new EpisodeSampler(train, { ...spec, seed });
-    const t = await EsTrainer.create({ model: { channels: 16, imageSize: 28 }, pop: 32, shards: 2, workers: 1, sigma: 0.01, lr: 0.1, optimizer: 'sgd', momentum: 0.9, train: spec, val: spec, seed, steps: 1e9, valEpisodes: 0 } as never, { train: trainSrc });
+    const t = await ProtoNetEsMethod.create({ model: { channels: 16, imageSize: 28 }, pop: 32, shards: 2, workers: 1, sigma: 0.01, lr: 0.1, optimizer: 'sgd', momentum: 0.9, train: spec, val: spec, seed, steps: 1e9, valEpisodes: 0 } as never, { train: trainSrc });
     try {
       const vals: { trainSeconds: number; accuracy: number; step: number }[] = [];
       const valSrc = { episode: (i: number) => val[i]! };

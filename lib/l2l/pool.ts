@@ -7,8 +7,12 @@
  * same for any worker count (tested).
  */
 import { Worker } from 'node:worker_threads';
-import { memberRange } from '../es/pool.js';
 import type { EngineSpec, EsJob, Executor, UnrollJob, UnrollOut } from './engine.js';
+
+/** Units [a, b) of worker w out of n for u units (contiguous, sizes differ by at most one). */
+function memberRange(u: number, n: number, w: number): [number, number] {
+  return [Math.floor((w * u) / n), Math.floor(((w + 1) * u) / n)];
+}
 
 type Reply = { type: 'ready' } | { type: 'done'; id: number; outs?: UnrollOut[]; fitness?: Float64Array } | { type: 'error'; id: number; message: string; stack?: string };
 

@@ -8,7 +8,9 @@
  *    stored), each member running the inner loop forward only; 'es-matrix'
  *    is the same estimate with the population matrix materialized (P x D, as
  *    the paper's implementation holds it), for the memory comparison.
- * Every method reports the bytes it holds through a PeakMeter.
+ * Every method books the bytes it holds on a PeakMeter under the shared
+ * categories (PART): the encoder tape, embeddings and seed as activations, the
+ * head tape as the inner-loop tape, head state and adjoints as inner-loop state.
  */
 import type { Device } from '../device/registry.js';
 import { DirectOps, type TensorOps } from '../ops/api.js';
@@ -18,7 +20,7 @@ import { Tensor, allocLike, type FloatArray } from '../tensor/tensor.js';
 import { Tape, layoutLeaves } from '../autodiff/tape.js';
 import { groupWeights } from '../es/estimators.js';
 import { memberNoise, fillMemberNoise, noiseSumInto, perturbMember } from '../es/noise.js';
-import { PeakMeter, meterOps } from '../ops/accounting.js';
+import { PART, PeakMeter, meterOps } from '../ops/accounting.js';
 import { backwardInner, innerLoop, queryLoss, type HeadProblem } from './head.js';
 import { checkMamlConfig, type MamlConfig, type MamlLayout } from './layout.js';
 
@@ -70,59 +72,58 @@ export function mamlBackprop(ctx: MetaContext, phi: FloatArray, ep: Episode, ord
   const g = grad ?? allocLike(phi, phi.length);
   L.check(g);
   g.fill(0);
-  meter.set('params', phi.byteLength);
-  meter.set('gradient', g.byteLength);
-  meter.set('episode', ep.support.data.byteLength + ep.query.data.byteLength);
+  meter.set(PART.parameters, phi.byteLength);
+  meter.set(PART.gradient, g.byteLength);
+  meter.set(PART.episode, ep.support.data.byteLength + ep.query.data.byteLength);
   const tape = new Tape(ctx.device);
   const zVar = embed(tape, enc, L.encoderParams(phi), ctx.bn, concatImages(ep.support, ep.query), { bn: 'batch' }, layoutLeaves(tape, enc));
-  meter.set('tape', tape.bytesHeld());
   const z = zVar.value;
-  meter.set('embeddings', z.data.byteLength);
+  // Activations: the encoder tape (saved tensors, the image batch) and the embeddings it produced.
+  meter.set(PART.activations, tape.bytesHeld() + z.data.byteLength);
   const h = headProblem(ctx, z.data, ep);
   const inner = innerLoop(h, L.headWeight(phi).data, L.headBias(phi).data, ctx.cfg.innerSteps, order === 'second-order');
-  // The inner loop's peak is at its end: the tape (g x l, grown monotonically) plus the head state and scratch.
+  // The inner loop's peak is at its end: the head tape (g x l, grown monotonically) plus the head state and scratch.
   const tapeBytes = inner.tape?.bytes ?? 0, stateBytes = inner.w.byteLength + inner.b.byteLength;
-  meter.set('head tape', tapeBytes);
-  meter.reached('head', inner.peakBytes - tapeBytes);
+  meter.set(PART.innerTape, tapeBytes);
+  meter.reached(PART.innerState, inner.peakBytes - tapeBytes);
   const q = queryLoss(h, inner.w, inner.b);
-  meter.reached('head', stateBytes + q.bytes);
+  meter.reached(PART.innerState, stateBytes + q.bytes);
   let dzs: FloatArray, dw0: FloatArray, db0: FloatArray;
   if (order === 'second-order') {
     const back = backwardInner(h, inner.tape!, q.dw, q.db);
     // backwardInner's peak is at its start: the whole tape plus its adjoints.
-    meter.reached('head', back.peakBytes - tapeBytes + q.bytes + stateBytes);
+    meter.reached(PART.innerState, back.peakBytes - tapeBytes + q.bytes + stateBytes);
     ({ dzs, dw0, db0 } = back);
   } else {
     dzs = allocLike(q.dw, h.zs.length);
     dw0 = q.dw;
     db0 = q.db;
   }
-  meter.set('head tape', 0);
+  meter.set(PART.innerTape, 0);
   // The embeddings' adjoint [NS + NQ, E] seeds the encoder backward.
   const seed = new Tensor(allocLike(z.data, z.size), z.shape);
   seed.data.set(dzs, 0);
   seed.data.set(q.dzq, dzs.length);
-  meter.set('head', dw0.byteLength + db0.byteLength);
-  meter.set('embeddings', 0);
-  meter.set('seed', seed.data.byteLength);
+  meter.set(PART.innerState, dw0.byteLength + db0.byteLength);
+  meter.set(PART.activations, tape.bytesHeld() + seed.data.byteLength);
   tape.backward(zVar, g, seed);
-  meter.reached('tape', tape.peakBytes);
-  meter.set('tape', 0);
-  meter.set('seed', 0);
+  meter.reached(PART.activations, tape.peakBytes + seed.data.byteLength);
+  meter.set(PART.activations, 0);
   g.set(dw0, L.headWeightOffset);
   g.set(db0, L.headBiasOffset);
-  meter.set('head', 0);
+  meter.set(PART.innerState, 0);
   return { loss: q.loss, accuracy: q.accuracy, grad: g, meter };
 }
 
 /** The meta-loss of one parameter vector, forward only (no tape): embed, inner loop, query loss. */
 export function mamlForwardLoss<V extends object>(ctx: MetaContext, ops: TensorOps<V>, theta: FloatArray, images: Tensor, ep: Episode): { loss: number; accuracy: number; headBytes: number } {
+  // headBytes: the head's largest state (inner loop or query loss); the embeddings are the encoder's output.
   const L = ctx.layout;
   const z = ops.value(embed(ops, L.encoder, L.encoderParams(theta), ctx.bn, images, { bn: 'batch' }));
   const h = headProblem(ctx, z.data, ep);
   const inner = innerLoop(h, L.headWeight(theta).data, L.headBias(theta).data, ctx.cfg.innerSteps, false);
   const q = queryLoss(h, inner.w, inner.b);
-  return { loss: q.loss, accuracy: q.accuracy, headBytes: z.data.byteLength + Math.max(inner.peakBytes, inner.w.byteLength + inner.b.byteLength + q.bytes) };
+  return { loss: q.loss, accuracy: q.accuracy, headBytes: Math.max(inner.peakBytes, inner.w.byteLength + inner.b.byteLength + q.bytes) };
 }
 
 /** ES meta-gradient (WSR, paper eq. 9) with noise regenerated from (seed, step, member); 'es-matrix' holds the P x D population matrix instead. */
@@ -135,20 +136,19 @@ export function mamlEs(ctx: MetaContext, mu: Float32Array, ep: Episode, es: EsSe
   if (!(es.sigma > 0)) throw new RangeError(`maml es: sigma must be > 0, got ${es.sigma}`);
   const g = grad ?? new Float32Array(d);
   L.check(g);
-  meter.set('params', mu.byteLength);
-  meter.set('gradient', g.byteLength);
-  meter.set('episode', ep.support.data.byteLength + ep.query.data.byteLength);
+  const sum = new Float64Array(d);
+  meter.set(PART.parameters, mu.byteLength);
+  meter.set(PART.gradient, g.byteLength + sum.byteLength);
+  meter.set(PART.episode, ep.support.data.byteLength + ep.query.data.byteLength);
   const images = concatImages(ep.support, ep.query);
-  meter.set('images', images.data.byteLength);
-  const theta = new Float32Array(d), z = new Float32Array(d), fitness = new Float64Array(es.pop);
-  let working = theta.byteLength + z.byteLength + fitness.byteLength;
-  meter.set('es', working);
+  const theta = new Float32Array(d), z = new Float32Array(d), fitness = new Float64Array(es.pop), weights = new Float64Array(es.pop);
+  meter.set(PART.population, theta.byteLength + z.byteLength + fitness.byteLength + weights.byteLength);
   const pert = { kind: 'gaussian' as const, sigma: es.sigma, antithetic: es.antithetic };
   let matrix: Float32Array | null = null;
   if (method === 'es-matrix') {
     if (es.pop * d > 2 ** 31) throw new RangeError(`maml es-matrix: a ${es.pop} x ${d} population matrix is too large to allocate`);
     matrix = new Float32Array(es.pop * d);
-    meter.set('population matrix', matrix.byteLength);
+    meter.set(PART.matrix, matrix.byteLength);
     for (let m = 0; m < es.pop; m++) {
       const { id, sign } = memberNoise(m, es.antithetic);
       fillMemberNoise(z, es.seed, es.step, id);
@@ -164,16 +164,14 @@ export function mamlEs(ctx: MetaContext, mu: Float32Array, ep: Episode, es: EsSe
     else perturbMember(theta, mu, pert, es.seed, es.step, m, z);
     metered.reset();
     const r = mamlForwardLoss(ctx, metered.ops, theta, images, ep);
-    meter.reached('forward', Math.max(metered.opPeak, r.headBytes));
+    // Every op output of the member's encoder forward, the image batch, and the head's inner-loop state.
+    meter.set(PART.activations, metered.allocated + images.data.byteLength);
+    meter.set(PART.innerState, r.headBytes);
     fitness[m] = -r.loss;
     lossSum += r.loss;
     accSum += r.accuracy;
   }
-  const weights = new Float64Array(es.pop); // sized for P even when only `used` members ran
   weights.set(groupWeights(fitness.subarray(0, used), { estimator: 'wsr', sigma: es.sigma, baseline: false, nonFinite: 'worst' }).weights);
-  const sum = new Float64Array(d);
-  working += weights.byteLength + sum.byteLength;
-  meter.set('es', working);
   if (matrix) {
     for (let m = 0; m < used; m++) {
       const w = weights[m]!;
@@ -183,8 +181,10 @@ export function mamlEs(ctx: MetaContext, mu: Float32Array, ep: Episode, es: EsSe
     noiseSumInto(sum, { mu, seed: es.seed, step: es.step, antithetic: es.antithetic, sigma: es.sigma, start: 0, weights: weights.subarray(0, used) }, z);
   }
   for (let j = 0; j < d; j++) g[j] = -sum[j]!;
-  meter.set('es', 0);
-  meter.set('population matrix', 0);
+  meter.set(PART.activations, 0);
+  meter.set(PART.innerState, 0);
+  meter.set(PART.population, 0);
+  meter.set(PART.matrix, 0);
   return { loss: lossSum / used, accuracy: accSum / used, grad: g, meter };
 }
 

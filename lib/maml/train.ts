@@ -10,7 +10,7 @@ import type { Episode } from '../model/protonet.js';
 import { DirectOps } from '../ops/api.js';
 import { concatImages } from '../model/protonet.js';
 import { createOptimizer, type OptimizerConfig } from '../optim/optimizers.js';
-import { PeakMeter } from '../ops/accounting.js';
+import { PART, PeakMeter } from '../ops/accounting.js';
 import { initMaml, MamlLayout, type MamlConfig } from './layout.js';
 import { mamlBackprop, mamlEs, mamlForwardLoss, type EsSettings, type MamlMethod, type MetaContext } from './metagrad.js';
 
@@ -78,7 +78,7 @@ export function trainMaml(o: MamlTrainOptions): MamlTrainResult {
   for (let step = 0; step < o.steps; step++) {
     const ep = o.train.episode(step);
     const meter = new PeakMeter();
-    meter.set('optimizer', Math.max(opt.bytes(), optimizerBytes(o.optimizer ?? defaultOptimizer(o.method), phi.length)));
+    meter.set(PART.optimizer, Math.max(opt.bytes(), optimizerBytes(o.optimizer ?? defaultOptimizer(o.method), phi.length)));
     const t0 = performance.now();
     const r = isEs
       ? mamlEs({ ...ctx, meter }, phi, ep, { ...o.es!, seed: o.seed, step }, o.method as 'es' | 'es-matrix', grad)

@@ -7,7 +7,10 @@ const METHOD_LABEL: Record<string, string> = {
   'maml-second-order': 'backprop through l steps (2nd order)',
   'maml-first-order': 'first-order MAML',
   'maml-es': 'ES, noise regenerated',
-  'maml-es-matrix': 'ES, population matrix',
+  'head-second-order': 'backprop through l steps (2nd order)',
+  'head-first-order': 'first-order',
+  'head-es': 'ES, noise regenerated',
+  'head-es-matrix': 'ES, population matrix',
 };
 
 export function methodLabel(m: string): string { return METHOD_LABEL[m] ?? m; }
