@@ -73,6 +73,7 @@ export async function runTraining(t: TrainingRun): Promise<LoopResult> {
     for (const line of t.describe) log(line);
     const bar = createProgress(method.name, method.totalSteps, { enabled: t.progress });
     let lastVal: number | null = t.resume?.bestScore ?? null;
+    const score = (x: number | null | undefined): string => method.scoreFormat === 'number' ? (typeof x === 'number' && Number.isFinite(x) ? x.toFixed(4) : '-') : pct(x);
     let r: LoopResult;
     try {
       r = await runLoop(method, {
@@ -80,9 +81,9 @@ export async function runTraining(t: TrainingRun): Promise<LoopResult> {
         ...(t.collapse ? { collapse: t.collapse } : {}), ...(t.maxMinutes !== undefined ? { maxMs: t.maxMinutes * 60000 } : {}),
         ...(t.resume ? { resume: t.resume } : {}), ...(t.startRecord ? { startRecord: t.startRecord } : {}),
         onStep: (s, step) => bar.update(step + 1, {
-          loss: s.loss, val: pct(lastVal), ...(s['candPerS'] !== undefined ? { 'cand/s': Math.round(s['candPerS']) } : {}),
+          loss: s.loss, val: score(lastVal), ...(s['candPerS'] !== undefined ? { 'cand/s': Math.round(s['candPerS']) } : {}),
         }),
-        onVal: (v, step) => { lastVal = v.score; bar.update(step, { val: pct(v.score) }); },
+        onVal: (v, step) => { lastVal = v.score; bar.update(step, { val: score(v.score) }); },
       });
     } finally {
       bar.stop();
@@ -90,7 +91,7 @@ export async function runTraining(t: TrainingRun): Promise<LoopResult> {
     }
     const l = r.loop;
     const why = { done: 'finished', interrupted: 'interrupted', time: `stopped after --max-minutes ${t.maxMinutes}` }[r.end];
-    const best = l.bestStep >= 0 ? `; best validation ${pct(l.bestScore)} at step ${l.bestStep}${r.bestCheckpoint ? ` (${r.bestCheckpoint})` : ''}` : '';
+    const best = l.bestStep >= 0 ? `; best validation ${score(l.bestScore)} at step ${l.bestStep}${r.bestCheckpoint ? ` (${r.bestCheckpoint})` : ''}` : '';
     log(`${why} at step ${l.step} of ${method.totalSteps} after ${l.elapsedS.toFixed(0)} s${best}; last checkpoint ${r.lastCheckpoint ?? '-'}`);
     if (r.end !== 'done') log(`continue with: --resume ${r.lastCheckpoint ?? join(t.out, 'last.safetensors')}`);
     if (r.end === 'interrupted') {

@@ -45,6 +45,7 @@ function copySlot(s: SlotData): SlotData {
 export class L2lMethod implements TrainMethod {
   readonly name = 'l2l';
   readonly workUnit = 'optimizee steps';
+  readonly scoreFormat = 'number';
   step = 0;
   readonly phi: Float32Array;
   /** Trajectories in progress (bptt), one per meta-batch task. */

@@ -63,6 +63,8 @@ export interface TrainMethod {
   readonly chanceScore?: number;
   /** Training loss of guessing (ln way): a loss window above it, exploding, is a collapse. */
   readonly chanceLoss?: number;
+  /** How the validation score reads: an accuracy shown as a percentage (default), or a plain number (e.g. minus a log loss). */
+  readonly scoreFormat?: 'percent' | 'number';
   /** Metrics key of the cumulative work (default 'work'; ES: 'evals'). */
   readonly workKey?: string;
   saveState(): MethodState;
