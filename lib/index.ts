@@ -33,14 +33,16 @@ export {
 } from './device/registry.js';
 export { nativeInfo, setNativeThreads, setNativeIsa, type NativeInfo } from './device/cpu-native/index.js';
 export { configureXla, type XlaOptions, type XlaExecutorKind } from './device/xla/index.js';
+export type { Precision } from './device/xla/population.js';
 
 // --- Tensors and ops: models are written once against TensorOps and run on any device.
 export { Tensor, type DType, type FloatArray } from './tensor/tensor.js';
 export { DirectOps, type TensorOps, type BnTrainResult } from './ops/api.js';
+export type { Conv2dAttrs, PoolAttrs } from './ops/contract.js';
 export { Rng } from './rng/philox.js';
 
 // --- Model: the ProtoNet ConvNet-4 as one flat parameter vector (PyTorch state_dict names).
-export { ProtoNetLayout, initialBnState, DEFAULT_MODEL, type ModelConfig, type BnState } from './model/layout.js';
+export { ProtoNetLayout, initialBnState, DEFAULT_MODEL, type ModelConfig, type BnState, type LayoutEntry } from './model/layout.js';
 export { initParams } from './model/init.js';
 export {
   embed, episodeLoss,
@@ -51,15 +53,22 @@ export { episodeGradient, type EpisodeGradient } from './autodiff/protonet.js';
 
 // --- Checkpoints: safetensors files PyTorch loads unchanged; a run's resumable state.
 export { saveCheckpoint, loadCheckpoint, type ProtoNetState, type LoadedCheckpoint } from './model/checkpoint.js';
-export { readSafetensors, writeSafetensors, type StData, type StTensor, type SafetensorsFile } from './io/safetensors.js';
+export {
+  readSafetensors, writeSafetensors,
+  type StData, type StDType, type StTensor, type SafetensorsFile, type SafetensorsHeader, type StEntry, type ReadSafetensorsOptions,
+} from './io/safetensors.js';
 export { readRunState, resolveResumePath, type RunState, type LoopState } from './train/run-files.js';
 
 // --- Data: the embedded Omniglot (or Lake's zips), class splits, seeded episode samplers.
-export { loadOmniglot, OmniglotDataset, type LoadOmniglotOptions, type LoadProgress } from './data/omniglot.js';
-export { getSplit, type SplitScheme, type SplitPart, type OmniglotSplit, type OmniglotClass } from './data/splits.js';
-export { EpisodeSampler, type EpisodeSpec } from './data/sampler.js';
+export { loadOmniglot, OmniglotDataset, type LoadOmniglotOptions, type LoadProgress, type CacheInfo, type CacheStatus, type DataSource } from './data/omniglot.js';
+export { getSplit, type SplitScheme, type SplitPart, type OmniglotSplit, type OmniglotClass, type GetSplitOptions } from './data/splits.js';
+export type { Rotation } from './data/preprocess.js';
+export { EpisodeSampler, type EpisodeSpec, type EpisodeDraw } from './data/sampler.js';
 export { SyntheticEpisodes, type EpisodeSource, type SyntheticOptions } from './data/synthetic.js';
-export { omniglotSources, omniglotTestSampler, TEST_SEED, type ProtoNetSources, type OmniglotSourceOptions } from './methods/protonet/data.js';
+export {
+  omniglotSources, omniglotTestSampler, TEST_SEED,
+  type ProtoNetSources, type OmniglotSourceOptions, type SourceConfig, type EpisodeCounts,
+} from './methods/protonet/data.js';
 
 // --- ES core: ask/tell strategies on any objective (a function, or a module run on worker threads).
 export {
@@ -69,21 +78,25 @@ export {
 export { WSR, NES, OpenAIES, PGPE, SNES, FD, type NesOptions, type PgpeOptions, type SnesOptions, type FdOptions } from './es/strategies.js';
 export { objectiveRunner, type Objective, type ObjectiveContext } from './es/objective.js';
 export type { PopulationRunner } from './es/runner.js';
+export type { NonFinitePolicy } from './es/estimators.js';
 export type { Schedule, ScheduleKind } from './es/schedule.js';
 
 // --- Training: the one loop every method plugs into, its metrics sinks, the methods and their presets.
 export { runLoop, CollapseError, type LoopOptions, type LoopResult, type LoopEnd } from './train/loop.js';
+export type { CollapseConfig } from './train/collapse.js';
 export type { TrainMethod, StepMetrics, ValResult, MethodState, ExportedModel } from './train/method.js';
 export { MetricsLog } from './train/metrics.js';
 export { CsvMetricsSink, type MetricsSink } from './train/metrics-sinks.js';
 export {
   esConfig, ES_PRESETS, ES_DEFAULT_PRESET, type EsPreset,
 } from './methods/protonet-es/presets.js';
-export type { EsConfig, EsConfigInput, EsEstimator, EsOptimizer, EsEpisodeShape } from './methods/protonet-es/config.js';
+export type {
+  EsConfig, EsConfigInput, EsEstimator, EsOptimizer, EsEpisodeShape, SigmaSchedule, LrSchedule, PopSchedule,
+} from './methods/protonet-es/config.js';
 export { ProtoNetEsMethod, type EsMethodInit } from './methods/protonet-es/method.js';
 export {
   backpropConfig, BACKPROP_PRESETS, BACKPROP_DEFAULT_PRESET,
-  type BackpropPreset, type BackpropConfig, type BackpropConfigInput, type BackpropEpisodeShape,
+  type BackpropPreset, type BackpropConfig, type BackpropConfigInput, type BackpropEpisodeShape, type BackpropOptimizer,
 } from './methods/backprop/config.js';
 export { BackpropMethod, type BackpropInit } from './methods/backprop/method.js';
 
@@ -92,9 +105,13 @@ export { evaluateCheckpoint, type EvalOptions, type EvalResult } from './eval/ev
 export { summarize, type Summary } from './eval/stats.js';
 
 // --- Export: a checkpoint's encoder as ONNX or as a PyTorch module.
-export { exportOnnx, ONNX_INPUT, ONNX_OUTPUT, type OnnxExportOptions } from './export/onnx.js';
+export { exportOnnx, ONNX_INPUT, ONNX_OUTPUT, type OnnxExportOptions, type OnnxBnMode } from './export/onnx.js';
 export { exportPytorch } from './export/pytorch.js';
 export type { ExportState } from './export/source.js';
 
 // --- Reports: charts of one or more runs as self-contained HTML and SVG.
-export { writeRunReport, readRun, type ReportOptions, type ReportResult, type RunData } from './report/index.js';
+export {
+  writeRunReport, readRun,
+  type ReportOptions, type ReportResult, type RunData, type Chart, type MetricsPoint, type MetricsRecord,
+  type MetricsStartRecord, type MetricsStepRecord, type MetricsValRecord, type MetricsTestRecord, type MetricsEndRecord, type MetricsResumeRecord,
+} from './report/index.js';

@@ -34,7 +34,7 @@ export function deviceTable(rows: DeviceRow[]): string {
   const w = head.map((_, c) => Math.max(...[head, ...body].map((row) => row[c]!.length)));
   const fmt = (row: string[]): string => `${row[0]!.padEnd(w[0]!)} ${row.slice(1).map((cell, i) => (i === 1 ? cell.padStart(w[i + 1]!) : i === row.length - 2 ? cell : cell.padEnd(w[i + 1]!))).join('  ')}`.trimEnd();
   const def = rows.find((r) => r.default);
-  const foot = def ? `* default (used when --device is not given): ${def.name}` : 'no device is available';
+  const foot = def ? `default device (marked *, used when --device is not given): ${def.name}` : 'no device is available';
   return [fmt(head), ...body.map(fmt), '', foot].join('\n');
 }
 

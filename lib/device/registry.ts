@@ -72,6 +72,7 @@ export function registerDevice(name: string, factory: DeviceFactory): void {
   factories.set(name, factory);
 }
 
+/** A device that is unknown or cannot initialize (`reason` says why); the CLI prints it and exits 2. */
 export class DeviceUnavailableError extends Error {
   constructor(readonly device: string, readonly reason: string) {
     super(`device ${device} is unavailable: ${reason}`);
@@ -144,6 +145,7 @@ export function deviceReport(probe = true): DeviceStatus[] {
     });
 }
 
+/** Names of the registered devices (initialized or not). */
 export function registeredDevices(): string[] {
   return [...factories.keys()];
 }

@@ -9,6 +9,7 @@ import { dirname } from 'node:path';
 import { writeFileAtomic } from '../io/atomic.js';
 import type { MetricsSink } from './metrics-sinks.js';
 
+/** The metrics.jsonl sink: one JSON object per record (start, step, val, test, end), appended and flushed as it comes. */
 export class MetricsLog implements MetricsSink {
   constructor(readonly path: string) {
     mkdirSync(dirname(path), { recursive: true });

@@ -12,10 +12,11 @@
 import { UserError } from '../../errors.js';
 import { modelConfig, type ModelConfig } from '../../model/layout.js';
 import type { Distance } from '../../model/protonet.js';
+import type { SplitScheme } from '../../data/splits.js';
 
 export interface BackpropEpisodeShape { way: number; shot: number; query: number }
 export type BackpropOptimizer = 'adam' | 'sgd';
-export type SplitName = 'vinyals' | 'paper';
+export type SplitName = SplitScheme;
 
 export interface BackpropConfig {
   model: ModelConfig;
@@ -30,7 +31,7 @@ export interface BackpropConfig {
   lrGamma: number;
   train: BackpropEpisodeShape;
   val: BackpropEpisodeShape;
-  split: SplitName;
+  split: SplitScheme;
   seed: number;
   /** Seed of the fixed validation (and test) episodes; default: seed. */
   valSeed: number;

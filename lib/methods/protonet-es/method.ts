@@ -82,6 +82,7 @@ function untilAborted<T>(p: Promise<T>, signal?: AbortSignal): Promise<T | typeo
   });
 }
 
+/** ES-ProtoNet as a TrainMethod: one ES generation per step on Omniglot episodes, validation of the mean model; create() it from esConfig(...) and run it with runLoop. */
 export class ProtoNetEsMethod implements TrainMethod {
   readonly name = 'es';
   readonly workUnit = 'member evaluations';

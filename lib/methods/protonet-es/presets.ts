@@ -7,13 +7,14 @@
  */
 import { availableParallelism } from 'node:os';
 import { UserError } from '../../errors.js';
+import type { SplitScheme } from '../../data/splits.js';
 import { resolveEsConfig, type EsConfig, type EsConfigInput } from './config.js';
 
-export type DataSplit = 'vinyals' | 'paper';
+export type DataSplit = SplitScheme;
 
 export interface EsPreset {
   description: string;
-  config: EsConfigInput & { split?: DataSplit };
+  config: EsConfigInput;
 }
 
 function paperRow(tpu: 'v3-8' | 'v3-256', channels: number, perCore: number, way: number, shot: number, source: string): EsPreset {
@@ -29,6 +30,7 @@ function paperRow(tpu: 'v3-8' | 'v3-256', channels: number, perCore: number, way
   };
 }
 
+/** Named ES configurations for `evometa train --preset` and esConfig(): 'quick' (the default) and the paper's Table I and III rows. */
 export const ES_PRESETS: Record<string, EsPreset> = {
   quick: {
     description: 'the default: WSR (paper eq. 9, paper scheme), C 16, pop 32 in 2 shards, sigma 0.01, SGD momentum 0.9 at lr 0.1 (the paper\'s alpha 1 step averaged over ~10 steps), 5-way 5-shot episodes; learns visibly within minutes on 2 cores (measurements in docs/es.md)',
