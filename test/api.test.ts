@@ -8,7 +8,7 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { spawnSync } from 'node:child_process';
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import ts from 'typescript';
@@ -101,6 +101,26 @@ test('docs/api.md names every public export', () => {
   const md = readFileSync(join(root, 'docs', 'api.md'), 'utf8');
   const missing = [...all(VALUES), ...all(TYPES)].filter((n) => !new RegExp('`' + n + '[`(]').test(md));
   assert.equal(missing, [], `not mentioned in docs/api.md: ${missing.join(', ')}`);
+});
+
+test('the imports shown in README.md and docs/*.md name real exports of evometa and evometa/internal', async () => {
+  const pub = await import('../lib/index.js') as Record<string, unknown>;
+  const internal = await import('../lib/internal.js') as Record<string, unknown>;
+  const types = all(TYPES);
+  const pages = ['README.md', ...readdirSync(join(root, 'docs')).filter((f) => f.endsWith('.md')).map((f) => join('docs', f))];
+  let seen = 0;
+  for (const page of pages) {
+    const text = readFileSync(join(root, page), 'utf8');
+    for (const m of text.matchAll(/import\s*\{([^}]*)\}\s*from\s*'(evometa(?:\/internal)?)'/g)) {
+      const names = m[1]!.split(',').map((n) => n.trim().replace(/^type\s+/, '')).filter((n) => /^[A-Za-z_$][\w$]*$/.test(n));
+      for (const n of names) {
+        seen++;
+        if (m[2] === 'evometa') assert.ok(n in pub || types.includes(n), `${page}: ${n} is not exported by evometa`);
+        else assert.ok(n in internal, `${page}: ${n} is not exported by evometa/internal`);
+      }
+    }
+  }
+  assert.ok(seen > 20, `found ${seen} imported names`);
 });
 
 test('evometa/internal re-exports every public value, and the package exports map points at built files', async () => {

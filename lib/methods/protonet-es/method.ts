@@ -103,6 +103,11 @@ export class ProtoNetEsMethod implements TrainMethod {
     this.chanceLoss = Math.log(cfg.train.way);
   }
 
+  /**
+   * Build the method and its workers. Pass esConfig(...) for the CLI's defaults (the quick preset);
+   * a partial EsConfigInput is filled from ES_DEFAULTS instead (the bare base the presets overlay:
+   * plain WSR at alpha 1, one shard). Close it when done (runLoop never does).
+   */
   static async create(input: EsConfigInput | EsConfig, sources: ProtoNetSources, init: EsMethodInit = {}): Promise<ProtoNetEsMethod> {
     const cfg = resolveEsConfig(input as EsConfigInput);
     const layout = new ProtoNetLayout(cfg.model);
