@@ -56,6 +56,13 @@ export function pct(x: number | null | undefined): string { return typeof x === 
 export async function runTraining(t: TrainingRun): Promise<LoopResult> {
   const { method } = t;
   const metricsPath = join(t.out, 'metrics.jsonl');
+  // Installed first and removed last: a first SIGINT/SIGTERM stops the run after the step in
+  // flight (saving it); a second one, also while the workers close, exits at once with 130.
+  const abort = new AbortController();
+  const off = onInterrupt((sig) => {
+    abort.abort();
+    process.stderr.write(`\n${sig}: finishing the step in flight, then saving; press Ctrl-C again to quit at once\n`);
+  });
   try {
     if (t.resume) {
       const dropped = truncateMetrics(metricsPath, t.resume.step);
@@ -66,11 +73,6 @@ export async function runTraining(t: TrainingRun): Promise<LoopResult> {
     for (const line of t.describe) log(line);
     const bar = createProgress(method.name, method.totalSteps, { enabled: t.progress });
     let lastVal: number | null = t.resume?.bestScore ?? null;
-    const abort = new AbortController();
-    const off = onInterrupt((sig) => {
-      abort.abort();
-      process.stderr.write(`\n${sig}: finishing the step in flight, then saving; press Ctrl-C again to quit at once\n`);
-    });
     let r: LoopResult;
     try {
       r = await runLoop(method, {
@@ -84,7 +86,6 @@ export async function runTraining(t: TrainingRun): Promise<LoopResult> {
       });
     } finally {
       bar.stop();
-      off();
       for (const s of sinks) s.close?.();
     }
     const l = r.loop;
@@ -92,11 +93,15 @@ export async function runTraining(t: TrainingRun): Promise<LoopResult> {
     const best = l.bestStep >= 0 ? `; best validation ${pct(l.bestScore)} at step ${l.bestStep}${r.bestCheckpoint ? ` (${r.bestCheckpoint})` : ''}` : '';
     log(`${why} at step ${l.step} of ${method.totalSteps} after ${l.elapsedS.toFixed(0)} s${best}; last checkpoint ${r.lastCheckpoint ?? '-'}`);
     if (r.end !== 'done') log(`continue with: --resume ${r.lastCheckpoint ?? join(t.out, 'last.safetensors')}`);
-    if (r.end === 'interrupted') process.exitCode = 130;
-    else if (t.after) await t.after(r, metrics);
+    if (r.end === 'interrupted') {
+      process.exitCode = 130;
+      return r;
+    }
+    if (t.after) await t.after(r, metrics);
     if (t.report ?? true) await report(t.out);
     return r;
   } finally {
     await method.close();
+    off();
   }
 }

@@ -10,7 +10,7 @@ import { DirectOps } from '../ops/api.js';
 import { episodeLoss } from '../model/protonet.js';
 import { initialBnState, ProtoNetLayout, type BnState, type ModelConfig } from '../model/layout.js';
 import { protoNetTask, type NoiseSumRequest, type PopulationEvaluator, type PopulationRequest } from './population.js';
-import { noiseSumInto, perturbMember } from './noise.js';
+import { checkPerturbation, noiseSumInto, perturbMember } from './noise.js';
 
 export class DirectOpsPopulationEvaluator implements PopulationEvaluator {
   readonly device: string;
@@ -51,6 +51,7 @@ export class DirectOpsPopulationEvaluator implements PopulationEvaluator {
     if (!(Number.isInteger(req.start) && Number.isInteger(req.end) && 0 <= req.start && req.start <= req.end)) {
       throw new RangeError(`evaluate: invalid member range [${req.start}, ${req.end})`);
     }
+    checkPerturbation(req.perturbation, req.mu.length);
     this.scratch(req.mu.length);
     const out = new Float64Array(req.end - req.start);
     let last = performance.now();

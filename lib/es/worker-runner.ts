@@ -22,7 +22,7 @@ interface Pending { resolve: (r: Reply) => void; reject: (e: Error) => void; set
 /** Control words in the shared Int32Array: the shard whose turn it is to add, and an abort flag. */
 export const CTL_TURN = 0, CTL_ABORT = 1;
 
-/** How long close() waits for work in flight before terminating the threads anyway. */
+/** How long close() waits for a worker to cancel or finish its work before terminating it anyway. */
 export const CLOSE_GRACE_MS = 10_000;
 
 class WorkerHandle {
@@ -237,26 +237,39 @@ export class WorkerRunner implements PopulationRunner {
   }
 
   /**
-   * Stop the workers: refuse new work, let work in flight finish (up to
-   * CLOSE_GRACE_MS; workers waiting for a shard turn are released by the abort
-   * flag), then terminate. Safe to call more than once.
+   * Stop the workers: refuse new work, raise the abort flag (workers waiting
+   * for a shard turn give up), ask every worker to close (its evaluator
+   * cancels native work in flight within one member; the message in progress
+   * settles), wait for that (at most CLOSE_GRACE_MS), then terminate the
+   * threads: no native call is running in a thread when it is torn down.
+   * Safe to call more than once.
    */
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
     Atomics.store(this.ctl, CTL_ABORT, 1);
     Atomics.notify(this.ctl, CTL_TURN);
-    const inFlight = this.handles.flatMap((h) => [...h.pending.values()].map((p) => p.settled));
-    if (inFlight.length > 0) {
-      let timer: NodeJS.Timeout | undefined;
-      await Promise.race([Promise.all(inFlight), new Promise<void>((r) => { timer = setTimeout(r, CLOSE_GRACE_MS); })]);
-      if (timer) clearTimeout(timer);
-    }
     await Promise.all(this.handles.map(async (h) => {
       h.worker.removeAllListeners('exit');
       h.worker.removeAllListeners('error');
+      h.worker.on('error', () => {}); // a worker failing while it closes must not throw here
       for (const p of h.pending.values()) p.reject(new Error('ES runner closed'));
       h.pending.clear();
+      if (!h.dead) {
+        await new Promise<void>((resolve) => {
+          const done = (): void => {
+            clearTimeout(timer);
+            h.worker.off('message', onMessage);
+            h.worker.off('exit', done);
+            resolve();
+          };
+          const onMessage = (r: { type?: string }): void => { if (r.type === 'closed') done(); };
+          const timer = setTimeout(done, CLOSE_GRACE_MS);
+          h.worker.on('message', onMessage);
+          h.worker.once('exit', done);
+          h.worker.postMessage({ type: 'close' });
+        });
+      }
       await h.worker.terminate();
     }));
   }

@@ -118,9 +118,26 @@ async function handle(m: Msg): Promise<Record<string, unknown> | null> {
   }
 }
 
+// 'close' (from WorkerRunner.close) jumps the queue: the evaluator cancels its work in flight
+// (native calls stop within one member), the handler in progress settles, then 'closed' tells
+// the runner that no native work is left and the thread can be terminated.
+async function closeWorker(): Promise<void> {
+  try {
+    await evaluator?.close?.();
+  } catch {
+    // closing is best effort; the runner terminates the thread either way
+  }
+  await chain;
+  port!.postMessage({ type: 'closed' });
+}
+
 // Messages are handled one at a time, in order.
 let chain = Promise.resolve();
-port.on('message', (m: Msg) => {
+port.on('message', (m: Msg | { type: 'close' }) => {
+  if (m.type === 'close') {
+    void closeWorker();
+    return;
+  }
   chain = chain.then(async () => {
     try {
       const r = await handle(m);

@@ -7,8 +7,8 @@
  * collapse detection. It never closes the method: the caller does, in a
  * finally, so every exit path releases workers (see runMethod below).
  *
- * Schedule, with S = steps done: the untrained model is validated once (a
- * fresh run with validation), then after each step whose S is a multiple of
+ * Schedule, with S = steps done: with valEvery > 0, the untrained model is
+ * validated once (a fresh run), then after each step whose S is a multiple of
  * valEvery and after the last step; the last checkpoint is written after each
  * S that is a multiple of checkpointEvery, on Ctrl-C, on the time limit and at
  * the end; best is written whenever validation improves.
@@ -26,7 +26,7 @@ export interface LoopOptions {
   /** Run directory: last.safetensors, best.safetensors (+ .state pairs). Absent: nothing is written. */
   out?: string;
   sinks?: MetricsSink[];
-  /** Validate every n steps (0: only at the start and end; requires method.validate). */
+  /** Validate every n steps, at the start and at the end (0: never; requires method.validate). */
   valEvery?: number;
   /** Write the last checkpoint every n steps (0: only at stops and the end). */
   checkpointEvery?: number;
@@ -74,7 +74,7 @@ export async function runLoop(method: TrainMethod, opts: LoopOptions = {}): Prom
   const collapse = new CollapseDetector(opts.collapse ?? { window: 0, lossFactor: 10, valChecks: 0 });
   if (loop.collapse) collapse.load(loop.collapse);
   const valEvery = opts.valEvery ?? 0, ckEvery = opts.checkpointEvery ?? 0;
-  const canVal = typeof method.validate === 'function';
+  const canVal = typeof method.validate === 'function' && valEvery > 0;
   const workKey = method.workKey ?? 'work';
   const sessionStart = Date.now(), elapsed0 = loop.elapsedS;
   const elapsed = (): number => elapsed0 + (Date.now() - sessionStart) / 1000;
@@ -135,7 +135,7 @@ export async function runLoop(method: TrainMethod, opts: LoopOptions = {}): Prom
     const why = collapse.observeLoss(method.step - 1, loss, method.chanceLoss ?? Infinity);
     if (why) collapsed(why);
     const done = method.step >= method.totalSteps;
-    if (canVal && ((valEvery > 0 && method.step % valEvery === 0) || done)) {
+    if (canVal && (method.step % valEvery === 0 || done)) {
       await validate();
       lastVal = method.step;
     }
