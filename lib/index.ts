@@ -31,7 +31,7 @@ export {
   getDevice, defaultDevice, deviceReport, registeredDevices, DeviceUnavailableError,
   type Device, type DeviceInfo, type DeviceStatus, type DeviceChoice,
 } from './device/registry.js';
-export { nativeInfo, setNativeThreads, setNativeIsa, type NativeInfo } from './device/cpu-native/index.js';
+export { nativeInfo, nativeLimits, setNativeThreads, setNativeIsa, type NativeInfo, type NativeLimits } from './device/cpu-native/index.js';
 export { configureXla, type XlaOptions, type XlaExecutorKind } from './device/xla/index.js';
 export type { Precision } from './device/xla/population.js';
 

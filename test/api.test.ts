@@ -19,7 +19,7 @@ const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 const VALUES: Record<string, string[]> = {
   errors: ['UserError', 'OmniglotDataError', 'SafetensorsError'],
   version: ['VERSION'],
-  devices: ['getDevice', 'defaultDevice', 'deviceReport', 'registeredDevices', 'DeviceUnavailableError', 'nativeInfo', 'setNativeThreads', 'setNativeIsa', 'configureXla'],
+  devices: ['getDevice', 'defaultDevice', 'deviceReport', 'registeredDevices', 'DeviceUnavailableError', 'nativeInfo', 'nativeLimits', 'setNativeThreads', 'setNativeIsa', 'configureXla'],
   tensors: ['Tensor', 'DirectOps', 'Rng'],
   model: ['ProtoNetLayout', 'initialBnState', 'DEFAULT_MODEL', 'initParams', 'embed', 'episodeLoss', 'evaluateEpisode', 'episodeGradient'],
   checkpoints: ['saveCheckpoint', 'loadCheckpoint', 'readSafetensors', 'writeSafetensors', 'readRunState', 'resolveResumePath'],
@@ -34,7 +34,7 @@ const VALUES: Record<string, string[]> = {
 
 /** Types only (interfaces and type aliases). */
 const TYPES: Record<string, string[]> = {
-  devices: ['Device', 'DeviceInfo', 'DeviceStatus', 'DeviceChoice', 'NativeInfo', 'XlaOptions', 'XlaExecutorKind', 'Precision'],
+  devices: ['Device', 'DeviceInfo', 'DeviceStatus', 'DeviceChoice', 'NativeInfo', 'NativeLimits', 'XlaOptions', 'XlaExecutorKind', 'Precision'],
   tensors: ['DType', 'FloatArray', 'TensorOps', 'BnTrainResult', 'Conv2dAttrs', 'PoolAttrs'],
   model: ['ModelConfig', 'BnState', 'LayoutEntry', 'Episode', 'EpisodeOutput', 'LossOptions', 'ForwardOptions', 'BnMode', 'Distance', 'EpisodeResult',
     'EvaluateEpisodeOptions', 'EpisodeGradient'],
