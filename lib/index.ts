@@ -1,97 +1,121 @@
-/** evometa public API (re-exports only). */
-export * from './tensor/tensor.js';
-export * from './tensor/shape.js';
-export * from './ops/contract.js';
-export * from './ops/api.js';
-export * from './device/registry.js';
-export * from './device/cpu-ts/index.js';
-export * from './device/cpu-native/index.js';
-export * from './device/xla/index.js';
-export * from './rng/philox.js';
-export * from './model/layout.js';
-export * from './model/init.js';
-export * from './model/protonet.js';
-export * from './model/checkpoint.js';
-export * from './io/safetensors.js';
-export * from './io/atomic.js';
-export * from './optim/optimizers.js';
-export * from './train/progress.js';
-export * from './train/metrics.js';
-export * from './train/metrics-sinks.js';
-export * from './report/index.js';
-export * from './data/raw.js';
-export * from './data/errors.js';
-export * from './data/lake-zip.js';
-export * from './data/embedded.js';
-export * from './data/preprocess.js';
-export * from './data/cache.js';
-export * from './data/omniglot.js';
-export * from './data/splits.js';
-export * from './data/sampler.js';
-export * from './eval/evaluate.js';
-export * from './autodiff/memory.js';
-export * from './autodiff/gradients.js';
-export * from './autodiff/tape.js';
-export * from './autodiff/gradcheck.js';
-export * from './autodiff/protonet.js';
-export * from './methods/backprop/config.js';
-export * from './train/backprop-source.js';
-export * from './methods/backprop/method.js';
-export * from './forward/dual.js';
-export * from './forward/jacobian.js';
-export * from './forward/protonet.js';
-export * from './maml/layout.js';
-export * from './maml/head.js';
-export * from './maml/metagrad.js';
-export * from './maml/train.js';
-export * from './maml/convnet.js';
-export * from './maml/full.js';
-export * from './ops/accounting.js';
-export * from './memory/episodes.js';
-export * from './memory/cases.js';
-export * from './memory/sweep.js';
-export * from './memory/report.js';
-export * from './memory/measure.js';
-export * from './es/population.js';
-export * from './es/noise.js';
-export * from './es/estimators.js';
-export * from './es/evaluators.js';
-export * from './es/population-ts.js';
-export * from './es/function-evaluator.js';
-export * from './es/runner.js';
-export * from './es/schedule.js';
-export * from './es/strategy.js';
-export * from './es/strategies.js';
-export * from './es/objective.js';
-export * from './methods/protonet-es/config.js';
-export * from './train/collapse.js';
-export * from './train/loop.js';
-export * from './train/method.js';
-export * from './train/run-files.js';
-export * from './es/validate.js';
-export * from './methods/protonet-es/method.js';
-export * from './methods/protonet-es/presets.js';
-export * from './methods/protonet/data.js';
-export * from './data/synthetic.js';
-export * from './eval/stats.js';
-export * from './export/source.js';
-export * from './export/onnx.js';
-export * from './export/pytorch.js';
-export * from './l2l/layout.js';
-export * from './l2l/lstm.js';
-export * from './l2l/unroll.js';
-export * from './l2l/tasks/task.js';
-export * from './l2l/tasks/quadratic.js';
-export * from './l2l/tasks/mlp.js';
-export * from './l2l/tasks/protonet.js';
-export * from './l2l/tasks/families.js';
-export * from './l2l/cluster.js';
-export * from './l2l/baselines.js';
-export * from './l2l/engine.js';
-export * from './l2l/pool.js';
-export * from './l2l/es-adapter.js';
-export * from './l2l/config.js';
-export * from './l2l/method.js';
-export * from './data/clustered-sampler.js';
-export * from './maml/cluster.js';
-export * from './l2l/options.js';
+/**
+ * evometa's public API: `import { … } from 'evometa'`. Re-exports only, by name, in groups.
+ * Everything here is documented (npm run docs) and kept stable within a minor version; the
+ * repository's own tests, benches and CLI import what else they need from lib/ paths, and
+ * `evometa/internal` (lib/internal.ts) re-exports every module for advanced use, without any
+ * stability promise.
+ *
+ * Adding a module (a new method, device, data source, ...):
+ *  1. add `export * from './your/module.js';` to lib/internal.ts (its place in the layer order);
+ *  2. if users need it, add the names they need here, BY NAME, in the group it belongs to (or a
+ *     new group with a `// ---` heading and a one-line comment), each with a doc comment at
+ *     its definition;
+ *  3. add the same names to the allow-list in test/api.test.ts (the test fails on any export it
+ *     does not list, so every public name is a decision), and run `npm run docs` to check the
+ *     generated page.
+ * Importing this module registers the devices (cpu-ts, cpu-native, xla) and nothing else runs:
+ * devices initialize lazily, on first use.
+ */
+
+// --- Errors: what the library throws for the caller's mistakes, each naming the field, option or file.
+export { UserError } from './errors.js';
+export { OmniglotDataError } from './data/errors.js';
+export { SafetensorsError } from './io/safetensors.js';
+
+// --- Version of this package (recorded in checkpoints and exports).
+export { VERSION } from './version.js';
+
+// --- Devices: the best available by default (cpu-native, else cpu-ts); xla only when named.
+import './device/cpu-ts/index.js';
+export {
+  getDevice, defaultDevice, deviceReport, registeredDevices, DeviceUnavailableError,
+  type Device, type DeviceInfo, type DeviceStatus, type DeviceChoice,
+} from './device/registry.js';
+export { nativeInfo, nativeLimits, setNativeThreads, setNativeIsa, type NativeInfo, type NativeLimits } from './device/cpu-native/index.js';
+export { configureXla, type XlaOptions, type XlaExecutorKind } from './device/xla/index.js';
+export type { Precision } from './device/xla/population.js';
+
+// --- Tensors and ops: models are written once against TensorOps and run on any device.
+export { Tensor, type DType, type FloatArray } from './tensor/tensor.js';
+export { DirectOps, type TensorOps, type BnTrainResult } from './ops/api.js';
+export type { Conv2dAttrs, PoolAttrs } from './ops/contract.js';
+export { Rng } from './rng/philox.js';
+
+// --- Model: the ProtoNet ConvNet-4 as one flat parameter vector (PyTorch state_dict names).
+export { ProtoNetLayout, initialBnState, DEFAULT_MODEL, type ModelConfig, type BnState, type LayoutEntry } from './model/layout.js';
+export { initParams } from './model/init.js';
+export {
+  embed, episodeLoss,
+  type Episode, type EpisodeOutput, type LossOptions, type ForwardOptions, type BnMode, type Distance,
+} from './model/protonet.js';
+export { evaluateEpisode, type EpisodeResult, type EvaluateEpisodeOptions } from './model/score.js';
+export { episodeGradient, type EpisodeGradient } from './autodiff/protonet.js';
+
+// --- Checkpoints: safetensors files PyTorch loads unchanged; a run's resumable state.
+export { saveCheckpoint, loadCheckpoint, type ProtoNetState, type LoadedCheckpoint } from './model/checkpoint.js';
+export {
+  readSafetensors, writeSafetensors,
+  type StData, type StDType, type StTensor, type SafetensorsFile, type SafetensorsHeader, type StEntry, type ReadSafetensorsOptions,
+} from './io/safetensors.js';
+export { readRunState, resolveResumePath, type RunState, type LoopState } from './train/run-files.js';
+
+// --- Data: the embedded Omniglot (or Lake's zips), class splits, seeded episode samplers.
+export { loadOmniglot, OmniglotDataset, type LoadOmniglotOptions, type LoadProgress, type CacheInfo, type CacheStatus, type DataSource } from './data/omniglot.js';
+export { getSplit, type SplitScheme, type SplitPart, type OmniglotSplit, type OmniglotClass, type GetSplitOptions } from './data/splits.js';
+export type { Rotation } from './data/preprocess.js';
+export { EpisodeSampler, type EpisodeSpec, type EpisodeDraw } from './data/sampler.js';
+export { SyntheticEpisodes, type EpisodeSource, type SyntheticOptions } from './data/synthetic.js';
+export {
+  omniglotSources, omniglotTestSampler, TEST_SEED,
+  type ProtoNetSources, type OmniglotSourceOptions, type SourceConfig, type EpisodeCounts,
+} from './methods/protonet/data.js';
+
+// --- ES core: ask/tell strategies on any objective (a function, or a module run on worker threads).
+export {
+  EvolutionStrategy, Generation, AbandonedError,
+  type StrategyOptions, type TellResult, type StrategyState, type Scheme, type EsOptimizerName,
+} from './es/strategy.js';
+export { WSR, NES, OpenAIES, PGPE, SNES, FD, type NesOptions, type PgpeOptions, type SnesOptions, type FdOptions } from './es/strategies.js';
+export { objectiveRunner, type Objective, type ObjectiveContext } from './es/objective.js';
+export type { PopulationRunner } from './es/runner.js';
+export type { NonFinitePolicy } from './es/estimators.js';
+export type { Schedule, ScheduleKind } from './es/schedule.js';
+
+// --- Training: the one loop every method plugs into, its metrics sinks, the methods and their presets.
+export { runLoop, CollapseError, type LoopOptions, type LoopResult, type LoopEnd } from './train/loop.js';
+export type { CollapseConfig } from './train/collapse.js';
+export type { TrainMethod, StepMetrics, ValResult, MethodState, ExportedModel } from './train/method.js';
+export { MetricsLog } from './train/metrics.js';
+export { CsvMetricsSink, type MetricsSink } from './train/metrics-sinks.js';
+export {
+  esConfig, ES_PRESETS, ES_DEFAULT_PRESET, type EsPreset,
+} from './methods/protonet-es/presets.js';
+export type {
+  EsConfig, EsConfigInput, EsEstimator, EsOptimizer, EsEpisodeShape, SigmaSchedule, LrSchedule, PopSchedule,
+} from './methods/protonet-es/config.js';
+export { ProtoNetEsMethod, type EsMethodInit } from './methods/protonet-es/method.js';
+export {
+  backpropConfig, BACKPROP_PRESETS, BACKPROP_DEFAULT_PRESET,
+  type BackpropPreset, type BackpropConfig, type BackpropConfigInput, type BackpropEpisodeShape, type BackpropOptimizer,
+} from './methods/backprop/config.js';
+export { BackpropMethod, type BackpropInit } from './methods/backprop/method.js';
+export {
+  resolveL2lConfig, L2L_PRESETS, DEFAULT_L2L_PRESET, type L2lConfig, type L2lConfigInput,
+} from './l2l/config.js';
+export { L2lMethod } from './l2l/method.js';
+
+// --- Evaluation: few-shot accuracy of a checkpoint with a 95% interval.
+export { evaluateCheckpoint, type EvalOptions, type EvalResult } from './eval/evaluate.js';
+export { summarize, type Summary } from './eval/stats.js';
+
+// --- Export: a checkpoint's encoder as ONNX or as a PyTorch module.
+export { exportOnnx, ONNX_INPUT, ONNX_OUTPUT, type OnnxExportOptions, type OnnxBnMode } from './export/onnx.js';
+export { exportPytorch } from './export/pytorch.js';
+export type { ExportState } from './export/source.js';
+
+// --- Reports: charts of one or more runs as self-contained HTML and SVG.
+export {
+  writeRunReport, readRun,
+  type ReportOptions, type ReportResult, type RunData, type Chart, type MetricsPoint, type MetricsRecord,
+  type MetricsStartRecord, type MetricsStepRecord, type MetricsValRecord, type MetricsTestRecord, type MetricsEndRecord, type MetricsResumeRecord,
+} from './report/index.js';

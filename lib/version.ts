@@ -10,4 +10,5 @@ function read(): string {
   }
 }
 
+/** This package's version, e.g. '0.1.0'. */
 export const VERSION: string = read();

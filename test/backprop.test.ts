@@ -12,7 +12,7 @@ import { runLoop, type LoopOptions } from '../lib/train/loop.js';
 import { readRunState, resumeConfig, statePathOf } from '../lib/train/run-files.js';
 import { writeSafetensors, readSafetensors } from '../lib/io/safetensors.js';
 import { BackpropMethod, evaluateEpisodes } from '../lib/methods/backprop/method.js';
-import { resolveBackpropConfig, PRESETS, RESUME_CHANGEABLE, type BackpropConfig, type BackpropConfigInput } from '../lib/methods/backprop/config.js';
+import { resolveBackpropConfig, BACKPROP_PRESETS, BACKPROP_RESUME_CHANGEABLE, type BackpropConfig, type BackpropConfigInput } from '../lib/methods/backprop/config.js';
 import type { ProtoNetSources } from '../lib/methods/protonet/data.js';
 import { TemplateEpisodes } from '../lib/train/backprop-source.js';
 import { backpropInput } from '../lib/cli/train-backprop.js';
@@ -50,7 +50,7 @@ function loopOpts(cfg: BackpropConfig, o: LoopOptions = {}): LoopOptions {
 /** A fresh method continued from the run state at `path` (as --resume does). */
 function resumed(path: string, over: BackpropConfigInput = {}): { m: BackpropMethod; loop: ReturnType<typeof readRunState>['loop'] } {
   const saved = readRunState(statePathOf(path));
-  const cfg = resolveBackpropConfig(resumeConfig(path, saved.config as BackpropConfigInput, over, RESUME_CHANGEABLE));
+  const cfg = resolveBackpropConfig(resumeConfig(path, saved.config as BackpropConfigInput, over, BACKPROP_RESUME_CHANGEABLE));
   const m = new BackpropMethod(cfg, sources(), { device });
   m.loadState(saved.state);
   return { m, loop: saved.loop };
@@ -63,7 +63,7 @@ test('snell preset is Snell et al.\'s recipe; options override it; bad values na
   assert.is(c.valSeed, c.seed);
   const o = resolveBackpropConfig({ train: { way: 20 }, lr: 5e-4, seed: 3 });
   assert.equal([o.train.way, o.train.shot, o.lr, o.valSeed], [20, 5, 5e-4, 3]);
-  assert.ok(PRESETS['quick']);
+  assert.ok(BACKPROP_PRESETS['quick']);
   assert.throws(() => resolveBackpropConfig({ train: { way: 1 } }), /train\.way \(--way\)/);
   assert.throws(() => resolveBackpropConfig({ lr: 0 }), /lr \(--lr\)/);
   assert.throws(() => resolveBackpropConfig({ momentum: 0.9 }), /momentum.*sgd only/);

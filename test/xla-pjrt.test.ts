@@ -80,7 +80,7 @@ withAddon('TPU detection in the addon counts the same sysfs tree the same way', 
 
 /** `evometa devices` in a fresh process (the registry caches each device's first outcome per process). */
 function devicesReport(env: NodeJS.ProcessEnv): { name: string; available: boolean | string; reason?: string }[] {
-  const r = spawnSync(process.execPath, ['dist/lib/cli/main.js', 'devices'], { encoding: 'utf8', env });
+  const r = spawnSync(process.execPath, ['dist/lib/cli/main.js', 'devices', '--json'], { encoding: 'utf8', env });
   assert.is(r.status, 0, r.stderr);
   return JSON.parse(r.stdout) as { name: string; available: boolean | string; reason?: string }[];
 }

@@ -1,8 +1,12 @@
-/** `evometa eval`: few-shot accuracy of a checkpoint; one JSON line on stdout, progress on stderr. */
+/**
+ * `evometa eval`: few-shot accuracy of a checkpoint: one JSON line on stdout (fractions, for
+ * machines), and on stderr a progress bar and one summary line in train's format (percentages).
+ */
 import type { Command } from 'commander';
 import { parseChoice, parseNum } from '../errors.js';
 import { DRAWINGS } from '../data/raw.js';
 import { createProgress } from '../train/progress.js';
+import { pct } from './run.js';
 import '../index.js';
 
 interface EvalCli {
@@ -13,7 +17,7 @@ interface EvalCli {
 export function registerEval(program: Command): void {
   program
     .command('eval')
-    .description('evaluate a checkpoint on N-way K-shot episodes; prints one JSON line (accuracy, std, ci95, ...)')
+    .description('evaluate a checkpoint on N-way K-shot episodes: one JSON line on stdout (accuracy, std, ci95 as fractions, ...), a summary in percent on stderr')
     .requiredOption('--checkpoint <file>', 'a .safetensors checkpoint written by evometa (or PyTorch state_dict names)')
     .option('--split <part>', 'train | val | test', 'test')
     .option('--split-scheme <s>', 'vinyals | paper (default: the checkpoint\'s, else by image size)')
@@ -49,10 +53,12 @@ export function registerEval(program: Command): void {
         onWarning: (m) => console.error(`evometa: warning: ${m}`),
         onEpisode: (done, total, acc) => {
           bar ??= createProgress('eval', total, { enabled: o.progress });
-          bar.update(done, { acc });
+          bar.update(done, { acc: pct(acc) });
         },
       });
       (bar as ReturnType<typeof createProgress> | null)?.stop();
+      const mode = r.bn === 'running' ? 'eval mode' : 'batch statistics';
+      console.error(`${r.split} (${r.checkpoint}, ${r.episodes} ${r.way}-way ${r.shot}-shot ${r.query}-query episodes, seed ${r.seed}, ${mode}, ${r.device}): ${pct(r.accuracy)} +- ${pct(r.ci95)}, loss ${r.loss.toFixed(4)}`);
       console.log(JSON.stringify(r));
     });
 }

@@ -7,7 +7,7 @@ import { getDevice } from '../device/registry.js';
 import '../index.js';
 import { loadCheckpoint } from '../model/checkpoint.js';
 import { BackpropMethod, evaluateEpisodes } from '../methods/backprop/method.js';
-import { PRESETS, DEFAULT_PRESET, RESUME_CHANGEABLE, resolveBackpropConfig, type BackpropConfig, type BackpropConfigInput } from '../methods/backprop/config.js';
+import { BACKPROP_PRESETS, BACKPROP_DEFAULT_PRESET, BACKPROP_RESUME_CHANGEABLE, backpropConfig, resolveBackpropConfig, type BackpropConfig, type BackpropConfigInput } from '../methods/backprop/config.js';
 import { omniglotSources, omniglotTestSampler, TEST_SEED } from '../methods/protonet/data.js';
 import { readRunState, resolveResumePath, resumeConfig } from '../train/run-files.js';
 import { log, pct, runTraining } from './run.js';
@@ -48,8 +48,8 @@ export function backpropInput(o: TrainCliOptions): BackpropConfigInput {
 }
 
 export async function trainBackpropCli(o: TrainCliOptions): Promise<void> {
-  const preset = o.preset ?? DEFAULT_PRESET;
-  if (!PRESETS[preset]) throw new UserError(`--preset: expected one of ${Object.keys(PRESETS).join(', ')} for --method backprop, got ${JSON.stringify(preset)}`);
+  const preset = o.preset ?? BACKPROP_DEFAULT_PRESET;
+  if (!BACKPROP_PRESETS[preset]) throw new UserError(`--preset: expected one of ${Object.keys(BACKPROP_PRESETS).join(', ')} for --method backprop, got ${JSON.stringify(preset)}`);
   const input = backpropInput(o);
   const device = getDevice(o.device);
   const maxMinutes = parseNum('max-minutes', o.maxMinutes, { min: 0 });
@@ -63,9 +63,9 @@ export async function trainBackpropCli(o: TrainCliOptions): Promise<void> {
     statePath = resolveResumePath(o.resume);
     const saved = readRunState(statePath);
     if (saved.method !== 'backprop') throw new UserError(`--resume ${o.resume}: a ${saved.method} run, not a backprop run (use --method ${saved.method})`);
-    cfg = resolveBackpropConfig(resumeConfig(o.resume, saved.config as unknown as BackpropConfigInput, input, RESUME_CHANGEABLE));
+    cfg = resolveBackpropConfig(resumeConfig(o.resume, saved.config as unknown as BackpropConfigInput, input, BACKPROP_RESUME_CHANGEABLE));
   } else {
-    cfg = resolveBackpropConfig(input, preset);
+    cfg = backpropConfig(input, preset);
   }
   if (o.showConfig) {
     process.stdout.write(`${JSON.stringify(cfg, null, 2)}\n`);

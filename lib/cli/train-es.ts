@@ -1,12 +1,11 @@
 /** `evometa train --method es`: presets, options, Omniglot, the ES-ProtoNet method on the one training loop, --resume, test episodes. */
 import { existsSync } from 'node:fs';
-import { availableParallelism } from 'node:os';
 import { dirname, join } from 'node:path';
 import type { TrainCliOptions } from './train.js';
 import { parseChoice, parseNum, UserError } from '../errors.js';
 import { loadCheckpoint } from '../model/checkpoint.js';
 import { resolveEsConfig, type EsConfig, type EsConfigInput } from '../methods/protonet-es/config.js';
-import { ES_PRESETS, presetNames } from '../methods/protonet-es/presets.js';
+import { ES_DEFAULT_PRESET, esPresetInput } from '../methods/protonet-es/presets.js';
 import { ES_RESUME_CHANGEABLE, ProtoNetEsMethod } from '../methods/protonet-es/method.js';
 import { omniglotSources, omniglotTestSampler, TEST_SEED } from '../methods/protonet/data.js';
 import { evaluatorSpecFor } from '../es/evaluators.js';
@@ -64,17 +63,9 @@ export function cliConfig(o: TrainCliOptions): EsConfigInput {
   return Object.fromEntries(Object.entries(c).filter(([, v]) => v !== undefined)) as EsConfigInput;
 }
 
-/** Preset fields, then explicit options (the validation shot follows --shot unless --val-shot is given). */
+/** Preset fields, then explicit options (the validation shot follows --shot unless --val-shot is given): the library's esPresetInput. */
 export function presetConfig(o: TrainCliOptions): EsConfigInput {
-  const name = o.preset ?? 'quick';
-  const p = ES_PRESETS[name];
-  if (!p) throw new UserError(`--preset: unknown preset ${JSON.stringify(name)}; presets: ${presetNames().join(', ')}`);
-  const x = cliConfig(o);
-  const val = { ...p.config.val, ...(x.train?.shot !== undefined && o.valShot === undefined ? { shot: x.train.shot } : {}), ...x.val };
-  const c: EsConfigInput = { ...p.config, ...x, model: { ...p.config.model, ...x.model }, train: { ...p.config.train, ...x.train }, val };
-  // fd fixes its own population (parameters + 1): a preset's population does not apply, an explicit --pop is refused
-  if (c.estimator === 'fd' && x.pop === undefined) delete c.pop;
-  return c;
+  return esPresetInput(cliConfig(o), o.preset ?? ES_DEFAULT_PRESET);
 }
 
 export async function trainEsCli(o: TrainCliOptions): Promise<void> {
@@ -94,9 +85,7 @@ export async function trainEsCli(o: TrainCliOptions): Promise<void> {
     device ??= (saved.state.meta['device'] as string | undefined);
     cfg = resolveEsConfig(resumeConfig(o.resume, saved.config as unknown as EsConfigInput, cliConfig(o), ES_RESUME_CHANGEABLE));
   } else {
-    const input = presetConfig(o);
-    if (input.workers === undefined) input.workers = Math.max(1, Math.min(availableParallelism(), input.pop ?? availableParallelism()));
-    cfg = resolveEsConfig(input);
+    cfg = resolveEsConfig(presetConfig(o));
   }
   if (o.showConfig) {
     process.stdout.write(`${JSON.stringify(cfg, null, 2)}\n`);
@@ -126,7 +115,7 @@ export async function trainEsCli(o: TrainCliOptions): Promise<void> {
     method, out, ...(resume ? { resume } : {}), valEvery: cfg.valEpisodes > 0 ? cfg.valEvery : 0, checkpointEvery: cfg.checkpointEvery,
     collapse: { window: cfg.collapseWindow, lossFactor: cfg.collapseLossFactor, valChecks: cfg.collapseValChecks },
     ...(maxMinutes !== undefined ? { maxMinutes } : {}), progress: o.progress, csv: o.csv === true, report: o.report !== false,
-    startRecord: { preset: o.resume ? null : (o.preset ?? 'quick'), device: spec.device, evaluator: spec.reason, params: d, workers: method.runner.workers },
+    startRecord: { preset: o.resume ? null : (o.preset ?? ES_DEFAULT_PRESET), device: spec.device, evaluator: spec.reason, params: d, workers: method.runner.workers },
     describe: [
       `evometa train (ES): ${cfg.estimator} (${cfg.scheme} scheme), pop ${cfg.pop} in ${cfg.shards} shard(s) on ${method.runner.workers} worker(s), sigma ${cfg.sigma}, lr ${cfg.lr} (${cfg.optimizer}${cfg.lrSchedule !== 'constant' ? `, ${cfg.lrSchedule} schedule` : ''})`,
       `  model C ${cfg.model.channels}, ${cfg.model.imageSize}x${cfg.model.imageSize}, ${d} parameters; ${cfg.train.way}-way ${cfg.train.shot}-shot ${cfg.train.query}-query episodes from ${cfg.split}/train${cfg.episodesPerStep > 1 ? ` (${cfg.episodesPerStep} per step)` : ''}; validation ${cfg.val.way}-way ${cfg.val.shot}-shot on ${cfg.valEpisodes} fixed ${cfg.split}/val episodes`,

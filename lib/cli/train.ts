@@ -1,13 +1,14 @@
 /** `evometa train`: ES (default) or backprop. Each method parses and validates its own options. */
 import type { Command } from 'commander';
-import { ES_PRESETS } from '../methods/protonet-es/presets.js';
-import { PRESETS as BACKPROP_PRESETS } from '../methods/backprop/config.js';
+import { ES_DEFAULT_PRESET, ES_PRESETS } from '../methods/protonet-es/presets.js';
+import { BACKPROP_DEFAULT_PRESET, BACKPROP_PRESETS } from '../methods/backprop/config.js';
 import { UserError } from '../errors.js';
 
 function presetHelp(): string {
-  const es = Object.entries(ES_PRESETS).map(([k, p]) => `  ${k.padEnd(28)} ${p.description}`).join('\n');
-  const bp = Object.keys(BACKPROP_PRESETS).map((k) => `  ${k}`).join('\n');
-  return `\nES presets (--method es, the default; 'quick' unless --preset is given):\n${es}\n\nbackprop presets (--method backprop; 'snell' unless given):\n${bp}\n\nA preset's values are printed with: evometa train --preset NAME --show-config`;
+  const list = (ps: Readonly<Record<string, { description: string }>>): string => Object.entries(ps).map(([k, p]) => `  ${k.padEnd(28)} ${p.description}`).join('\n');
+  return `\nES presets (--method es, the default; '${ES_DEFAULT_PRESET}' unless --preset is given):\n${list(ES_PRESETS)}\n\n` +
+    `backprop presets (--method backprop; '${BACKPROP_DEFAULT_PRESET}' unless given):\n${list(BACKPROP_PRESETS)}\n\n` +
+    'A preset\'s values (with any options applied) are printed with: evometa train [--method M] --preset NAME --show-config';
 }
 
 export interface TrainCliOptions {
@@ -81,7 +82,7 @@ export function registerTrain(program: Command): void {
     .command('train')
     .description('train a ProtoNet on Omniglot episodes: by evolution strategies (default) or by backprop')
     .option('--method <m>', 'es | backprop', 'es')
-    .option('--preset <name>', 'a named configuration (see README); explicit options override it')
+    .option('--preset <name>', 'a named configuration (listed below); explicit options override it')
     .option('--device <name>', 'device for the population / model evaluation (default: best available)')
     .option('--workers <n>', 'worker threads')
     .option('--shards <n>', 'population shards (the paper\'s cores); results do not depend on --workers')

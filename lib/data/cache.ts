@@ -23,7 +23,7 @@ export const CACHE_FORMAT = 'evometa-omniglot-cache-2';
 const SUM = 32;
 
 /** $EVOMETA_CACHE, else $XDG_CACHE_HOME/evometa, else ~/.cache/evometa. */
-export function defaultCacheDir(env: NodeJS.ProcessEnv = process.env): string {
+export function defaultCacheDir(env: Readonly<Record<string, string | undefined>> = process.env): string {
   if (env.EVOMETA_CACHE) return env.EVOMETA_CACHE;
   if (env.XDG_CACHE_HOME) return join(env.XDG_CACHE_HOME, 'evometa');
   return join(homedir(), '.cache', 'evometa');

@@ -50,6 +50,7 @@ export function checkEpisodeSize(spec: { shot: number; query: number }): void {
   }
 }
 
+/** Seeded N-way K-shot Q-query episodes from a split: episode(i) is a pure function of (seed, i); next() walks them in order. */
 export class EpisodeSampler {
   readonly way: number;
   readonly shot: number;

@@ -13,6 +13,7 @@ export interface EpisodeSource { episode(index: number): Episode }
 
 export interface SyntheticOptions { way: number; shot: number; query: number; imageSize: number; classes?: number; noise?: number; seed?: number }
 
+/** Synthetic few-shot episodes (class templates plus pixel noise), seeded and random access: for tests, benchmarks and quick experiments without Omniglot. */
 export class SyntheticEpisodes implements EpisodeSource {
   private readonly templates: Float32Array[] = [];
   readonly classes: number;

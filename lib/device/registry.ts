@@ -72,6 +72,7 @@ export function registerDevice(name: string, factory: DeviceFactory): void {
   factories.set(name, factory);
 }
 
+/** A device that is unknown or cannot initialize (`reason` says why); the CLI prints it and exits 2. */
 export class DeviceUnavailableError extends Error {
   constructor(readonly device: string, readonly reason: string) {
     super(`device ${device} is unavailable: ${reason}`);
@@ -105,12 +106,29 @@ export function getDevice(name?: string): Device {
     if (!d) throw new DeviceUnavailableError(name, failures.get(name) ?? 'failed to initialize');
     return d;
   }
+  return defaultDevice().device;
+}
+
+/** The default device and the higher-priority devices passed over on the way to it, each with the reason it failed. */
+export interface DeviceChoice {
+  device: Device;
+  /** Empty when the best registered device initialized; else e.g. [{ name: 'cpu-native', reason: 'addon not built ...' }]. */
+  skipped: Array<{ name: string; reason: string }>;
+}
+
+/**
+ * The device getDevice() returns when none is named (the highest-priority one that initializes) and
+ * what was skipped to reach it: a fallback is silent in the library and visible here (the CLI prints it).
+ */
+export function defaultDevice(): DeviceChoice {
   const order = [...factories.entries()].sort((a, b) => b[1].priority - a[1].priority);
+  const skipped: DeviceChoice['skipped'] = [];
   for (const [n] of order) {
     const d = tryCreate(n);
-    if (d) return d;
+    if (d) return { device: d, skipped };
+    skipped.push({ name: n, reason: failures.get(n) ?? 'failed to initialize' });
   }
-  throw new DeviceUnavailableError('default', [...failures.entries()].map(([n, r]) => `${n}: ${r}`).join('; '));
+  throw new DeviceUnavailableError('default', skipped.map((s) => `${s.name}: ${s.reason}`).join('; '));
 }
 
 export interface DeviceStatus { name: string; priority: number; available: boolean | 'untried'; reason?: string; info?: DeviceInfo }
@@ -127,6 +145,7 @@ export function deviceReport(probe = true): DeviceStatus[] {
     });
 }
 
+/** Names of the registered devices (initialized or not). */
 export function registeredDevices(): string[] {
   return [...factories.keys()];
 }

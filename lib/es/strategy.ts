@@ -133,6 +133,11 @@ export const STRATEGY_STATE_FORMAT = 'evometa-es-strategy-1';
 /** Weighted noise sums of one generation (ascent direction and, for adaptive sigma, the square sum). */
 export interface NoiseSums { linear: Float64Array; square?: Float64Array }
 
+/**
+ * An evolution strategy with an ask/tell interface: ask() a generation, evaluate its members
+ * (fitness is maximized), tell() the fitness; or run(runner) to evaluate on worker threads.
+ * Noise is regenerated from seeds, never stored; state() and load() resume exactly.
+ */
 export abstract class EvolutionStrategy {
   abstract readonly name: string;
   readonly dim: number;

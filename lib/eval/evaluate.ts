@@ -61,6 +61,7 @@ export interface EvalResult {
   checkpoint: string;
 }
 
+/** Few-shot accuracy of a checkpoint (mean, sample std, ci95 over episodes) on a split's seeded episodes: what `evometa eval` prints. */
 export function evaluateCheckpoint(o: EvalOptions): EvalResult {
   const way = o.way ?? 5, shot = o.shot ?? 5, query = o.query ?? 15, episodes = o.episodes ?? 1000, seed = o.seed ?? 0;
   if (!Number.isInteger(episodes) || episodes < 1 || episodes > EVAL_LIMITS.episodes) {

@@ -30,6 +30,7 @@ export const ONNX_OPSETS = { min: 9, max: 23, default: 17 } as const;
 
 /** Input and output names of the exported graph. */
 export const ONNX_INPUT = 'images';
+/** Output name of the exported graph: the embeddings [N, E]. */
 export const ONNX_OUTPUT = 'embeddings';
 
 /** The IR version that ONNX releases paired with each operator set (the spec's versioning table). */

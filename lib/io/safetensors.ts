@@ -75,6 +75,7 @@ export function encodeSafetensors(tensors: Record<string, { shape: number[]; dat
   return chunks;
 }
 
+/** Write tensors and string metadata as a safetensors file, atomically (a temporary file, then a rename). */
 export function writeSafetensors(path: string, tensors: Record<string, { shape: number[]; data: StData }>, metadata: Record<string, string> = {}): void {
   writeFileAtomic(path, encodeSafetensors(tensors, metadata));
 }

@@ -61,6 +61,7 @@ const BASE: Omit<L2lConfig, 'family'> = {
   steps: 2000, valTasks: 64, seed: 0,
 };
 
+/** Named learned-optimizer configurations for `evometa l2l --preset` (docs/l2l.md): the optimizee family, meta-batching and the meta-trainer. */
 export const L2L_PRESETS: Readonly<Record<string, L2lConfigInput>> = {
   quadratic: { family: { family: 'quadratic' } },
   'quadratic-mix': {
@@ -72,6 +73,7 @@ export const L2L_PRESETS: Readonly<Record<string, L2lConfigInput>> = {
   'quadratic-es': { family: { family: 'quadratic' }, trainer: 'es', metaBatch: 8, groupSize: 8, metaLr: 1e-2 },
 };
 
+/** The preset `evometa l2l` uses when none is given. */
 export const DEFAULT_L2L_PRESET = 'quadratic';
 
 const FLAG: Record<string, string> = {

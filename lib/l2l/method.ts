@@ -42,6 +42,11 @@ function copySlot(s: SlotData): SlotData {
   return { task: { ...s.task }, t: s.t, theta: s.theta.slice(), h: s.h.map((a) => a.slice()), c: s.c.map((a) => a.slice()), grad: s.grad.slice(), loss: s.loss };
 }
 
+/**
+ * Meta-training of the coordinatewise LSTM optimizer (Andrychowicz et al. 2016) as a TrainMethod:
+ * truncated backprop through unrolled optimizee steps, or ES, over meta-batches of tasks (random or
+ * from one cluster), on worker threads (docs/l2l.md).
+ */
 export class L2lMethod implements TrainMethod {
   readonly name = 'l2l';
   readonly workUnit = 'optimizee steps';

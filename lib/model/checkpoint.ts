@@ -42,6 +42,7 @@ export function checkpointTensors(state: ProtoNetState, meta: Record<string, unk
   return { tensors, metadata };
 }
 
+/** Write a model checkpoint (safetensors with PyTorch state_dict names and the model config in its metadata), atomically. */
 export function saveCheckpoint(path: string, state: ProtoNetState, meta: Record<string, unknown> = {}): void {
   const { tensors, metadata } = checkpointTensors(state, meta);
   writeSafetensors(path, tensors, metadata);

@@ -19,6 +19,7 @@ export interface ModelConfig {
   bnMomentum: number;
 }
 
+/** Snell et al.'s ConvNet-4 on 28x28 Omniglot: 64 channels, 4 blocks, PyTorch's BatchNorm eps and momentum. */
 export const DEFAULT_MODEL: ModelConfig = { channels: 64, imageSize: 28, inChannels: 1, blocks: 4, bnEps: 1e-5, bnMomentum: 0.1 };
 
 export function modelConfig(partial: Partial<ModelConfig> = {}): ModelConfig {
@@ -31,14 +32,16 @@ export function modelConfig(partial: Partial<ModelConfig> = {}): ModelConfig {
   return c;
 }
 
-export interface Entry { name: string; shape: number[]; offset: number; size: number }
+/** One named tensor in the flat parameter (or buffer) vector: PyTorch state_dict name, shape, offset, size. */
+export interface LayoutEntry { name: string; shape: number[]; offset: number; size: number }
 
+/** The ConvNet-4 ProtoNet's parameters as one flat vector with named views (PyTorch state_dict names and order). */
 export class ProtoNetLayout {
   readonly config: ModelConfig;
   /** Parameters in the flat vector, in state_dict order. */
-  readonly params: Entry[] = [];
+  readonly params: LayoutEntry[] = [];
   /** Running statistics in the flat buffer vector (running_mean, running_var per block). */
-  readonly buffers: Entry[] = [];
+  readonly buffers: LayoutEntry[] = [];
   readonly numParams: number;
   readonly numBuffers: number;
   /** Spatial side after each block, and the embedding size. */
@@ -49,7 +52,7 @@ export class ProtoNetLayout {
     this.config = modelConfig(config);
     const { channels: c, inChannels, blocks } = this.config;
     let p = 0, b = 0, side = this.config.imageSize;
-    const add = (list: Entry[], name: string, shape: number[], at: number): number => {
+    const add = (list: LayoutEntry[], name: string, shape: number[], at: number): number => {
       const size = shape.reduce((x, y) => x * y, 1);
       list.push({ name, shape, offset: at, size });
       return at + size;
@@ -70,13 +73,13 @@ export class ProtoNetLayout {
     this.embeddingSize = c * side * side;
   }
 
-  param(name: string): Entry {
+  param(name: string): LayoutEntry {
     const e = this.params.find((x) => x.name === name);
     if (!e) throw new RangeError(`no parameter named ${name}`);
     return e;
   }
 
-  buffer(name: string): Entry {
+  buffer(name: string): LayoutEntry {
     const e = this.buffers.find((x) => x.name === name);
     if (!e) throw new RangeError(`no buffer named ${name}`);
     return e;
@@ -106,6 +109,7 @@ export interface BnState {
   numBatchesTracked: number;
 }
 
+/** BatchNorm running statistics as PyTorch initializes them: means 0, variances 1. */
 export function initialBnState(layout: ProtoNetLayout): BnState {
   const buffers = new Float32Array(layout.numBuffers);
   for (const e of layout.buffers) if (e.name.endsWith('running_var')) buffers.fill(1, e.offset, e.offset + e.size);

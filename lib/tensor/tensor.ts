@@ -23,6 +23,7 @@ export function alloc(dtype: DType, n: number): FloatArray {
   return dtype === 'float64' ? new Float64Array(n) : new Float32Array(n);
 }
 
+/** A dense float32 or float64 array with a shape (row-major); what DirectOps computes on. */
 export class Tensor {
   readonly data: FloatArray;
   readonly shape: readonly number[];

@@ -51,6 +51,7 @@ export interface LoopResult {
   bestCheckpoint?: string;
 }
 
+/** Training collapsed (loss exploding, or validation at chance for a window): the run stopped without saving that state; `lastGood` names the last good checkpoint. */
 export class CollapseError extends UserError {
   constructor(readonly reason: string, readonly step: number, readonly lastGood?: string) {
     super(`training collapsed: ${reason}; stopped without saving this state${lastGood ? `; the last good checkpoint is ${lastGood}` : ''} (try a smaller --lr or --sigma)`);
@@ -64,6 +65,7 @@ function snake(r: Record<string, number | undefined>): Record<string, number> {
   return out;
 }
 
+/** Run a method to its last step (or a stop): the one training loop every method plugs into (see the file comment for the schedule). The caller closes the method. */
 export async function runLoop(method: TrainMethod, opts: LoopOptions = {}): Promise<LoopResult> {
   const sinks = opts.sinks ?? [];
   const write = (r: Record<string, unknown>): void => { for (const s of sinks) s.write(r); };

@@ -9,6 +9,7 @@ import { dirname } from 'node:path';
 import { writeFileAtomic } from '../io/atomic.js';
 import type { MetricsSink } from './metrics-sinks.js';
 
+/** The metrics.jsonl sink: one JSON object per record (start, step, val, test, end), appended and flushed as it comes. */
 export class MetricsLog implements MetricsSink {
   constructor(readonly path: string) {
     mkdirSync(dirname(path), { recursive: true });
@@ -41,9 +42,9 @@ export function truncateMetrics(path: string, step: number): number {
 }
 
 /** Calls `onStop` on the first SIGINT/SIGTERM (save and exit cleanly); a second one exits at once with 130. */
-export function onInterrupt(onStop: (signal: NodeJS.Signals) => void): () => void {
+export function onInterrupt(onStop: (signal: 'SIGINT' | 'SIGTERM') => void): () => void {
   let hits = 0;
-  const h = (sig: NodeJS.Signals): void => {
+  const h = (sig: 'SIGINT' | 'SIGTERM'): void => {
     hits++;
     if (hits > 1) process.exit(130);
     onStop(sig);

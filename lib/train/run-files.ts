@@ -67,6 +67,7 @@ export function writeRunCheckpoint(path: string, method: TrainMethod, loop: Loop
   }
 }
 
+/** A run's training state (NAME.state.safetensors): the method's state, its config and the loop's; resume with method.loadState(s.state) and runLoop(method, { resume: s.loop }). */
 export function readRunState(statePath: string): RunState {
   const f = readSafetensors(statePath);
   let h: { format?: unknown; method?: unknown; config?: unknown; loop?: unknown; meta?: unknown; version?: unknown };

@@ -7,6 +7,8 @@
  * build), build/Release/evometa_native.node (a local build), then the prebuild
  * prebuilds/<platform>-<arch>/evometa_native.napi.node (made by native/tools/prebuild.mjs
  * before `npm pack`), then node-gyp-build's resolution as a last resort.
+ * EVOMETA_NATIVE_ADDON=none loads nothing: the device is unavailable with that reason (to see
+ * or test the cpu-ts fallback on a machine that has the addon).
  */
 import { createRequire } from 'node:module';
 import { existsSync } from 'node:fs';
@@ -106,7 +108,7 @@ let failure: string | undefined;
 function candidates(): string[] {
   const list: string[] = [];
   const env = process.env.EVOMETA_NATIVE_ADDON;
-  if (env) list.push(resolve(env));
+  if (env && env !== 'none') list.push(resolve(env));
   list.push(join(PACKAGE_ROOT, 'build', 'Release', 'evometa_native.node'));
   list.push(join(PACKAGE_ROOT, 'prebuilds', `${process.platform}-${process.arch}`, 'evometa_native.napi.node'));
   return list;
@@ -116,6 +118,10 @@ function candidates(): string[] {
 export function loadAddon(): { addon: NativeAddon; path: string } {
   if (loaded) return loaded;
   if (failure !== undefined) throw new Error(failure);
+  if (process.env.EVOMETA_NATIVE_ADDON === 'none') {
+    failure = 'disabled by EVOMETA_NATIVE_ADDON=none';
+    throw new Error(failure);
+  }
   const require = createRequire(import.meta.url);
   const tried: string[] = [];
   const tryPath = (p: string): boolean => {

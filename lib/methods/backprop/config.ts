@@ -12,10 +12,11 @@
 import { UserError } from '../../errors.js';
 import { modelConfig, type ModelConfig } from '../../model/layout.js';
 import type { Distance } from '../../model/protonet.js';
+import type { SplitScheme } from '../../data/splits.js';
 
 export interface BackpropEpisodeShape { way: number; shot: number; query: number }
 export type BackpropOptimizer = 'adam' | 'sgd';
-export type SplitName = 'vinyals' | 'paper';
+export type SplitName = SplitScheme;
 
 export interface BackpropConfig {
   model: ModelConfig;
@@ -30,7 +31,7 @@ export interface BackpropConfig {
   lrGamma: number;
   train: BackpropEpisodeShape;
   val: BackpropEpisodeShape;
-  split: SplitName;
+  split: SplitScheme;
   seed: number;
   /** Seed of the fixed validation (and test) episodes; default: seed. */
   valSeed: number;
@@ -49,21 +50,33 @@ export type BackpropConfigInput = Partial<Omit<BackpropConfig, 'model' | 'train'
   val?: Partial<BackpropEpisodeShape>;
 };
 
-export const PRESETS: Readonly<Record<string, BackpropConfigInput>> = {
+export interface BackpropPreset {
+  description: string;
+  config: BackpropConfigInput;
+}
+
+/** Named backprop configurations for `evometa train --method backprop --preset NAME` (beside ES_PRESETS). */
+export const BACKPROP_PRESETS: Readonly<Record<string, BackpropPreset>> = {
   snell: {
-    model: { channels: 64, imageSize: 28 }, distance: 'euclidean', optimizer: 'adam', lr: 1e-3, momentum: 0, weightDecay: 0,
-    lrDecayEvery: 2000, lrGamma: 0.5, train: { way: 60, shot: 5, query: 15 }, val: { way: 5, shot: 5, query: 15 },
-    split: 'vinyals', seed: 0, episodes: 20000, episodesPerEpoch: 100, valEpisodes: 100,
+    description: 'the default: Snell et al.\'s Omniglot recipe, C 64, 60-way 5-shot 15-query, Adam lr 1e-3 halved every 2000 episodes, 20000 episodes',
+    config: {
+      model: { channels: 64, imageSize: 28 }, distance: 'euclidean', optimizer: 'adam', lr: 1e-3, momentum: 0, weightDecay: 0,
+      lrDecayEvery: 2000, lrGamma: 0.5, train: { way: 60, shot: 5, query: 15 }, val: { way: 5, shot: 5, query: 15 },
+      split: 'vinyals', seed: 0, episodes: 20000, episodesPerEpoch: 100, valEpisodes: 100,
+    },
   },
-  /** Snell's recipe scaled down for a CPU: 16 channels, 20-way training episodes, 20 epochs. */
   quick: {
-    model: { channels: 16, imageSize: 28 }, distance: 'euclidean', optimizer: 'adam', lr: 1e-3, momentum: 0, weightDecay: 0,
-    lrDecayEvery: 2000, lrGamma: 0.5, train: { way: 20, shot: 5, query: 5 }, val: { way: 5, shot: 5, query: 15 },
-    split: 'vinyals', seed: 0, episodes: 2000, episodesPerEpoch: 100, valEpisodes: 50,
+    description: 'Snell\'s recipe scaled down for a CPU: C 16, 20-way 5-shot 5-query, 2000 episodes',
+    config: {
+      model: { channels: 16, imageSize: 28 }, distance: 'euclidean', optimizer: 'adam', lr: 1e-3, momentum: 0, weightDecay: 0,
+      lrDecayEvery: 2000, lrGamma: 0.5, train: { way: 20, shot: 5, query: 5 }, val: { way: 5, shot: 5, query: 15 },
+      split: 'vinyals', seed: 0, episodes: 2000, episodesPerEpoch: 100, valEpisodes: 50,
+    },
   },
 };
 
-export const DEFAULT_PRESET = 'snell';
+/** The preset `evometa train --method backprop` uses when none is named, and backpropConfig()'s default. */
+export const BACKPROP_DEFAULT_PRESET = 'snell';
 
 /** Config field -> CLI option, for error messages. */
 const FLAG: Record<string, string> = {
@@ -86,9 +99,9 @@ function oneOf<T extends string>(field: string, v: T, choices: readonly T[]): vo
 }
 
 /** The preset's values overlaid with `input` (undefined fields ignored), validated. */
-export function resolveBackpropConfig(input: BackpropConfigInput, preset: string = DEFAULT_PRESET): BackpropConfig {
-  const base = PRESETS[preset];
-  if (!base) bad('preset', `must be one of ${Object.keys(PRESETS).join(', ')}, got ${JSON.stringify(preset)}`);
+export function resolveBackpropConfig(input: BackpropConfigInput, preset: string = BACKPROP_DEFAULT_PRESET): BackpropConfig {
+  const base = BACKPROP_PRESETS[preset]?.config;
+  if (!base) bad('preset', `must be one of ${Object.keys(BACKPROP_PRESETS).join(', ')}, got ${JSON.stringify(preset)}`);
   const defined = <T extends object>(o: T | undefined): Partial<T> => Object.fromEntries(Object.entries(o ?? {}).filter(([, v]) => v !== undefined)) as Partial<T>;
   let model: ModelConfig;
   try {
@@ -127,4 +140,16 @@ export function resolveBackpropConfig(input: BackpropConfigInput, preset: string
 }
 
 /** Fields a resumed run may change: they do not alter the training math of the episodes already done or to come. */
-export const RESUME_CHANGEABLE: readonly string[] = ['episodes'];
+export const BACKPROP_RESUME_CHANGEABLE: readonly string[] = ['episodes'];
+
+/**
+ * A complete, validated backprop configuration: the preset (default 'snell', the same as
+ * `evometa train --method backprop`) overlaid with `overrides`; the validation shot follows
+ * `train.shot` unless `val.shot` is given, as on the command line. `backpropConfig()` equals what
+ * `evometa train --method backprop --show-config` prints.
+ */
+export function backpropConfig(overrides: BackpropConfigInput = {}, preset: string = BACKPROP_DEFAULT_PRESET): BackpropConfig {
+  const shot = overrides.train?.shot;
+  const val = shot !== undefined && overrides.val?.shot === undefined ? { ...overrides.val, shot } : overrides.val;
+  return resolveBackpropConfig({ ...overrides, ...(val ? { val } : {}) }, preset);
+}

@@ -47,6 +47,7 @@ export function evaluateEpisodes(
   return { acc: a.mean, ci95: a.ci95, loss: summarize(losses).mean, episodes: n };
 }
 
+/** The backprop baseline as a TrainMethod: one training episode per step (reverse mode on the tape, Adam or SGD), validation in eval mode; run it with runLoop. */
 export class BackpropMethod implements TrainMethod {
   readonly name = 'backprop';
   readonly workUnit = 'episodes';

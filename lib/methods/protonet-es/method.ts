@@ -82,6 +82,7 @@ function untilAborted<T>(p: Promise<T>, signal?: AbortSignal): Promise<T | typeo
   });
 }
 
+/** ES-ProtoNet as a TrainMethod: one ES generation per step on Omniglot episodes, validation of the mean model; create() it from esConfig(...) and run it with runLoop. */
 export class ProtoNetEsMethod implements TrainMethod {
   readonly name = 'es';
   readonly workUnit = 'member evaluations';
@@ -102,6 +103,11 @@ export class ProtoNetEsMethod implements TrainMethod {
     this.chanceLoss = Math.log(cfg.train.way);
   }
 
+  /**
+   * Build the method and its workers. Pass esConfig(...) for the CLI's defaults (the quick preset);
+   * a partial EsConfigInput is filled from ES_DEFAULTS instead (the bare base the presets overlay:
+   * plain WSR at alpha 1, one shard). Close it when done (runLoop never does).
+   */
   static async create(input: EsConfigInput | EsConfig, sources: ProtoNetSources, init: EsMethodInit = {}): Promise<ProtoNetEsMethod> {
     const cfg = resolveEsConfig(input as EsConfigInput);
     const layout = new ProtoNetLayout(cfg.model);

@@ -5,13 +5,16 @@
  * shot, alpha and sigma, WSR with the paper's all-reduce scheme, 32 x 32
  * images on its random split, and 200 epochs x 100 episodes = 20000 steps.
  */
-import type { EsConfigInput } from './config.js';
+import { availableParallelism } from 'node:os';
+import { UserError } from '../../errors.js';
+import type { SplitScheme } from '../../data/splits.js';
+import { resolveEsConfig, type EsConfig, type EsConfigInput } from './config.js';
 
-export type DataSplit = 'vinyals' | 'paper';
+export type DataSplit = SplitScheme;
 
 export interface EsPreset {
   description: string;
-  config: EsConfigInput & { split?: DataSplit };
+  config: EsConfigInput;
 }
 
 function paperRow(tpu: 'v3-8' | 'v3-256', channels: number, perCore: number, way: number, shot: number, source: string): EsPreset {
@@ -27,6 +30,7 @@ function paperRow(tpu: 'v3-8' | 'v3-256', channels: number, perCore: number, way
   };
 }
 
+/** Named ES configurations for `evometa train --preset` and esConfig(): 'quick' (the default) and the paper's Table I and III rows. */
 export const ES_PRESETS: Record<string, EsPreset> = {
   quick: {
     description: 'the default: WSR (paper eq. 9, paper scheme), C 16, pop 32 in 2 shards, sigma 0.01, SGD momentum 0.9 at lr 0.1 (the paper\'s alpha 1 step averaged over ~10 steps), 5-way 5-shot episodes; learns visibly within minutes on 2 cores (measurements in docs/es.md)',
@@ -55,3 +59,48 @@ export const ES_PRESETS: Record<string, EsPreset> = {
 };
 
 export function presetNames(): string[] { return Object.keys(ES_PRESETS); }
+
+/** The preset `evometa train` uses when none is named, and esConfig()'s default. */
+export const ES_DEFAULT_PRESET = 'quick';
+
+function defined<T extends object>(o: T | undefined): Partial<T> {
+  return Object.fromEntries(Object.entries(o ?? {}).filter(([, v]) => v !== undefined)) as Partial<T>;
+}
+
+/**
+ * A preset's fields overlaid with `overrides` (fields left undefined are ignored), before
+ * validation: what `evometa train --preset NAME <options>` hands to resolveEsConfig.
+ * - the validation shot follows `train.shot` unless `val.shot` is given;
+ * - the preset's momentum is dropped when `optimizer` is overridden by one without momentum
+ *   (plain, adam), so `{ optimizer: 'adam' }` on the quick preset (SGD, momentum 0.9) is valid;
+ * - fd fixes its own population (parameters + 1): the preset's `pop` is dropped;
+ * - `workers` defaults to min(CPU cores, pop): threads only execute shards, the results do not
+ *   depend on it.
+ */
+export function esPresetInput(overrides: EsConfigInput = {}, preset: string = ES_DEFAULT_PRESET): EsConfigInput {
+  const p = ES_PRESETS[preset];
+  if (!p) throw new UserError(`--preset: unknown preset ${JSON.stringify(preset)}; presets: ${presetNames().join(', ')}`);
+  const x = defined(overrides);
+  const train = defined(x.train), val = defined(x.val);
+  const c: EsConfigInput = {
+    ...p.config, ...x,
+    model: { ...p.config.model, ...defined(x.model) },
+    train: { ...p.config.train, ...train },
+    val: { ...p.config.val, ...(train.shot !== undefined && val.shot === undefined ? { shot: train.shot } : {}), ...val },
+  };
+  if (c.estimator === 'fd' && x.pop === undefined) delete c.pop;
+  if (x.optimizer !== undefined && x.momentum === undefined && x.optimizer !== 'sgd' && x.optimizer !== 'clipup') delete c.momentum;
+  if (c.workers === undefined) c.workers = Math.max(1, Math.min(availableParallelism(), c.pop ?? availableParallelism()));
+  return c;
+}
+
+/**
+ * A complete, validated ES-ProtoNet configuration: the preset (default 'quick', the same as
+ * `evometa train`) overlaid with `overrides`. `esConfig()` equals what `evometa train --show-config`
+ * prints, and `esConfig({ lr: 0.05 }, 'paper-t3-c32-w5')` what `--preset paper-t3-c32-w5 --lr 0.05`
+ * prints. (resolveEsConfig, underneath, fills missing fields from ES_DEFAULTS instead: the bare
+ * base that presets overlay, plain WSR at alpha 1.)
+ */
+export function esConfig(overrides: EsConfigInput = {}, preset: string = ES_DEFAULT_PRESET): EsConfig {
+  return resolveEsConfig(esPresetInput(overrides, preset));
+}
