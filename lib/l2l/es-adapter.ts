@@ -1,12 +1,11 @@
 /**
- * The one place lib/l2l uses the ES engine (lib/es): member perturbations
- * (perturbMember, inside GroupEngine.esFitness), WSR weights (groupWeights,
- * the paper's eq. 9) and the weighted noise sum through
- * FunctionPopulationEvaluator.noiseSum, as they are. When lib/es exposes its
- * ask/tell API, only this file changes.
+ * The one place lib/l2l uses the ES core (lib/es): a WSR generation (the
+ * paper's eq. 9) around the learned optimizer's parameters, through the
+ * ask/tell API. The members are evaluated by the caller (inline or on worker
+ * threads, with the same counter-based perturbations: perturbMember at
+ * (seed, step, member)); tell() turns their fitness into the ascent estimate.
  */
-import { groupWeights } from '../es/estimators.js';
-import { FunctionPopulationEvaluator } from '../es/function-evaluator.js';
+import { WSR } from '../es/strategies.js';
 
 export interface EsGradientOptions {
   mu: Float32Array;
@@ -27,10 +26,11 @@ export interface EsGradient {
 }
 
 export async function esMetaGradient(o: EsGradientOptions): Promise<EsGradient> {
-  const fitness = await o.fitness(o.pop);
-  const w = groupWeights(fitness, { estimator: 'wsr', sigma: o.sigma, baseline: false, nonFinite: 'worst' });
-  const ev = new FunctionPopulationEvaluator(() => { throw new Error('l2l ES: members are evaluated by the executor, not here'); });
-  const sum = await ev.noiseSum({ mu: o.mu, seed: o.seed, step: o.step, antithetic: o.antithetic, sigma: o.sigma, start: 0, weights: w.weights });
-  for (let j = 0; j < sum.length; j++) sum[j] = -sum[j]!;
-  return { grad: sum, fitness, nonFinite: w.nonFinite };
+  const es = new WSR({ init: o.mu, pop: o.pop, sigma: o.sigma, antithetic: o.antithetic, seed: o.seed });
+  es.step = o.step;
+  const gen = es.ask();
+  const fitness = await o.fitness(gen.size);
+  const r = await es.tell(fitness);
+  const grad = r.grad.map((v) => -v);
+  return { grad, fitness: r.fitness, nonFinite: r.nonFinite };
 }
