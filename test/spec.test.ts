@@ -32,6 +32,7 @@ const TOL: Record<OpName, number> = {
   prototypes: 1e-6, prototypesBackward: 1e-6, sqEuclidean: 1e-6, sqEuclideanBackward: 1e-6,
   cosine: 1e-6, cosineBackward: 2e-6, scale: 1e-7, logSoftmax: 1e-6, logSoftmaxBackward: 1e-6,
   crossEntropy: 1e-6, crossEntropyBackward: 0, accuracy: 0,
+  rotate: 1e-6, rotateBackward: 2e-6,
 };
 
 const conv = [
@@ -134,6 +135,16 @@ function cases(op: OpName): Case[] {
       const logp = ref.run('logSoftmax', { x: f32([5, 7], -4, 4) }, {}), labels = Int32Array.from([0, 6, 3, 3, 1]);
       return [{ name: '0', run: (d) => d.run('crossEntropyBackward', { dloss: 0.75, logp, labels }, {}) }];
     }
+    // Odd and non-square images; at these angles every sample coordinate is at least 0.004 from an
+    // integer (the derivative's kinks) except the centre pixel's, which does not move with the angle.
+    case 'rotate': return ([[[3, 2, 7, 5], 0.4137], [[2, 1, 6, 6], -1.2291], [[1, 3, 9, 4], 2.9013]] as const).map(([sh, a], i) => {
+      const x = f32([...sh]), angle = Tensor.from([a], [1], 'float32');
+      return { name: `${i}`, run: (d) => d.run('rotate', { x, angle }, {}) };
+    });
+    case 'rotateBackward': return ([[[3, 2, 7, 5], 0.4137], [[2, 1, 6, 6], -1.2291], [[1, 3, 9, 4], 2.9013]] as const).map(([sh, a], i) => {
+      const x = f32([...sh]), dy = f32([...sh]), angle = Tensor.from([a], [1], 'float32');
+      return { name: `${i}`, run: (d) => d.run('rotateBackward', { dy, x, angle }, {}) };
+    });
     case 'accuracy': {
       const scores = distinctTensor(rng, [9, 4], 'float32'), labels = Int32Array.from([0, 1, 2, 3, 0, 1, 2, 3, 0]);
       return [{ name: '0', run: (d) => d.run('accuracy', { scores, labels }, {}) }];

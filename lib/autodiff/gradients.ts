@@ -23,13 +23,14 @@ export interface SavedSpecs {
   scale: { alpha: number };
   logSoftmax: { y: Tensor };
   crossEntropy: { logp: Tensor; labels: Int32Array };
+  rotate: { x: Tensor; angle: Tensor };
 }
 
 export type TapeOp = keyof SavedSpecs;
 
 export const TAPE_OPS: readonly TapeOp[] = [
   'conv2d', 'batchnorm2dTrain', 'batchnorm2dEval', 'relu', 'maxpool2d', 'reshape', 'sliceRows',
-  'prototypes', 'sqEuclidean', 'cosine', 'scale', 'logSoftmax', 'crossEntropy',
+  'prototypes', 'sqEuclidean', 'cosine', 'scale', 'logSoftmax', 'crossEntropy', 'rotate',
 ];
 
 export interface GradContext<K extends TapeOp> {

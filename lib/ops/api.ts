@@ -28,6 +28,8 @@ export interface TensorOps<V> {
   scale(x: V, alpha: number): V;
   logSoftmax(x: V): V;
   crossEntropy(logp: V, labels: Int32Array): V;
+  /** Bilinear rotation of images [N, C, H, W] by angle [1] radians, counter-clockwise (see OpSpecs.rotate); differentiable in both. */
+  rotate(x: V, angle: V): V;
 }
 
 export function sliceRowsTensor(t: Tensor, start: number, end: number): Tensor {
@@ -62,4 +64,5 @@ export class DirectOps implements TensorOps<Tensor> {
   scale(x: Tensor, alpha: number): Tensor { return this.device.run('scale', { x }, { alpha }); }
   logSoftmax(x: Tensor): Tensor { return this.device.run('logSoftmax', { x }, {}); }
   crossEntropy(logp: Tensor, labels: Int32Array): Tensor { return this.device.run('crossEntropy', { logp, labels }, {}); }
+  rotate(x: Tensor, angle: Tensor): Tensor { return this.device.run('rotate', { x, angle }, {}); }
 }

@@ -5,6 +5,7 @@
  * throws with the reason, getDevice() falls back to cpu-ts and deviceReport() shows why.
  */
 import './kernels.js';
+import './rotate.js';
 import { KernelDevice, registerDevice } from '../registry.js';
 import { populationEvaluatorDevices, registerPopulationEvaluator } from '../../es/evaluators.js';
 import { loadAddon, type NativeInfo } from './addon.js';

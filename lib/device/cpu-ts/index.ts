@@ -6,6 +6,7 @@ import './maxpool2d.js';
 import './prototypes.js';
 import './distance.js';
 import './softmax.js';
+import './rotate.js';
 import { KernelDevice, registerDevice } from '../registry.js';
 
 registerDevice('cpu-ts', {

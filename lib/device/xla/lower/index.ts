@@ -6,3 +6,4 @@ import './maxpool2d.js';
 import './prototypes.js';
 import './distance.js';
 import './softmax.js';
+import './rotate.js';
