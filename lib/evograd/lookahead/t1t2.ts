@@ -25,6 +25,8 @@ export interface LookaheadResult {
   /** Exact peak bytes of the second-order graph, and of the validation tape. */
   graphPeakBytes: number;
   valTapePeakBytes: number;
+  /** Exact peak of both together: the validation tape runs while the graph is held. */
+  peakBytes: number;
 }
 
 /**
@@ -52,6 +54,7 @@ export function lookaheadHypergradient<TB, VB>(
   const lookahead = allocLike(theta, theta.length);
   for (let i = 0; i < theta.length; i++) lookahead[i] = theta[i]! - alpha * gradTheta[i]!;
   // v = grad L_val(theta') by the first-order tape.
+  const heldAtVal = graph.bytesHeld();
   const tape = new Tape(device);
   const vloss = program.val(tape, { mode: 'val', theta: lookahead, thetaLeaf: (t, off) => tape.leaf(t, off) }, valBatch);
   const valLoss = vloss.value.data[0]!;
@@ -70,5 +73,5 @@ export function lookaheadHypergradient<TB, VB>(
   }
   const graphPeakBytes = graph.peakBytes;
   graph.clear();
-  return { grad, gradTheta, trainLoss, valLoss, graphPeakBytes, valTapePeakBytes: tape.peakBytes };
+  return { grad, gradTheta, trainLoss, valLoss, graphPeakBytes, valTapePeakBytes: tape.peakBytes, peakBytes: Math.max(graphPeakBytes, heldAtVal + tape.peakBytes) };
 }
