@@ -4,7 +4,7 @@
  * to the training images (from 0); plain training is the baseline. Per seed and mode: the angle's
  * trajectory, and the final model's 5-way 5-shot accuracy on rotated and upright test episodes.
  *
- *   node dist/bench/evograd-rotation.js --seeds 0,1,2,3,4 [--steps 1000] [--test-episodes 400] [--modes evograd,plain]
+ *   node dist/bench/evograd-rotation.js --seeds 0,1,2,3,4 [--steps 1200] [--test-episodes 400] [--modes evograd,plain,second-order]
  *
  * Results accumulate in bench/results/evograd/rotation.json (a run already there with the same
  * configuration is kept, so seeds can run in separate invocations); --report-only redraws the
@@ -18,7 +18,7 @@ import '../lib/device/cpu-ts/index.js';
 import '../lib/device/cpu-native/index.js';
 import { getDevice } from '../lib/device/registry.js';
 import { resolveEvoGradConfig, type EvoGradConfig, type EvoGradMode } from '../lib/evograd/config.js';
-import { EvoGradMethod, type EvalResult } from '../lib/evograd/method.js';
+import { EvoGradMethod, type RotationEvalResult } from '../lib/evograd/method.js';
 import { rotationSources, rotationTestEpisodes } from '../lib/evograd/data.js';
 import { renderSvg } from '../lib/memory/charts.js';
 import { summarize } from '../lib/eval/stats.js';
@@ -34,7 +34,7 @@ interface Run {
   /** [step, angle in degrees, training loss] every `record` steps. */
   trajectory: [number, number, number][];
   finalAngle: number;
-  test: { rotated: EvalResult; upright: EvalResult; seed: number; angle: number };
+  test: { rotated: RotationEvalResult; upright: RotationEvalResult; seed: number; angle: number };
   seconds: number;
   load: { start: number[]; end: number[] };
 }
@@ -42,13 +42,14 @@ interface Run {
 interface Results { description: string; command: string; machine: Record<string, unknown>; runs: Run[] }
 
 const TEST_SHAPE = { way: 5, shot: 5, query: 15 };
+const MODE_LABEL: Record<EvoGradMode, string> = { evograd: 'EvoGrad (K = 2)', plain: 'plain', 'second-order': 'second order (T1-T2)' };
 
 function sameConfig(a: EvoGradConfig, b: EvoGradConfig): boolean {
   return JSON.stringify(a) === JSON.stringify(b);
 }
 
 async function charts(out: string, res: Results): Promise<void> {
-  const pts = res.runs.filter((r) => r.mode === 'evograd').flatMap((r) => r.trajectory.map(([step, angle]) => ({ step, angle, seed: `seed ${r.seed}` })));
+  const pts = res.runs.filter((r) => r.mode !== 'plain').flatMap((r) => r.trajectory.map(([step, angle]) => ({ step, angle, seed: `seed ${r.seed}`, method: MODE_LABEL[r.mode] })));
   const target = res.runs.length ? res.runs[0]!.config.valAngle : 30;
   const angleSpec = {
     $schema: 'https://vega.github.io/schema/vega-lite/v5.json',
@@ -58,13 +59,13 @@ async function charts(out: string, res: Results): Promise<void> {
       { data: { values: pts }, mark: { type: 'line' }, encoding: {
         x: { field: 'step', type: 'quantitative', title: 'training step' },
         y: { field: 'angle', type: 'quantitative', title: 'learned angle (degrees)' },
-        color: { field: 'seed', type: 'nominal', title: null } } },
+        color: { field: 'seed', type: 'nominal', title: null }, strokeDash: { field: 'method', type: 'nominal', title: null } } },
       { data: { values: [{ y: target }] }, mark: { type: 'rule', strokeDash: [6, 4], color: 'gray' }, encoding: { y: { field: 'y', type: 'quantitative' } } },
     ],
   };
   const bars = res.runs.flatMap((r) => [
-    { mode: r.mode === 'evograd' ? 'EvoGrad (learned angle)' : 'plain', test: `rotated ${r.test.angle} degrees`, acc: 100 * r.test.rotated.acc, seed: r.seed },
-    { mode: r.mode === 'evograd' ? 'EvoGrad (learned angle)' : 'plain', test: 'upright', acc: 100 * r.test.upright.acc, seed: r.seed },
+    { mode: MODE_LABEL[r.mode], test: `rotated ${r.test.angle} degrees`, acc: 100 * r.test.rotated.acc, seed: r.seed },
+    { mode: MODE_LABEL[r.mode], test: 'upright', acc: 100 * r.test.upright.acc, seed: r.seed },
   ]);
   const accSpec = {
     $schema: 'https://vega.github.io/schema/vega-lite/v5.json',
@@ -85,11 +86,11 @@ async function charts(out: string, res: Results): Promise<void> {
 function summary(res: Results): Record<string, unknown> {
   const by = (m: EvoGradMode) => res.runs.filter((r) => r.mode === m);
   const s = (xs: number[]) => ({ ...summarize(xs), n: xs.length });
-  const ev = by('evograd'), pl = by('plain');
+  const modes = ['evograd', 'second-order', 'plain'] as const;
   return {
-    learnedAngle: s(ev.map((r) => r.finalAngle)),
-    rotatedTest: { evograd: s(ev.map((r) => r.test.rotated.acc)), plain: s(pl.map((r) => r.test.rotated.acc)) },
-    uprightTest: { evograd: s(ev.map((r) => r.test.upright.acc)), plain: s(pl.map((r) => r.test.upright.acc)) },
+    learnedAngle: Object.fromEntries(modes.filter((m) => m !== 'plain').map((m) => [m, s(by(m).map((r) => r.finalAngle))])),
+    rotatedTest: Object.fromEntries(modes.map((m) => [m, s(by(m).map((r) => r.test.rotated.acc))])),
+    uprightTest: Object.fromEntries(modes.map((m) => [m, s(by(m).map((r) => r.test.upright.acc))])),
   };
 }
 
@@ -101,13 +102,22 @@ async function main(): Promise<void> {
     description: 'EvoGrad rotation experiment: see docs/evograd.md', command: '', machine: {}, runs: [],
   };
   if (process.argv.includes('--report-only')) {
+    // --merge a.json,b.json: add the runs of other result files (runs done in parallel to other directories).
+    for (const f of arg('merge', '').split(',').filter(Boolean)) {
+      for (const r of (JSON.parse(readFileSync(f, 'utf8')) as Results).runs) {
+        res.runs = res.runs.filter((x) => !(x.seed === r.seed && x.mode === r.mode));
+        res.runs.push(r);
+      }
+    }
+    res.runs.sort((a, b) => a.seed - b.seed || a.mode.localeCompare(b.mode));
+    writeFileSync(file, `${JSON.stringify({ ...res, summary: summary(res) }, null, 1)}\n`);
     await charts(out, res);
     process.stderr.write(`${JSON.stringify(summary(res), null, 2)}\n`);
     return;
   }
   const seeds = arg('seeds', '0').split(',').map(Number);
   const modes = arg('modes', 'evograd,plain').split(',') as EvoGradMode[];
-  const steps = Number(arg('steps', '1000'));
+  const steps = Number(arg('steps', '1200'));
   const testEpisodes = Number(arg('test-episodes', '400'));
   const record = Number(arg('record', '10'));
   const channels = Number(arg('channels', '16'));

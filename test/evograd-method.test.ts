@@ -60,6 +60,9 @@ test('an aborted step changes nothing; plain training keeps the angle; validatio
   sameState(viaFile(m.saveState()), before);
   const r = await m.trainStep();
   assert.ok(r && Number.isFinite(r.loss) && Number.isFinite(r['hypergrad']!) && r['angle'] === m.angle);
+  const so = make({ mode: 'second-order' });
+  const r2 = await so.trainStep();
+  assert.ok(r2 && Number.isFinite(r2['hypergrad']!) && so.angle !== 0, 'the second-order mode moves the angle');
   const plain = make({ mode: 'plain', initAngle: 12 });
   for (let i = 0; i < 3; i++) await plain.trainStep();
   assert.is(plain.angle, 12);
@@ -79,7 +82,7 @@ test('configuration errors name the option', () => {
   bad({ copies: 1 }, /copies \(--copies\) must be an integer in \[2/);
   bad({ sigma: 0 }, /sigma \(--sigma\) must be a finite number > 0/);
   bad({ noise: 'uniform' as never }, /noise \(--noise\) must be one of sign, gaussian/);
-  bad({ mode: 'second-order' as never }, /mode \(--mode\)/);
+  bad({ mode: 'third-order' as never }, /mode \(--mode\) must be one of evograd, plain, second-order/);
   bad({ train: { shot: 5, query: 16 } }, /train.query \(--query\) plus shot must be at most 20/);
   bad({ valAngle: 1000 }, /valAngle \(--val-angle\)/);
   bad({}, /preset \(--preset\) must be one of rotation, quick/, 'nope');

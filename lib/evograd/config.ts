@@ -5,8 +5,10 @@
  * Preset 'rotation' follows the authors' rotation experiment (K = 2 copies, sigma 0.001, random
  * signs, tau 0.05, Adam at 1e-3 for the model, Adam at 1e-2 radians = 0.573 degrees for the
  * angle, starting at 0) on a CPU-sized ProtoNet: ConvNet-4 with 16 channels on 28x28 Omniglot,
- * 5-way 5-shot 5-query episodes of upright characters for training, the same shape rotated by 30
- * degrees for the hypergradient's validation batches and the validation passes.
+ * 10-way 5-shot 5-query episodes of upright characters for training, 10-way 5-shot 10-query
+ * episodes rotated by 30 degrees for the hypergradient's validation batches and the validation
+ * passes, 1200 steps. (Few-shot episodes of new classes give a noisy hypergradient: the larger
+ * the episodes, the less noise per step; docs/evograd.md has the measurements.)
  * Preset 'quick' is a smoke-test size.
  */
 import { UserError } from '../errors.js';
@@ -16,19 +18,23 @@ import { COPY_NOISES, type CopyNoise } from './noise.js';
 
 export type EvoGradTask = 'rotation';
 export const EVOGRAD_TASKS: readonly EvoGradTask[] = ['rotation'];
-export type EvoGradMode = 'evograd' | 'plain';
+export type EvoGradMode = 'evograd' | 'plain' | 'second-order';
 
-export interface EpisodeShape { way: number; shot: number; query: number }
+export interface RotationEpisodeShape { way: number; shot: number; query: number }
 
 export interface EvoGradConfig {
   task: EvoGradTask;
-  /** 'evograd': learn the angle; 'plain': ordinary training with the angle fixed at initAngle (the baseline). */
+  /**
+   * 'evograd': learn the angle by EvoGrad; 'plain': ordinary training with the angle fixed at initAngle
+   * (the baseline); 'second-order': learn it by the T1-T2 hypergradient (back-propagation through one
+   * inner SGD step of size lr; lookahead/t1t2.ts), the second-order comparison.
+   */
   mode: EvoGradMode;
   model: ModelConfig;
   distance: Distance;
   /** Training episodes (upright) and validation episodes (rotated by valAngle). */
-  train: EpisodeShape;
-  val: EpisodeShape;
+  train: RotationEpisodeShape;
+  val: RotationEpisodeShape;
   /** Angle of the validation and test episodes, degrees counter-clockwise. */
   valAngle: number;
   /** The learned angle's starting value, degrees. */
@@ -51,14 +57,14 @@ export interface EvoGradConfig {
 
 export type EvoGradConfigInput = Partial<Omit<EvoGradConfig, 'model' | 'train' | 'val'>> & {
   model?: Partial<ModelConfig>;
-  train?: Partial<EpisodeShape>;
-  val?: Partial<EpisodeShape>;
+  train?: Partial<RotationEpisodeShape>;
+  val?: Partial<RotationEpisodeShape>;
 };
 
 const ROTATION: EvoGradConfigInput = {
   task: 'rotation', mode: 'evograd', model: { channels: 16, imageSize: 28 }, distance: 'euclidean',
-  train: { way: 5, shot: 5, query: 5 }, val: { way: 5, shot: 5, query: 5 }, valAngle: 30, initAngle: 0,
-  copies: 2, sigma: 0.001, tau: 0.05, noise: 'sign', lr: 1e-3, hyperLr: 0.573, seed: 0, steps: 1000, valEpisodes: 50,
+  train: { way: 10, shot: 5, query: 5 }, val: { way: 10, shot: 5, query: 10 }, valAngle: 30, initAngle: 0,
+  copies: 2, sigma: 0.001, tau: 0.05, noise: 'sign', lr: 1e-3, hyperLr: 0.573, seed: 0, steps: 1200, valEpisodes: 50,
 };
 
 export const EVOGRAD_PRESETS: Readonly<Record<string, EvoGradConfigInput>> = {
@@ -104,7 +110,7 @@ export function resolveEvoGradConfig(input: EvoGradConfigInput, preset: string =
   }
   const c = { ...base, ...defined(input), model, train: { ...base.train, ...defined(input.train) }, val: { ...base.val, ...defined(input.val) } } as EvoGradConfig;
   oneOf('task', c.task, EVOGRAD_TASKS);
-  oneOf('mode', c.mode, ['evograd', 'plain'] as const);
+  oneOf('mode', c.mode, ['evograd', 'plain', 'second-order'] as const);
   oneOf('distance', c.distance, ['euclidean', 'cosine'] as const);
   oneOf('noise', c.noise, COPY_NOISES);
   if (model.inChannels !== 1) bad('model.inChannels', `must be 1 (Omniglot is grey), got ${model.inChannels}`);

@@ -11,7 +11,7 @@ import { loadOmniglot, type LoadProgress, type OmniglotDataset } from '../data/o
 import { getSplit, type SplitPart } from '../data/splits.js';
 import { EpisodeSampler } from '../data/sampler.js';
 import type { RandomAccessEpisodes } from '../train/backprop-source.js';
-import type { EvoGradConfig, EpisodeShape } from './config.js';
+import type { EvoGradConfig, RotationEpisodeShape } from './config.js';
 import type { EvoGradSources } from './method.js';
 import { RotatedEpisodes, uprightSplit } from './rotation.js';
 
@@ -22,7 +22,7 @@ export function hyperValSeed(seed: number): number {
 
 export interface RotationData { dataset: OmniglotDataset; sources: EvoGradSources }
 
-export function uprightSampler(dataset: OmniglotDataset, part: SplitPart, shape: EpisodeShape, seed: number): EpisodeSampler {
+export function uprightSampler(dataset: OmniglotDataset, part: SplitPart, shape: RotationEpisodeShape, seed: number): EpisodeSampler {
   return new EpisodeSampler(uprightSplit(getSplit(dataset, 'vinyals', part)), { ...shape, seed });
 }
 
@@ -39,6 +39,6 @@ export function rotationSources(cfg: EvoGradConfig, device: Device, opts: { data
 }
 
 /** Test episodes of the upright test split rotated by `degrees` (0: upright). */
-export function rotationTestEpisodes(dataset: OmniglotDataset, shape: EpisodeShape, seed: number, degrees: number, device: Device): RandomAccessEpisodes {
+export function rotationTestEpisodes(dataset: OmniglotDataset, shape: RotationEpisodeShape, seed: number, degrees: number, device: Device): RandomAccessEpisodes {
   return new RotatedEpisodes(uprightSampler(dataset, 'test', shape, seed), degrees, device);
 }

@@ -10,12 +10,15 @@
 import { createOptimizer, type Optimizer, type OptimizerConfig } from '../optim/optimizers.js';
 import { checkSettings, evoGradHypergradient, EvoGradWorkspace, type EvoGradSettings, type HyperObjective } from './hypergrad.js';
 
-export interface LearnerConfig {
+/** A hypergradient other than EvoGrad's, e.g. the second-order T1-T2 baseline (lookahead/t1t2.ts). */
+export type HypergradientFn<TB, VB> = (theta: Float32Array, lambda: Float32Array, trainBatch: TB, valBatch: VB) => { grad: Float64Array; valLoss: number };
+
+export interface LearnerConfig<TB = unknown, VB = TB> {
   settings: EvoGradSettings;
   thetaOptimizer: OptimizerConfig;
   lambdaOptimizer: OptimizerConfig;
-  /** false: the ordinary step only (plain training with lambda fixed), the baseline. */
-  hyper: boolean;
+  /** true: EvoGrad; false: the ordinary step only (plain training with lambda fixed), the baseline; a function: that hypergradient. */
+  hyper: boolean | HypergradientFn<TB, VB>;
 }
 
 export interface LearnerStep {
@@ -50,7 +53,7 @@ export class EvoGradLearner<TB, VB = TB> {
   private readonly grad: Float32Array;
   readonly workspace: EvoGradWorkspace;
 
-  constructor(readonly objective: HyperObjective<TB, VB>, theta: Float32Array, lambda: Float32Array, readonly cfg: LearnerConfig) {
+  constructor(readonly objective: HyperObjective<TB, VB>, theta: Float32Array, lambda: Float32Array, readonly cfg: LearnerConfig<TB, VB>) {
     checkSettings(cfg.settings);
     this.theta = Float32Array.from(theta);
     this.lambda = Float32Array.from(lambda);
@@ -67,7 +70,12 @@ export class EvoGradLearner<TB, VB = TB> {
     if (!Number.isFinite(trainLoss)) throw new RangeError(`evograd: the training loss at step ${t} is ${trainLoss}`);
     this.thetaOpt.step(this.theta, this.grad);
     let out: LearnerStep = { step: t, trainLoss, lambda: this.lambda };
-    if (this.cfg.hyper) {
+    if (typeof this.cfg.hyper === 'function') {
+      const h = this.cfg.hyper(this.theta, this.lambda, trainBatch, valBatch);
+      if (!h.grad.every(Number.isFinite)) throw new RangeError(`the hypergradient at step ${t} is not finite (${Array.from(h.grad).join(', ')})`);
+      this.lambdaOpt.step(this.lambda, h.grad);
+      out = { ...out, hypergrad: h.grad, valLoss: h.valLoss };
+    } else if (this.cfg.hyper) {
       const h = evoGradHypergradient(this.objective, this.theta, this.lambda, trainBatch, valBatch, this.cfg.settings, t, this.workspace);
       if (!h.grad.every(Number.isFinite)) throw new RangeError(`evograd: the hypergradient at step ${t} is not finite (${Array.from(h.grad).join(', ')})`);
       this.lambdaOpt.step(this.lambda, h.grad);
@@ -79,7 +87,7 @@ export class EvoGradLearner<TB, VB = TB> {
 
   /** Bytes of optimizer state and EvoGrad's D-vectors (exact). */
   get stateBytes(): number {
-    return this.thetaOpt.bytes() + this.lambdaOpt.bytes() + this.grad.byteLength + (this.cfg.hyper ? this.workspace.bytes : 0);
+    return this.thetaOpt.bytes() + this.lambdaOpt.bytes() + this.grad.byteLength + (this.cfg.hyper === true ? this.workspace.bytes : 0);
   }
 
   state(): LearnerState {

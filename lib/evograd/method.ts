@@ -21,6 +21,7 @@ import { UserError } from '../errors.js';
 import { tapeObjective } from './objective.js';
 import { EvoGradLearner } from './learner.js';
 import { rotationProgram } from './rotation.js';
+import { lookaheadHypergradient } from './lookahead/t1t2.js';
 import type { EvoGradConfig } from './config.js';
 
 export const EVOGRAD_STATE_FORMAT = 'evometa-evograd-state-1';
@@ -34,10 +35,10 @@ export interface EvoGradSources {
   val?: RandomAccessEpisodes;
 }
 
-export interface EvalResult { acc: number; ci95: number; loss: number; episodes: number }
+export interface RotationEvalResult { acc: number; ci95: number; loss: number; episodes: number }
 
 /** Mean loss and accuracy over episodes 0..n-1 of `source`, BN running statistics (eval mode). */
-export function evaluateModel(device: Device, layout: ProtoNetLayout, params: Float32Array, bn: BnState, source: RandomAccessEpisodes, n: number, distance: EvoGradConfig['distance']): EvalResult {
+export function evaluateModel(device: Device, layout: ProtoNetLayout, params: Float32Array, bn: BnState, source: RandomAccessEpisodes, n: number, distance: EvoGradConfig['distance']): RotationEvalResult {
   const ops = new DirectOps(device);
   const accs: number[] = [], losses: number[] = [];
   for (let i = 0; i < n; i++) {
@@ -65,13 +66,16 @@ export class EvoGradMethod implements TrainMethod {
     this.device = typeof init.device === 'object' ? init.device : getDevice(init.device);
     this.bn = initialBnState(this.layout);
     this.chanceScore = 1 / config.val.way;
-    const hyper = config.mode === 'evograd';
-    const objective = tapeObjective(this.device, rotationProgram(this.layout, this.bn, config.distance, hyper || config.initAngle !== 0));
+    const learns = config.mode !== 'plain';
+    const program = rotationProgram(this.layout, this.bn, config.distance, learns || config.initAngle !== 0);
+    const objective = tapeObjective(this.device, program);
+    const secondOrder = (theta: Float32Array, lambda: Float32Array, tb: Episode, vb: Episode) =>
+      lookaheadHypergradient(this.device, program, theta, lambda, tb, vb, config.lr);
     this.learner = new EvoGradLearner(objective, initParams(this.layout, config.seed), Float32Array.of(config.initAngle), {
       settings: { copies: config.copies, sigma: config.sigma, tau: config.tau, noise: config.noise, seed: config.seed },
       thetaOptimizer: { name: 'adam', lr: config.lr },
       lambdaOptimizer: { name: 'adam', lr: config.hyperLr },
-      hyper,
+      hyper: config.mode === 'evograd' ? true : config.mode === 'second-order' ? secondOrder : false,
     });
   }
 
@@ -92,7 +96,7 @@ export class EvoGradMethod implements TrainMethod {
     if (r.hypergrad) {
       m['hypergrad'] = r.hypergrad[0]!;
       m['val_loss'] = r.valLoss!;
-      m['weight0'] = r.weights![0]!;
+      if (r.weights) m['weight0'] = r.weights[0]!;
     }
     return m;
   }
@@ -104,7 +108,7 @@ export class EvoGradMethod implements TrainMethod {
   }
 
   /** Accuracy of the current model on episodes 0..n-1 of `source` (BN running statistics). */
-  evaluate(source: RandomAccessEpisodes, n: number): EvalResult {
+  evaluate(source: RandomAccessEpisodes, n: number): RotationEvalResult {
     return evaluateModel(this.device, this.layout, this.learner.theta, this.bn, source, n, this.config.distance);
   }
 

@@ -27,6 +27,12 @@ export function rotationSampling(h: number, w: number, angle: number): RotationS
   const cx = (w - 1) / 2, cy = (h - 1) / 2, c = Math.cos(angle), s = Math.sin(angle);
   const n = h * w;
   const index = new Int32Array(4 * n), weight = new Float64Array(4 * n), dweight = new Float64Array(4 * n);
+  const set = (k: number, ci: number, cj: number, wt: number, dwt: number): void => {
+    const inside = ci >= 0 && ci < h && cj >= 0 && cj < w;
+    index[k] = inside ? ci * w + cj : -1;
+    weight[k] = inside ? wt : 0;
+    dweight[k] = inside ? dwt : 0;
+  };
   for (let i = 0; i < h; i++) {
     const di = i - cy;
     for (let j = 0; j < w; j++) {
@@ -36,16 +42,11 @@ export function rotationSampling(h: number, w: number, angle: number): RotationS
       const j0 = Math.floor(u), i0 = Math.floor(v);
       const fu = u - j0, fv = v - i0;
       const o = 4 * (i * w + j);
-      const corners = [[i0, j0], [i0, j0 + 1], [i0 + 1, j0], [i0 + 1, j0 + 1]] as const;
-      const wts = [(1 - fu) * (1 - fv), fu * (1 - fv), (1 - fu) * fv, fu * fv];
-      const dwts = [-du * (1 - fv) - (1 - fu) * dv, du * (1 - fv) - fu * dv, -du * fv + (1 - fu) * dv, du * fv + fu * dv];
-      for (let k = 0; k < 4; k++) {
-        const [ci, cj] = corners[k]!;
-        const inside = ci >= 0 && ci < h && cj >= 0 && cj < w;
-        index[o + k] = inside ? ci * w + cj : -1;
-        weight[o + k] = inside ? wts[k]! : 0;
-        dweight[o + k] = inside ? dwts[k]! : 0;
-      }
+      // Corners 00, 01 (next column), 10 (next row), 11: weights and their angle derivatives.
+      set(o, i0, j0, (1 - fu) * (1 - fv), -du * (1 - fv) - (1 - fu) * dv);
+      set(o + 1, i0, j0 + 1, fu * (1 - fv), du * (1 - fv) - fu * dv);
+      set(o + 2, i0 + 1, j0, (1 - fu) * fv, -du * fv + (1 - fu) * dv);
+      set(o + 3, i0 + 1, j0 + 1, fu * fv, du * fv + fu * dv);
     }
   }
   return { h, w, index, weight, dweight };
