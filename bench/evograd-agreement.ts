@@ -53,7 +53,7 @@ async function main(): Promise<void> {
   const settings = { copies: cfg.copies, sigma: cfg.sigma, tau: cfg.tau, noise: cfg.noise, seed: 77 };
   const alpha = (cfg.sigma * cfg.sigma) / (2 * cfg.tau);
   const lam = Float32Array.of(angle);
-  const evo: number[] = [], evoMean: number[] = [], t1t2: number[] = [];
+  const evo: number[] = [], evoMean: number[] = [], evoStd: number[] = [], t1t2: number[] = [];
   const t0 = Date.now();
   for (let b = 0; b < batches; b++) {
     const tb = sources.train.episode(100000 + b), vb = sources.hyperVal.episode(100000 + b);
@@ -61,7 +61,9 @@ async function main(): Promise<void> {
     const hs: number[] = [];
     for (let d = 0; d < draws; d++) hs.push(evoGradHypergradient(obj, m.params, lam, tb, vb, settings, b * draws + d, ws).grad[0]!);
     evo.push(hs[0]!);
-    evoMean.push(hs.reduce((a, c) => a + c, 0) / hs.length);
+    const mean = hs.reduce((a, c) => a + c, 0) / hs.length;
+    evoMean.push(mean);
+    evoStd.push(Math.sqrt(hs.reduce((a, c) => a + (c - mean) ** 2, 0) / Math.max(1, hs.length - 1)));
     process.stderr.write(`batch ${b}: T1-T2 ${t1t2[b]!.toExponential(3)}, EvoGrad ${evo[b]!.toExponential(3)}, mean of ${draws} ${evoMean[b]!.toExponential(3)}\n`);
   }
   const signs = (a: number[]) => a.filter((v, i) => Math.sign(v) === Math.sign(t1t2[i]!)).length / a.length;
@@ -72,10 +74,14 @@ async function main(): Promise<void> {
     single: { cosine: cosine(evo, t1t2), pearson: pearson(evo, t1t2), signAgreement: signs(evo) },
     meanOfDraws: { cosine: cosine(evoMean, t1t2), pearson: pearson(evoMean, t1t2), signAgreement: signs(evoMean) },
     magnitude: { meanAbsT1T2: t1t2.reduce((a, c) => a + Math.abs(c), 0) / batches, meanAbsEvoGradMean: evoMean.reduce((a, c) => a + Math.abs(c), 0) / batches },
-    t1t2, evograd: evo, evogradMean: evoMean,
+    // Per batch: |T1-T2| / (std of the EvoGrad draws) -- the signal-to-noise of one EvoGrad estimate given the batch
+    // (E[EvoGrad | batch] = T1-T2 with this alpha, to first order in sigma).
+    conditionalSnr: t1t2.map((t, i) => Math.abs(t) / evoStd[i]!),
+    t1t2, evograd: evo, evogradMean: evoMean, evogradStd: evoStd,
   };
   writeFileSync(join(out, 'agreement.json'), `${JSON.stringify(res, null, 1)}\n`);
-  process.stderr.write(`${JSON.stringify({ single: res.single, meanOfDraws: res.meanOfDraws, magnitude: res.magnitude })}\n`);
+  const snr = [...res.conditionalSnr].sort((a, b) => a - b);
+  process.stderr.write(`${JSON.stringify({ single: res.single, meanOfDraws: res.meanOfDraws, magnitude: res.magnitude, medianConditionalSnr: snr[Math.floor(snr.length / 2)] })}\n`);
 }
 
 main().catch((e) => { console.error(e); process.exit(1); });

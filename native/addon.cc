@@ -32,6 +32,8 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
       {"crossEntropy", CrossEntropy},
       {"crossEntropyBackward", CrossEntropyBackward},
       {"accuracy", Accuracy},
+      {"rotate", Rotate},
+      {"rotateBackward", RotateBackward},
       {"evaluatePopulation", EvaluatePopulation},
       {"noiseSum", NoiseSum},
       {"gaussianFill", GaussianFill},

@@ -13,6 +13,9 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { spawnSync } from 'node:child_process';
 import '../lib/device/cpu-ts/index.js';
+import '../lib/device/cpu-native/index.js';
+import { nativeInfo } from '../lib/device/cpu-native/index.js';
+import { addon } from '../lib/device/cpu-native/addon.js';
 import { getDevice } from '../lib/device/registry.js';
 import { DirectOps } from '../lib/ops/api.js';
 import { Tensor } from '../lib/tensor/tensor.js';
@@ -135,6 +138,28 @@ test('bad inputs are refused with the shape or value named', () => {
   assert.throws(() => dev.run('rotateBackward', { dy: randTensor(rng, [1, 1, 4, 3]), x, angle: angleT(0.1) }, {}), /rotateBackward dy/);
 });
 
+let nativeMissing: string | null = null;
+try { nativeInfo(); } catch (e) { nativeMissing = (e as Error).message; }
+if (nativeMissing) console.log(`rotate.test: cpu-native checks skipped: ${nativeMissing}`);
+const nativeTest = nativeMissing ? test.skip : test;
+
+nativeTest('cpu-native: the C++ kernels match the spec in float32 and refuse wrong-sized buffers at the boundary', () => {
+  const nat = getDevice('cpu-native');
+  const x = randTensor(rng, [3, 2, 9, 7], 'float32'), dy = randTensor(rng, [3, 2, 9, 7], 'float32'), angle = angleT(0.6235, 'float32');
+  const y = nat.run('rotate', { x, angle }, {}), want = dev.run('rotate', { x, angle }, {});
+  assert.ok(maxAbsErr(y.data, want.data) < 1e-6, `forward ${maxAbsErr(y.data, want.data)}`);
+  const b = nat.run('rotateBackward', { dy, x, angle }, {}), wb = dev.run('rotateBackward', { dy, x, angle }, {});
+  assert.ok(maxAbsErr(b.dx.data, wb.dx.data) < 1e-6 && Math.abs(b.dangle.data[0]! - wb.dangle.data[0]!) < 1e-4 * Math.abs(wb.dangle.data[0]!));
+  const s = rotationSampling(9, 7, 0.6235);
+  const a = addon();
+  assert.throws(() => a.rotate({ planes: 6, px: 63, index: s.index, weight: s.weight, x: x.data, y: new Float32Array(10) }), /y/);
+  assert.throws(() => a.rotate({ planes: 6, px: 63, index: s.index.subarray(1), weight: s.weight, x: x.data, y: new Float32Array(378) }), /index/);
+  const bad = s.index.slice();
+  bad[5] = 63;
+  assert.throws(() => a.rotate({ planes: 6, px: 63, index: bad, weight: s.weight, x: x.data, y: new Float32Array(378) }), /index/);
+  assert.throws(() => a.rotateBackward({ planes: 6, px: 63, index: s.index, weight: s.weight, dweight: new Float64Array(3), dy: dy.data, x: x.data, dx: new Float32Array(378) }), /dweight/);
+});
+
 const noTorch = pythonMissing(['torch']);
 if (noTorch) console.log(`rotate.test: PyTorch cross-check skipped: ${noTorch}`);
 const torchTest = noTorch ? test.skip : test;
@@ -143,26 +168,32 @@ const TORCH = `
 import json, sys, torch
 import torch.nn.functional as F
 torch.set_default_dtype(torch.float64)
-d = json.load(sys.stdin)
-x = torch.tensor(d['x']).reshape(d['shape']).requires_grad_()
-a = torch.tensor(d['angle']).requires_grad_()
-n, c, h, w = d['shape']
-cx, cy = (w - 1) / 2, (h - 1) / 2
-row0 = torch.stack([torch.cos(a), -(cy / cx) * torch.sin(a), torch.zeros(())])
-row1 = torch.stack([(cx / cy) * torch.sin(a), torch.cos(a), torch.zeros(())])
-theta = torch.stack([row0, row1]).expand(n, 2, 3)
-grid = F.affine_grid(theta, [n, c, h, w], align_corners=True)
-y = F.grid_sample(x, grid, mode='bilinear', padding_mode='zeros', align_corners=True)
-(y * torch.tensor(d['r']).reshape(d['shape'])).sum().backward()
-print(json.dumps({'y': y.reshape(-1).tolist(), 'dx': x.grad.reshape(-1).tolist(), 'da': a.grad.item()}))
+out = []
+for d in json.load(sys.stdin):
+    x = torch.tensor(d['x']).reshape(d['shape']).requires_grad_()
+    a = torch.tensor(d['angle']).requires_grad_()
+    n, c, h, w = d['shape']
+    cx, cy = (w - 1) / 2, (h - 1) / 2
+    row0 = torch.stack([torch.cos(a), -(cy / cx) * torch.sin(a), torch.zeros(())])
+    row1 = torch.stack([(cx / cy) * torch.sin(a), torch.cos(a), torch.zeros(())])
+    theta = torch.stack([row0, row1]).expand(n, 2, 3)
+    grid = F.affine_grid(theta, [n, c, h, w], align_corners=True)
+    y = F.grid_sample(x, grid, mode='bilinear', padding_mode='zeros', align_corners=True)
+    (y * torch.tensor(d['r']).reshape(d['shape'])).sum().backward()
+    out.append({'y': y.reshape(-1).tolist(), 'dx': x.grad.reshape(-1).tolist(), 'da': a.grad.item()})
+print(json.dumps(out))
 `;
 
 torchTest('PyTorch grid_sample (align_corners=True, zeros padding) with the same affine map: values and both gradients', () => {
-  for (const [shape, a] of [[[2, 2, 7, 5], 0.4137], [[1, 1, 28, 28], 0.5236 + 0.0123], [[2, 1, 6, 9], -2.2]] as const) {
-    const x = randTensor(rng, [...shape]), r = randTensor(rng, [...shape]);
-    const out = spawnSync('python3', ['-c', TORCH], { input: JSON.stringify({ x: Array.from(x.data), r: Array.from(r.data), shape, angle: a }), encoding: 'utf8', maxBuffer: 1 << 26 });
-    assert.is(out.status, 0, out.stderr);
-    const want = JSON.parse(out.stdout) as { y: number[]; dx: number[]; da: number };
+  const cases = ([[[2, 2, 7, 5], 0.4137], [[1, 1, 28, 28], 0.5236 + 0.0123], [[2, 1, 6, 9], -2.2]] as const).map(([shape, a]) => ({
+    shape: [...shape], angle: a, x: randTensor(rng, [...shape]), r: randTensor(rng, [...shape]),
+  }));
+  const input = JSON.stringify(cases.map((c) => ({ shape: c.shape, angle: c.angle, x: Array.from(c.x.data), r: Array.from(c.r.data) })));
+  const out = spawnSync('python3', ['-c', TORCH], { input, encoding: 'utf8', maxBuffer: 1 << 26 });
+  assert.is(out.status, 0, out.stderr);
+  const wants = JSON.parse(out.stdout) as { y: number[]; dx: number[]; da: number }[];
+  cases.forEach(({ shape, angle: a, x, r }, i) => {
+    const want = wants[i]!;
     const tape = new Tape(dev);
     const g = new Float64Array(x.size + 1);
     const y = tape.rotate(tape.leaf(x, 0), tape.leaf(angleT(a), x.size));
@@ -170,7 +201,7 @@ torchTest('PyTorch grid_sample (align_corners=True, zeros padding) with the same
     tape.backward(y, g, r);
     assert.ok(maxAbsErr(g.subarray(0, x.size), want.dx) < 1e-12, `image gradient: ${maxAbsErr(g.subarray(0, x.size), want.dx)}`);
     assert.ok(Math.abs(g[x.size]! - want.da) < 1e-9 * Math.max(1, Math.abs(want.da)), `angle gradient ${g[x.size]} vs torch ${want.da}`);
-  }
+  });
 });
 
 test.run();
