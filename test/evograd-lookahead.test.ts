@@ -20,6 +20,8 @@ import { episodeLoss } from '../lib/model/protonet.js';
 import { TemplateEpisodes } from '../lib/train/backprop-source.js';
 import { Rng } from '../lib/rng/philox.js';
 import { TOY_PROGRAM } from '../lib/evograd/toy.js';
+import { evoGradHypergradient } from '../lib/evograd/hypergrad.js';
+import { fillCopyNoise } from '../lib/evograd/noise.js';
 import { Tensor } from '../lib/tensor/tensor.js';
 
 const dev = getDevice('cpu-ts');
@@ -84,6 +86,30 @@ test('T1-T2 on the toy: closed form -alpha * d/dlambda (2(x-1) + 2 lambda x) * 2
     const xp = x - alpha * (2 * (x - 1) + 2 * lam * x);
     const want = -4 * alpha * x * (xp - 0.5);
     assert.ok(Math.abs(r.grad[0]! - want) < 1e-14, `${r.grad[0]} vs ${want}`);
+  }
+});
+
+test('EvoGrad and T1-T2 agree in expectation: for K = 2 sign noise, E[EvoGrad] = T1-T2 with alpha = sigma^2 / (2 tau) + O(sigma^2) relatively', () => {
+  // On the toy (one parameter) the sign pairs (+,+), (-,-) give h = 0 exactly and (+,-), (-,+) are
+  // equally likely, so the expectation over the noise is exact: the mean of the two mixed pairs / 2.
+  const obj = tapeObjective(dev, TOY_PROGRAM);
+  const e = new Float32Array(1), steps: number[] = [];
+  for (let t = 0; steps.length < 2 && t < 64; t++) {
+    fillCopyNoise(e, 'sign', 3, t, 0);
+    const a = e[0]!;
+    fillCopyNoise(e, 'sign', 3, t, 1);
+    if (a !== e[0]! && !steps.some((u) => { fillCopyNoise(e, 'sign', 3, u, 0); return e[0] === a; })) steps.push(t);
+  }
+  assert.is(steps.length, 2, 'found a (+,-) and a (-,+) step');
+  let last = Infinity;
+  for (const sigma of [1e-2, 1e-3, 1e-4]) {
+    const s = { copies: 2, sigma, tau: 0.5, noise: 'sign' as const, seed: 3 };
+    const h = (t: number): number => evoGradHypergradient(obj, Float64Array.of(0.3), Float64Array.of(0.7), null, null, s, t).grad[0]!;
+    const expected = (h(steps[0]!) + h(steps[1]!)) / 4;
+    const t1t2 = lookaheadHypergradient(dev, TOY_PROGRAM, Float64Array.of(0.3), Float64Array.of(0.7), null, null, (sigma * sigma) / (2 * s.tau)).grad[0]!;
+    const rel = Math.abs(expected / t1t2 - 1);
+    assert.ok(rel < 10 * sigma * sigma && rel < last, `sigma ${sigma}: E[EvoGrad] ${expected}, T1-T2 ${t1t2}, relative difference ${rel}`);
+    last = rel;
   }
 });
 
