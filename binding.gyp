@@ -30,6 +30,8 @@
       'sources': [
         'native/addon.cc',
         'native/napi/args.cc',
+        'native/napi/guard.cc',
+        'native/napi/job.cc',
         'native/napi/ops.cc',
         'native/napi/population.cc',
         'native/core/cpu.cc',
@@ -41,7 +43,7 @@
         'native/core/population.cc',
       ],
       'include_dirs': ["<!(node -p \"require('node-addon-api').include_dir\")"],
-      'defines': ['NAPI_VERSION=8', 'NAPI_CPP_EXCEPTIONS', 'NODE_ADDON_API_CPP_EXCEPTIONS_ALL'],
+      'defines': ['NAPI_VERSION=8', 'NAPI_CPP_EXCEPTIONS', 'NODE_ADDON_API_CPP_EXCEPTIONS_ALL', 'NODE_API_SWALLOW_UNTHROWABLE_EXCEPTIONS'],
       'dependencies': ['evometa_isa_scalar', 'evometa_noise'],
       'conditions': [
         ['target_arch=="x64"', {

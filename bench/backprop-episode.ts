@@ -9,7 +9,7 @@ import { getDevice } from '../lib/device/registry.js';
 import { loadOmniglot } from '../lib/data/omniglot.js';
 import { getSplit } from '../lib/data/splits.js';
 import { EpisodeSampler } from '../lib/data/sampler.js';
-import { BackpropTrainer } from '../lib/train/backprop.js';
+import { BackpropMethod } from '../lib/methods/backprop/method.js';
 
 function arg(name: string, dflt: string): string {
   const i = process.argv.indexOf(`--${name}`);
@@ -21,13 +21,13 @@ const reps = Number(arg('reps', '2'));
 const device = getDevice(arg('device', '') || undefined);
 const ds = loadOmniglot({ imageSize: 28 });
 const train = new EpisodeSampler(getSplit(ds, 'vinyals', 'train'), { way, shot, query, seed: 0 });
-const t = BackpropTrainer.create({ model: { channels, imageSize: 28 }, train: { way, shot, query }, valEpisodes: 0, episodes: reps }, { train }, { device });
+const t = BackpropMethod.create({ model: { channels, imageSize: 28 }, train: { way, shot, query }, valEpisodes: 0, episodes: reps }, { train }, { device });
 const secs: number[] = [];
 let peak = 0;
 for (let i = 0; i < reps; i++) {
-  const r = t.trainEpisode();
-  secs.push(r.seconds);
-  peak = r.tapePeakBytes;
+  const r = await t.trainStep();
+  secs.push(r.stepS!);
+  peak = r.tapePeakBytes!;
 }
 console.log(JSON.stringify({
   bench: 'backprop-episode', device: device.name, isa: device.info().isa ?? null, channels, way, shot, query, images: way * (shot + query),

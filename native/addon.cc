@@ -1,52 +1,59 @@
-// evometa native addon: the exports table only.
+// evometa native addon: the exports table only. Every function is registered through
+// `guarded` (napi/guard.h): no C++ exception ever crosses into Node.
 #include <napi.h>
 
 #include "core/cpu.h"
 #include "napi/bindings.h"
+#include "napi/guard.h"
 
 namespace {
 
-Napi::Object Init(Napi::Env env, Napi::Object exports) {
+napi_value Init(napi_env env, napi_value exports) {
   using namespace evometa;
   tuneMalloc();
-  const struct { const char* name; Napi::Function::Callback fn; } table[] = {
-      {"conv2d", Conv2d},
-      {"conv2dBackwardInput", Conv2dBackwardInput},
-      {"conv2dBackwardWeight", Conv2dBackwardWeight},
-      {"batchnorm2dTrain", BatchnormTrain},
-      {"batchnorm2dEval", BatchnormEval},
-      {"batchnorm2dBackward", BatchnormBackward},
-      {"relu", Relu},
-      {"reluBackward", ReluBackward},
-      {"maxpool2d", Maxpool},
-      {"maxpool2dBackward", MaxpoolBackward},
-      {"prototypes", Prototypes},
-      {"prototypesBackward", PrototypesBackward},
-      {"sqEuclidean", SqEuclidean},
-      {"sqEuclideanBackward", SqEuclideanBackward},
-      {"cosine", Cosine},
-      {"cosineBackward", CosineBackward},
-      {"scale", Scale},
-      {"logSoftmax", LogSoftmax},
-      {"logSoftmaxBackward", LogSoftmaxBackward},
-      {"crossEntropy", CrossEntropy},
-      {"crossEntropyBackward", CrossEntropyBackward},
-      {"accuracy", Accuracy},
-      {"rotate", Rotate},
-      {"rotateBackward", RotateBackward},
-      {"evaluatePopulation", EvaluatePopulation},
-      {"noiseSum", NoiseSum},
-      {"gaussianFill", GaussianFill},
-      {"info", Info},
-      {"setIsa", SetIsa},
-      {"setThreads", SetThreads},
-      {"workingBytes", WorkingBytes},
-      {"fmaPeak", FmaPeak},
+  const struct { const char* name; napi_callback fn; } table[] = {
+      {"conv2d", guarded<Conv2d>},
+      {"conv2dBackwardInput", guarded<Conv2dBackwardInput>},
+      {"conv2dBackwardWeight", guarded<Conv2dBackwardWeight>},
+      {"batchnorm2dTrain", guarded<BatchnormTrain>},
+      {"batchnorm2dEval", guarded<BatchnormEval>},
+      {"batchnorm2dBackward", guarded<BatchnormBackward>},
+      {"relu", guarded<Relu>},
+      {"reluBackward", guarded<ReluBackward>},
+      {"maxpool2d", guarded<Maxpool>},
+      {"maxpool2dBackward", guarded<MaxpoolBackward>},
+      {"prototypes", guarded<Prototypes>},
+      {"prototypesBackward", guarded<PrototypesBackward>},
+      {"sqEuclidean", guarded<SqEuclidean>},
+      {"sqEuclideanBackward", guarded<SqEuclideanBackward>},
+      {"cosine", guarded<Cosine>},
+      {"cosineBackward", guarded<CosineBackward>},
+      {"scale", guarded<Scale>},
+      {"logSoftmax", guarded<LogSoftmax>},
+      {"logSoftmaxBackward", guarded<LogSoftmaxBackward>},
+      {"crossEntropy", guarded<CrossEntropy>},
+      {"crossEntropyBackward", guarded<CrossEntropyBackward>},
+      {"accuracy", guarded<Accuracy>},
+      {"rotate", guarded<Rotate>},
+      {"rotateBackward", guarded<RotateBackward>},
+      {"evaluatePopulation", guarded<EvaluatePopulation>},
+      {"noiseSum", guarded<NoiseSum>},
+      {"gaussianFill", guarded<GaussianFill>},
+      {"cancel", guarded<Cancel>},
+      {"pendingJobs", guarded<PendingJobs>},
+      {"limits", guarded<Limits>},
+      {"info", guarded<Info>},
+      {"setIsa", guarded<SetIsa>},
+      {"setThreads", guarded<SetThreads>},
+      {"workingBytes", guarded<WorkingBytes>},
+      {"fmaPeak", guarded<FmaPeak>},
   };
-  for (const auto& e : table) exports.Set(e.name, Napi::Function::New(env, e.fn, e.name));
+  for (const auto& e : table) {
+    if (!exportFunction(env, exports, e.name, e.fn)) return nullptr;
+  }
   return exports;
 }
 
 }  // namespace
 
-NODE_API_MODULE(evometa_native, Init)
+NAPI_MODULE(evometa_native, Init)

@@ -2,7 +2,7 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import '../lib/index.js';
-import { deviceReport, getDevice } from '../lib/device/registry.js';
+import { getDevice, registeredDevices } from '../lib/device/registry.js';
 import { DirectOps } from '../lib/ops/api.js';
 import { Tensor } from '../lib/tensor/tensor.js';
 import { Rng } from '../lib/rng/philox.js';
@@ -13,6 +13,7 @@ import { ProtoNetLayout, initialBnState } from '../lib/model/layout.js';
 import { initParams } from '../lib/model/init.js';
 import { episodeLoss } from '../lib/model/protonet.js';
 import { TemplateEpisodes } from '../lib/train/backprop-source.js';
+import { device as devicePeer, needs } from './helpers/peers.js';
 
 const device = getDevice('cpu-ts');
 
@@ -39,8 +40,9 @@ test('BN running statistics tracked on the tape equal those tracked by plain ops
   assert.ok(b.buffers.some((v, i) => v !== initialBnState(layout).buffers[i]), 'running statistics did not move');
 });
 
-for (const dev of deviceReport().filter((d) => d.available === true).map((d) => d.name)) {
-  test(`${dev}: float32 gradient of the episode loss agrees with the float64 gradient (relative L2 error < 1e-4)`, () => {
+// Every registered device; one that cannot initialize here is a counted skip with its reason.
+for (const dev of registeredDevices()) {
+  needs(await devicePeer(dev), `autodiff.test: device ${dev}`)(`${dev}: float32 gradient of the episode loss agrees with the float64 gradient (relative L2 error < 1e-4)`, () => {
     const d = getDevice(dev);
     const layout = new ProtoNetLayout({ channels: 8, imageSize: 28 });
     const p32 = initParams(layout, 9);
@@ -183,14 +185,23 @@ test('misuse is an error: backward twice, recording after backward, a value from
 
 test('embed on the tape: gradient flows to every parameter of every block', () => {
   const layout = new ProtoNetLayout({ channels: 4, imageSize: 28 });
-  const g = episodeGradient(device, layout, initParams(layout, 2), initialBnState(layout),
-    new TemplateEpisodes({ classes: 8, way: 4, shot: 2, query: 2, imageSize: 28, seed: 6 }).episode(0), { bn: 'batch' });
+  const params = initParams(layout, 2), ep = new TemplateEpisodes({ classes: 8, way: 4, shot: 2, query: 2, imageSize: 28, seed: 6 }).episode(0);
+  const g = episodeGradient(device, layout, params, initialBnState(layout), ep, { bn: 'batch' });
   for (const e of layout.params) {
     if (e.name.endsWith('.0.bias')) continue; // a conv bias before batch-mode BN has zero gradient
     const part = g.grad.subarray(e.offset, e.offset + e.size);
     assert.ok(part.some((v) => v !== 0), `no gradient for ${e.name}`);
   }
-  assert.ok(Number.isFinite(g.loss) && g.accuracy >= 0 && g.accuracy <= 1);
+  // loss and accuracy are those of the plain forward, exactly (the tape's forward is the plain forward)
+  const plain = episodeLoss(new DirectOps(device), layout, params, initialBnState(layout), ep, { bn: 'batch' });
+  assert.is(g.loss, plain.loss.data[0]);
+  const [nq, way] = plain.logits.shape as [number, number];
+  let right = 0;
+  for (let i = 0; i < nq; i++) {
+    const row = Array.from(plain.logits.data.subarray(i * way, (i + 1) * way));
+    if (row.indexOf(Math.max(...row)) === ep.queryLabels[i]) right++;
+  }
+  assert.is(g.accuracy, right / nq);
 });
 
 test.run();

@@ -15,7 +15,9 @@ import { loadOmniglot } from '../lib/data/omniglot.js';
 import { getSplit } from '../lib/data/splits.js';
 import { EpisodeSampler } from '../lib/data/sampler.js';
 import { loadCheckpoint } from '../lib/model/checkpoint.js';
-import { BackpropTrainer, type EpochRecord } from '../lib/train/backprop.js';
+import { BackpropMethod } from '../lib/methods/backprop/method.js';
+import { runLoop } from '../lib/train/loop.js';
+import { readRunState } from '../lib/train/run-files.js';
 
 const tmp = mkdtempSync(join(tmpdir(), 'evometa-bp-omniglot-'));
 const cache = join(tmp, 'cache');
@@ -26,21 +28,24 @@ test('a short backprop run on Omniglot (C=8, 28x28) lowers the training loss and
   const seed = 11;
   const train = new EpisodeSampler(getSplit(ds, 'vinyals', 'train'), { way: 20, shot: 5, query: 5, seed });
   const val = new EpisodeSampler(getSplit(ds, 'vinyals', 'val'), { way: 5, shot: 5, query: 15, seed });
-  const t = BackpropTrainer.create({
+  const t = BackpropMethod.create({
     model: { channels: 8, imageSize: 28 }, train: { way: 20, shot: 5, query: 5 }, episodes: 60, episodesPerEpoch: 20, valEpisodes: 30, seed,
   }, { train, val }, { device: getDevice() });
-  const untrained = t.validate();
-  const epochs: EpochRecord[] = [];
+  const losses: number[] = [], vals: number[] = [];
   const t0 = Date.now();
-  await t.run({ onEpoch: (e) => epochs.push(e) });
+  const r = await runLoop(t, { valEvery: 20, onStep: (s) => losses.push(s.loss), onVal: (v) => vals.push(v.score) });
   const secs = (Date.now() - t0) / 1000;
-  const first = epochs[0]!, lastE = epochs[epochs.length - 1]!;
-  console.log(`  omniglot C=8 60 episodes of 20-way 5-shot 5-query on ${t.device.name} in ${secs.toFixed(1)} s: train loss ${first.trainLoss.toFixed(3)} -> ${lastE.trainLoss.toFixed(3)}, ` +
-    `val acc (5-way 5-shot, 30 episodes) untrained ${untrained.acc.toFixed(3)} -> ${lastE.val!.acc.toFixed(3)}`);
-  assert.is(epochs.length, 3);
-  assert.ok(lastE.trainLoss < 0.85 * first.trainLoss, `train loss ${first.trainLoss} -> ${lastE.trainLoss}`);
-  assert.ok(lastE.val!.acc > untrained.acc + 0.1, `validation accuracy ${untrained.acc} -> ${lastE.val!.acc}`);
-  assert.ok(t.bestVal >= lastE.val!.acc && t.bestEpisode > 0);
+  const mean = (a: number[]): number => a.reduce((x, y) => x + y, 0) / a.length;
+  const first = mean(losses.slice(0, 20)), lastL = mean(losses.slice(-20));
+  const untrained = vals[0]!, lastV = vals[vals.length - 1]!;
+  console.log(`  omniglot C=8 60 episodes of 20-way 5-shot 5-query on ${t.device.name} in ${secs.toFixed(1)} s: train loss ${first.toFixed(3)} -> ${lastL.toFixed(3)}, ` +
+    `val acc (5-way 5-shot, 30 episodes) untrained ${untrained.toFixed(3)} -> ${lastV.toFixed(3)}`);
+  assert.is(vals.length, 4, 'validations at steps 0, 20, 40, 60');
+  assert.ok(lastL < 0.85 * first, `train loss ${first} -> ${lastL}`);
+  assert.ok(lastV > untrained + 0.1, `validation accuracy ${untrained} -> ${lastV}`);
+  // the best checkpoint is the first highest validation (step 0 = the untrained model, then each epoch)
+  const k = vals.indexOf(Math.max(...vals));
+  assert.equal([r.loop.bestScore, r.loop.bestStep], [vals[k], [0, 20, 40, 60][k]]);
 });
 
 interface Run { code: number | null; signal: NodeJS.Signals | null; stderr: string }
@@ -56,7 +61,7 @@ function cli(args: string[]): Run {
 function episodesLogged(out: string): number {
   const p = join(out, 'metrics.jsonl');
   if (!existsSync(p)) return 0;
-  return readFileSync(p, 'utf8').split('\n').filter((l) => l.includes('"type":"episode"')).length;
+  return readFileSync(p, 'utf8').split('\n').filter((l) => l.includes('"type":"step"')).length;
 }
 
 /** Start the CLI, send SIGINT once it has logged `after` episodes, wait for it to exit. */
@@ -90,22 +95,22 @@ test('CLI: Ctrl-C saves and exits cleanly; --resume then ends bit-identical to a
   assert.ok(b.sentAt >= 15, `SIGINT was never sent (run ended first?): ${b.stderr}`);
   assert.is(b.signal, null, 'killed by the signal instead of handling it');
   assert.is(b.code, 130, b.stderr);
-  assert.match(b.stderr, /stopped \(interrupted\) at episode \d+/);
+  assert.match(b.stderr, /interrupted at step \d+/);
   assert.match(b.stderr, /--resume .*last\.safetensors/);
-  const mid = loadCheckpoint(join(outB, 'last.safetensors'));
-  const stoppedAt = mid.meta['episode'] as number;
+  const stoppedAt = readRunState(join(outB, 'last.state.safetensors')).loop.step;
   assert.ok(stoppedAt >= 15 && stoppedAt < 120, `stopped at episode ${stoppedAt}`);
   assert.is(episodesLogged(outB), stoppedAt, 'every trained episode is logged, and only those');
 
   const c = cli(['train', '--method', 'backprop', '--resume', join(outB, 'last.safetensors'), '--cache', cache, '--no-progress']);
   assert.is(c.code, 0, c.stderr);
-  assert.match(c.stderr, new RegExp(`resuming .* at episode ${stoppedAt} of 120`));
+  assert.match(c.stderr, new RegExp(`resuming at step ${stoppedAt}`));
   const fa = loadCheckpoint(join(outA, 'last.safetensors')), fb = loadCheckpoint(join(outB, 'last.safetensors'));
-  assert.is(fb.meta['episode'], 120);
+  assert.is(fb.meta['step'], 120);
+  assert.is(episodesLogged(outB), 120, 'every step logged once after Ctrl-C + resume');
   assert.equal(Array.from(fb.params), Array.from(fa.params));
   assert.equal(Array.from(fb.bn.buffers), Array.from(fa.bn.buffers));
   const ba = loadCheckpoint(join(outA, 'best.safetensors')), bb = loadCheckpoint(join(outB, 'best.safetensors'));
-  assert.equal([bb.meta['episode'], bb.meta['val_acc']], [ba.meta['episode'], ba.meta['val_acc']]);
+  assert.equal([bb.meta['step'], bb.meta['val_acc']], [ba.meta['step'], ba.meta['val_acc']]);
   assert.equal(Array.from(bb.params), Array.from(ba.params));
 });
 

@@ -8,8 +8,15 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { ProtoNetLayout, initialBnState } from '../lib/model/layout.js';
 import { initParams } from '../lib/model/init.js';
-import { saveCheckpoint } from '../lib/model/checkpoint.js';
 import { writeSafetensors } from '../lib/io/safetensors.js';
+import '../lib/index.js';
+import { getDevice } from '../lib/device/registry.js';
+import { DirectOps } from '../lib/ops/api.js';
+import { episodeLoss } from '../lib/model/protonet.js';
+import { loadCheckpoint, saveCheckpoint } from '../lib/model/checkpoint.js';
+import { loadOmniglot } from '../lib/data/omniglot.js';
+import { EpisodeSampler } from '../lib/data/sampler.js';
+import { getSplit } from '../lib/data/splits.js';
 
 const cli = join(dirname(fileURLToPath(import.meta.url)), '../lib/cli/main.js');
 const dir = mkdtempSync(join(tmpdir(), 'evometa-cli-'));
@@ -34,13 +41,41 @@ test('eval prints one JSON line with accuracy, std, ci95, episodes, way, shot an
   assert.is(j['episodes'], 12);
   assert.is(j['shot'], 1);
   assert.is(j['bn'], 'running');
-  assert.ok((j['accuracy'] as number) > 0.2 && (j['accuracy'] as number) <= 1, `accuracy ${j['accuracy']}`);
+  // The same 12 episodes scored here (same device, deterministic): accuracy is their mean query
+  // accuracy exactly, std their sample standard deviation; an untrained model has no accuracy to bound.
+  const want = episodeAccuracies(12, { way: 5, shot: 1, query: 3, seed: 4 });
+  const mean = want.reduce((a, b) => a + b, 0) / want.length;
+  assert.is(j['accuracy'], mean);
+  const std = Math.sqrt(want.reduce((a, b) => a + (b - mean) ** 2, 0) / (want.length - 1));
+  assert.ok(Math.abs((j['std'] as number) - std) <= 1e-12 * Math.max(1, std), `std ${j['std']} vs ${std}`);
   assert.ok(Math.abs((j['ci95'] as number) - (1.96 * (j['std'] as number)) / Math.sqrt(12)) < 1e-12);
   const again = run(['eval', '--checkpoint', ckpt, '--episodes', '12', '--way', '5', '--shot', '1', '--query', '3', '--seed', '4', '--no-progress']);
   assert.is(again.out, r.out, 'same seed, same result');
   const batch = JSON.parse(run(['eval', '--checkpoint', ckpt, '--episodes', '3', '--bn', 'batch', '--no-progress']).out) as { bn: string };
   assert.is(batch.bn, 'batch');
 });
+
+/**
+ * Per-episode query accuracy of the fresh checkpoint on vinyals/test (the split eval picks for a 28x28
+ * model), BN running statistics, euclidean: argmax of the logits against the labels, counted here.
+ */
+function episodeAccuracies(episodes: number, spec: { way: number; shot: number; query: number; seed: number }): number[] {
+  const ds = loadOmniglot({ imageSize: 28, cacheDir: env.EVOMETA_CACHE });
+  const sampler = new EpisodeSampler(getSplit(ds, 'vinyals', 'test'), spec);
+  const ops = new DirectOps(getDevice());
+  const { params, bn } = loadCheckpoint(ckpt);
+  return Array.from({ length: episodes }, (_, i) => {
+    const ep = sampler.episode(i);
+    const { logits } = episodeLoss(ops, layout, params, bn, ep, { bn: 'running', distance: 'euclidean' });
+    const [nq, way] = logits.shape as [number, number];
+    let right = 0;
+    for (let q = 0; q < nq; q++) {
+      const row = Array.from(logits.data.subarray(q * way, (q + 1) * way));
+      if (row.indexOf(Math.max(...row)) === ep.queryLabels[q]) right++;
+    }
+    return right / nq;
+  });
+}
 
 function expectUserError(args: string[], pattern: RegExp): void {
   const r = run(args);

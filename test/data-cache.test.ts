@@ -1,11 +1,11 @@
 /** The preprocessed-image cache: round trip, keys, corrupt files rebuilt (never trusted), default directory. */
-import { readdirSync, readFileSync, writeFileSync, statSync } from 'node:fs';
+import { chmodSync, mkdirSync, readdirSync, readFileSync, writeFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { defaultCacheDir, readCache } from '../lib/data/cache.js';
 import { loadOmniglot, type OmniglotDataset } from '../lib/data/omniglot.js';
-import { tempDir } from './data-fixtures.js';
+import { tempDir, writeLakeZips, type SynthChar } from './data-fixtures.js';
 
 const sameSums = (a: OmniglotDataset, b: OmniglotDataset): boolean =>
   a.sums.constructor === b.sums.constructor && Buffer.compare(Buffer.from(a.sums.buffer, a.sums.byteOffset, a.sums.byteLength), Buffer.from(b.sums.buffer, b.sums.byteOffset, b.sums.byteLength)) === 0;
@@ -80,6 +80,99 @@ test('an unwritable cache directory does not fail the load', () => {
     assert.is(d.cache.status, 'write-failed');
     assert.is(d.numImages, 32460);
   } finally {
+    c.cleanup();
+  }
+});
+
+const SYNTH: SynthChar[] = [
+  { set: 'background', alphabet: 'Alpha', character: 'character01' },
+  { set: 'evaluation', alphabet: 'Beta', character: 'character01' },
+];
+
+test('the checksum covers the whole file: an edited character name (same length, valid JSON) is corrupt and rebuilt', () => {
+  const z = tempDir('zsum'), c = tempDir('csum');
+  try {
+    writeLakeZips(z.dir, SYNTH);
+    const a = loadOmniglot({ dataDir: z.dir, imageSize: 28, cacheDir: c.dir });
+    assert.is(a.cache.status, 'built');
+    const path = a.cache.path!, good = readFileSync(path);
+    const bad = Buffer.from(good);
+    const at = bad.indexOf('"Beta"');
+    assert.ok(at > 0 && at < bad.readUInt32LE(8) + 12, 'the name is in the header');
+    bad.write('"Bete"', at);
+    writeFileSync(path, bad);
+    const r = readCache(path, readCacheKey(good), 28);
+    assert.ok(!r.ok && r.reason.includes('checksum mismatch'), `edited name accepted: ${JSON.stringify(r)}`);
+    const b = loadOmniglot({ dataDir: z.dir, imageSize: 28, cacheDir: c.dir });
+    assert.is(b.cache.status, 'rebuilt');
+    assert.equal(b.characters.map((x) => x.alphabet), ['Alpha', 'Beta']);
+    assert.ok(Buffer.compare(readFileSync(path), good) === 0, 'the rebuilt file equals the original');
+    // the trailing checksum itself edited
+    const t = Buffer.from(good);
+    t[t.length - 1] ^= 0x80;
+    writeFileSync(path, t);
+    assert.ok(!readCache(path, readCacheKey(good), 28).ok);
+  } finally {
+    z.cleanup();
+    c.cleanup();
+  }
+});
+
+test('an unwritable cache directory: the load works, onWarning is called once per directory per process, the library prints nothing', () => {
+  const z = tempDir('zro'), c = tempDir('cro');
+  const printed: string[] = [];
+  const saved = { err: process.stderr.write, out: process.stdout.write, error: console.error, warn: console.warn, log: console.log };
+  try {
+    writeLakeZips(z.dir, SYNTH);
+    writeFileSync(join(c.dir, 'file'), 'x');
+    const dirA = join(c.dir, 'file', 'a'), dirB = join(c.dir, 'file', 'b'); // under a file: ENOTDIR, even for root
+    const warnings: string[] = [];
+    const capture = (chunk: unknown): boolean => { printed.push(String(chunk)); return true; };
+    process.stderr.write = capture as typeof process.stderr.write;
+    process.stdout.write = capture as typeof process.stdout.write;
+    console.error = console.warn = console.log = (...a: unknown[]) => { printed.push(a.join(' ')); };
+    const first = loadOmniglot({ dataDir: z.dir, imageSize: 28, cacheDir: dirA, onWarning: (m) => warnings.push(m) });
+    const second = loadOmniglot({ dataDir: z.dir, imageSize: 28, cacheDir: dirA, onWarning: (m) => warnings.push(m) });
+    const silent = loadOmniglot({ dataDir: z.dir, imageSize: 32, cacheDir: dirB });
+    const other = loadOmniglot({ dataDir: z.dir, imageSize: 32, cacheDir: dirB, onWarning: (m) => warnings.push(m) });
+    Object.assign(process.stderr, { write: saved.err });
+    Object.assign(process.stdout, { write: saved.out });
+    Object.assign(console, { error: saved.error, warn: saved.warn, log: saved.log });
+    for (const d of [first, second, silent, other]) {
+      assert.is(d.cache.status, 'write-failed');
+      assert.is(d.numImages, 40);
+    }
+    assert.equal(first.sums, second.sums);
+    assert.is(warnings.length, 2, `warnings: ${JSON.stringify(warnings)}`);
+    assert.ok(warnings[0]!.includes(dirA) && warnings[0]!.includes('ENOTDIR') && warnings[0]!.includes('--cache'), warnings[0]);
+    assert.ok(warnings[1]!.includes(dirB), warnings[1]);
+    assert.equal(printed, [], 'the library printed');
+  } finally {
+    Object.assign(process.stderr, { write: saved.err });
+    Object.assign(process.stdout, { write: saved.out });
+    Object.assign(console, { error: saved.error, warn: saved.warn, log: saved.log });
+    z.cleanup();
+    c.cleanup();
+  }
+});
+
+const isRoot = typeof process.getuid === 'function' && process.getuid() === 0;
+if (isRoot) console.log('skipping the chmod read-only cache test: running as root, which ignores directory permissions');
+(isRoot ? test.skip : test)('a read-only (chmod 555) cache directory warns and keeps working', () => {
+  const z = tempDir('zchmod'), c = tempDir('cchmod');
+  const ro = join(c.dir, 'ro');
+  try {
+    writeLakeZips(z.dir, SYNTH);
+    mkdirSync(ro);
+    chmodSync(ro, 0o555);
+    const warnings: string[] = [];
+    const d = loadOmniglot({ dataDir: z.dir, imageSize: 28, cacheDir: ro, onWarning: (m) => warnings.push(m) });
+    assert.is(d.cache.status, 'write-failed');
+    assert.is(warnings.length, 1);
+    assert.ok(warnings[0]!.includes(ro) && warnings[0]!.includes('EACCES'), warnings[0]);
+  } finally {
+    chmodSync(ro, 0o755);
+    z.cleanup();
     c.cleanup();
   }
 });

@@ -2,9 +2,8 @@
  * Optional cross-check against Snell et al.'s loader convention with Python: PIL's
  * Image.rotate(rot) (counter-clockwise) on the 105x105 image, ink = 1 - pixel/255,
  * then area averaging as a numpy matrix product W @ ink @ W^T / (105/S)^2.
- * Skips (with the reason) when python3 with Pillow and numpy is absent.
+ * Skips (counted as a skip, reason printed) when python with Pillow and numpy is absent.
  */
-import { spawnSync } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'uvu';
@@ -14,9 +13,9 @@ import { loadOmniglot } from '../lib/data/omniglot.js';
 import { DRAWINGS, rawPixel } from '../lib/data/raw.js';
 import { ROTATIONS } from '../lib/data/preprocess.js';
 import { makePng, tempDir } from './data-fixtures.js';
+import { needs, pythonModules, runPython } from './helpers/peers.js';
 
-const probe = spawnSync('python3', ['-c', 'import PIL, numpy'], { encoding: 'utf8' });
-const reason = probe.error ? `python3 not found (${probe.error.message})` : probe.status !== 0 ? `python3 lacks Pillow or numpy (${(probe.stderr || '').trim().split('\n').pop()})` : '';
+const withPil = needs(pythonModules(['PIL', 'numpy']), 'data-pil.test: the PIL cross-check');
 
 const SCRIPT = `
 import sys, json
@@ -37,42 +36,36 @@ for path in sys.argv[2:]:
 json.dump(out, open(sys.argv[1], 'w'))
 `;
 
-if (reason) {
-  console.log(`skipping the PIL cross-check: ${reason}`);
-  test.skip('rotation and area averaging agree with PIL Image.rotate + numpy area averaging', () => {});
-} else {
-  test('rotation and area averaging agree with PIL Image.rotate + numpy area averaging (28 and 32, all rotations)', () => {
-    const t = tempDir('pil');
-    try {
-      const raw = loadEmbedded();
-      const images = [3, 20000, 31000];
-      const paths = images.map((img) => {
-        const p = join(t.dir, `${img}.png`);
-        writeFileSync(p, makePng(105, 105, (y, x) => rawPixel(raw, img, y, x) === 1));
-        return p;
+withPil('rotation and area averaging agree with PIL Image.rotate + numpy area averaging (28 and 32, all rotations)', () => {
+  const t = tempDir('pil');
+  try {
+    const raw = loadEmbedded();
+    const images = [3, 20000, 31000];
+    const paths = images.map((img) => {
+      const p = join(t.dir, `${img}.png`);
+      writeFileSync(p, makePng(105, 105, (y, x) => rawPixel(raw, img, y, x) === 1));
+      return p;
+    });
+    const outFile = join(t.dir, 'out.json');
+    runPython(['-c', SCRIPT, outFile, ...paths]);
+    const py = JSON.parse(readFileSync(outFile, 'utf8')) as Record<string, number[]>;
+    for (const size of [28, 32]) {
+      const d = loadOmniglot({ imageSize: size, cacheDir: false });
+      images.forEach((img, k) => {
+        for (const rot of ROTATIONS) {
+          const got = d.image(Math.floor(img / DRAWINGS), img % DRAWINGS, rot);
+          const exp = py[`${paths[k]}|${rot}|${size}`]!;
+          assert.is(exp.length, size * size);
+          let maxErr = 0;
+          for (let p = 0; p < exp.length; p++) maxErr = Math.max(maxErr, Math.abs(got[p]! - exp[p]!));
+          // numpy's matrix product sums in another order: equal to float32 rounding
+          assert.ok(maxErr < 1e-7, `image ${img} rot ${rot} size ${size}: max |diff| ${maxErr}`);
+        }
       });
-      const outFile = join(t.dir, 'out.json');
-      const r = spawnSync('python3', ['-c', SCRIPT, outFile, ...paths], { encoding: 'utf8' });
-      assert.is(r.status, 0, r.stderr);
-      const py = JSON.parse(readFileSync(outFile, 'utf8')) as Record<string, number[]>;
-      for (const size of [28, 32]) {
-        const d = loadOmniglot({ imageSize: size, cacheDir: false });
-        images.forEach((img, k) => {
-          for (const rot of ROTATIONS) {
-            const got = d.image(Math.floor(img / DRAWINGS), img % DRAWINGS, rot);
-            const exp = py[`${paths[k]}|${rot}|${size}`]!;
-            assert.is(exp.length, size * size);
-            let maxErr = 0;
-            for (let p = 0; p < exp.length; p++) maxErr = Math.max(maxErr, Math.abs(got[p]! - exp[p]!));
-            // numpy's matrix product sums in another order: equal to float32 rounding
-            assert.ok(maxErr < 1e-7, `image ${img} rot ${rot} size ${size}: max |diff| ${maxErr}`);
-          }
-        });
-      }
-    } finally {
-      t.cleanup();
     }
-  });
-}
+  } finally {
+    t.cleanup();
+  }
+});
 
 test.run();

@@ -11,22 +11,20 @@ import { loadOmniglot } from '../lib/data/omniglot.js';
 import { rawPixel, DRAWINGS } from '../lib/data/raw.js';
 import { getSplit } from '../lib/data/splits.js';
 import { makePng, referenceImage, sharedOmniglot, synthInk, tempDir, writeLakeZips, type SynthChar } from './data-fixtures.js';
+import { needs, peer } from './helpers/peers.js';
 
 const shared = sharedOmniglot();
 
-if (shared.dir) {
-  test('embedded copy equals Lake\'s zips (../shared) pixel for pixel, same characters and drawing names', () => {
-    const fromZips = readLakeZips(shared.dir!);
-    const emb = loadEmbedded();
-    assert.is(fromZips.characters.length, 1623);
-    assert.equal(emb.characters, fromZips.characters);
-    assert.is(emb.bits.length, fromZips.bits.length);
-    assert.ok(Buffer.compare(Buffer.from(emb.bits.buffer, emb.bits.byteOffset, emb.bits.byteLength), Buffer.from(fromZips.bits)) === 0, 'bitmaps differ');
-  });
-} else {
-  console.log(`skipping the embedded-vs-zips comparison: ${shared.reason}`);
-  test.skip('embedded copy equals Lake\'s zips (../shared) pixel for pixel', () => {});
-}
+const withShared = needs(peer(shared.dir !== null, shared.reason, 'shared-data'), 'data-zip.test: the embedded-vs-zips comparison');
+
+withShared('embedded copy equals Lake\'s zips (../shared) pixel for pixel, same characters and drawing names', () => {
+  const fromZips = readLakeZips(shared.dir!);
+  const emb = loadEmbedded();
+  assert.is(fromZips.characters.length, 1623);
+  assert.equal(emb.characters, fromZips.characters);
+  assert.is(emb.bits.length, fromZips.bits.length);
+  assert.ok(Buffer.compare(Buffer.from(emb.bits.buffer, emb.bits.byteOffset, emb.bits.byteLength), Buffer.from(fromZips.bits)) === 0, 'bitmaps differ');
+});
 
 const CHARS: SynthChar[] = [
   { set: 'background', alphabet: 'Alpha', character: 'character01' },

@@ -14,9 +14,11 @@ import { fileURLToPath } from 'node:url';
 import '../lib/index.js';
 import { getDevice } from '../lib/device/registry.js';
 import { loadCheckpoint } from '../lib/model/checkpoint.js';
-import { EsTrainer, type ValRecord } from '../lib/es/trainer.js';
-import { omniglotSources } from '../lib/es/data.js';
-import { resolveEsConfig } from '../lib/es/config.js';
+import { ProtoNetEsMethod } from '../lib/methods/protonet-es/method.js';
+import { omniglotSources } from '../lib/methods/protonet/data.js';
+import { resolveEsConfig } from '../lib/methods/protonet-es/config.js';
+import { runLoop } from '../lib/train/loop.js';
+import { readRunState } from '../lib/train/run-files.js';
 
 const CLI = join(dirname(fileURLToPath(import.meta.url)), '..', 'lib', 'cli', 'main.js');
 
@@ -26,10 +28,10 @@ test('ES on real Omniglot: 150 steps (C 8, pop 16) lift 5-way 5-shot validation 
     train: { way: 5, shot: 2, query: 3 }, val: { way: 5, shot: 5, query: 5 }, valEvery: 50, valEpisodes: 30, checkpointEvery: 0,
   });
   const dev = getDevice();
-  const t = await EsTrainer.create(cfg, omniglotSources(cfg), { device: dev.name });
-  const vals: ValRecord[] = [];
+  const t = await ProtoNetEsMethod.create(cfg, omniglotSources(cfg), { device: dev.name });
+  const vals: Array<{ step: number; acc: number }> = [];
   const t0 = Date.now();
-  await t.run({ onVal: (v) => vals.push(v) });
+  await runLoop(t, { valEvery: cfg.valEvery, onVal: (v, step) => vals.push({ step, acc: v.score }) });
   await t.close();
   const start = vals[0]!.acc, end = vals[vals.length - 1]!.acc;
   console.log(`  [${dev.name}] validation ${vals.map((v) => `${v.step}:${(100 * v.acc).toFixed(1)}%`).join(' ')} in ${((Date.now() - t0) / 1000).toFixed(1)} s`);
@@ -82,7 +84,7 @@ test('evometa train (es): kill -9 then --resume, and Ctrl-C then --resume, repro
     k.kill('SIGKILL');
     const ke = await exited(k);
     assert.is(ke.signal, 'SIGKILL');
-    const at = loadCheckpoint(join(dir, 'killed', 'last.safetensors')).meta['step'] as number;
+    const at = readRunState(join(dir, 'killed', 'last.state.safetensors')).loop.step;
     assert.ok(at >= 10 && at < 80, `killed run checkpoint at step ${at}`);
     const resumed = cli(['--no-progress', '--resume', join(dir, 'killed', 'last.safetensors')]);
     assert.is(resumed.code, 0, resumed.stderr);
@@ -92,6 +94,9 @@ test('evometa train (es): kill -9 then --resume, and Ctrl-C then --resume, repro
     assert.is(diffBits(r.params, ref.params), 0, 'parameters after kill -9 + resume');
     assert.is(diffBits(r.bn.buffers, ref.bn.buffers), 0, 'BN running statistics after kill -9 + resume');
     assert.is(r.bn.numBatchesTracked, 80);
+    const stepsLogged = readFileSync(join(dir, 'killed', 'metrics.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { type: string; step: number })
+      .filter((x) => x.type === 'step').map((x) => x.step);
+    assert.equal(stepsLogged, [...Array(80).keys()], 'metrics hold every step once after kill -9 + resume');
 
     // Ctrl-C: saves and exits cleanly
     const c = spawn(process.execPath, [CLI, 'train', ...SMALL, ...steps, '--out', join(dir, 'ctrlc')], { stdio: ['ignore', 'ignore', 'pipe'] });
@@ -100,11 +105,11 @@ test('evometa train (es): kill -9 then --resume, and Ctrl-C then --resume, repro
     await waitForStep(join(dir, 'ctrlc', 'metrics.jsonl'), 7, c);
     c.kill('SIGINT');
     const ce = await exited(c);
-    assert.is(ce.code, 0, err);
+    assert.is(ce.code, 130, err);
     assert.match(err, /interrupted at step \d+/);
-    const saved = loadCheckpoint(join(dir, 'ctrlc', 'last.safetensors')).meta['step'] as number;
+    const saved = readRunState(join(dir, 'ctrlc', 'last.state.safetensors')).loop.step;
     assert.ok(saved >= 8 && saved < 80, `Ctrl-C checkpoint at step ${saved}`);
-    const again = cli(['--no-progress', '--resume', join(dir, 'ctrlc', 'last.safetensors'), '--workers', '1']);
+    const again = cli(['--no-progress', '--resume', join(dir, 'ctrlc'), '--workers', '1']);
     assert.is(again.code, 0, again.stderr);
     assert.is(diffBits(loadCheckpoint(join(dir, 'ctrlc', 'last.safetensors')).params, ref.params), 0, 'parameters after Ctrl-C + resume (1 worker)');
   } finally {
@@ -122,6 +127,10 @@ test('evometa train (es): invalid options exit with code 2 and a clear message',
       [['--preset', 'nope'], /unknown preset "nope"; presets: quick, paper-t1/],
       [['--estimator', 'fd', '--channels', '64'], /estimator fd needs a population of parameters \+ 1/],
       [['--image-size', '30'], /--image-size: expected 28 or 32, got 30/],
+      [['--pop', '1000000000'], /pop \(--pop\) must be at most 1048576/],
+      [['--val-episodes', '1000000'], /would hold .* GiB of validation episodes/],
+      [['--lr-schedule', 'cosine', '--lr-warmup', 'x'], /--lr-warmup: expected an integer/],
+      [['--method', 'backprop', '--pop', '8'], /--pop does not apply to --method backprop/],
     ];
     for (const [args, re] of cases) {
       const r = cli([...args, '--out', join(dir, 'x'), '--no-progress']);

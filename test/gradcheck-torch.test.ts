@@ -6,7 +6,6 @@
  */
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { spawnSync } from 'node:child_process';
 import '../lib/device/cpu-ts/index.js';
 import { getDevice } from '../lib/device/registry.js';
 import { ProtoNetLayout, initialBnState } from '../lib/model/layout.js';
@@ -15,10 +14,9 @@ import { concatImages, type Distance } from '../lib/model/protonet.js';
 import { episodeGradient } from '../lib/autodiff/protonet.js';
 import { TemplateEpisodes } from '../lib/train/backprop-source.js';
 import { Rng } from '../lib/rng/philox.js';
+import { needs, pythonModules, runPython } from './helpers/peers.js';
 
-const probe = spawnSync('python3', ['-c', 'import torch'], { encoding: 'utf8' });
-const haveTorch = probe.status === 0;
-if (!haveTorch) console.log(`gradcheck-torch.test: skipping (python3 with torch unavailable: ${(probe.stderr || String(probe.error)).trim().split('\n').pop()})`);
+const withTorch = needs(pythonModules(['torch']), 'gradcheck-torch.test: PyTorch autograd cross-check');
 
 const TORCH = `
 import json, sys, torch
@@ -65,9 +63,7 @@ function crossCheck(distance: Distance, bnMode: 'batch' | 'running'): void {
     images: Array.from(images.data), imageShape: images.shape, blocks: 4, ns: ep.support.shape[0],
     supportLabels: Array.from(ep.supportLabels), queryLabels: Array.from(ep.queryLabels), way: ep.way, distance, scale: 10, bn: bnMode,
   };
-  const r = spawnSync('python3', ['-c', TORCH], { input: JSON.stringify(input), encoding: 'utf8', maxBuffer: 64 << 20 });
-  assert.is(r.status, 0, r.stderr);
-  const t = JSON.parse(r.stdout) as { loss: number; grads: Record<string, number[]> };
+  const t = JSON.parse(runPython(['-c', TORCH], { input: JSON.stringify(input) })) as { loss: number; grads: Record<string, number[]> };
   assert.ok(Math.abs(t.loss - g.loss) <= 1e-12 * Math.abs(t.loss), `loss ${g.loss} vs torch ${t.loss}`);
   let num = 0, den = 0;
   for (const e of layout.params) {
@@ -82,8 +78,7 @@ function crossCheck(distance: Distance, bnMode: 'batch' | 'running'): void {
 }
 
 for (const [distance, bnMode] of [['euclidean', 'batch'], ['cosine', 'batch'], ['euclidean', 'running']] as const) {
-  test(`PyTorch autograd agrees with the tape (float64, C=8, 28x28, ${distance}, BN ${bnMode})`, () => {
-    if (!haveTorch) return;
+  withTorch(`PyTorch autograd agrees with the tape (float64, C=8, 28x28, ${distance}, BN ${bnMode})`, () => {
     crossCheck(distance, bnMode);
   });
 }

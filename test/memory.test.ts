@@ -122,7 +122,11 @@ test('every method runs; the prediction used for the budget is at least the acco
     assert.is(r.status, 'ok');
     assert.ok(r.accounted.peak > 0 && r.dominant.bytes > 0, spec.method);
     assert.ok(predictBytes(spec) >= r.accounted.peak, `${spec.method}: predicted ${predictBytes(spec)} < accounted ${r.accounted.peak}`);
-    if (r.formula && spec.method !== 'es' && spec.method !== 'maml-es') assert.is(r.dominant.bytes, r.formula.bytes, `${spec.method}: measured term equals the formula`);
+    // The paper gives a closed form for every method but backprop and first-order MAML; ES regenerates
+    // its noise, so only the materialized-matrix variants hold the formula's bytes.
+    const closedForm = !['backprop', 'maml-first-order'].includes(spec.method);
+    assert.is(Boolean(r.formula), closedForm, `${spec.method}: has a closed form`);
+    if (closedForm && spec.method !== 'es' && spec.method !== 'maml-es') assert.is(r.dominant.bytes, r.formula!.bytes, `${spec.method}: measured term equals the formula`);
   }
   assert.is(paperFormula({ ...tiny, method: 'forward' })!.bytes, 4 * (3 * 2) * (12 * 2 + 3 * (36 + 6))); // D_psi = way x E (E = C at 16 px), D_phi = 27 C^2 + 21 C
 });

@@ -20,20 +20,16 @@ import { initParams } from '../lib/model/init.js';
 import type { Distance, Episode } from '../lib/model/protonet.js';
 import { Rng, gaussianFill } from '../lib/rng/philox.js';
 import { Tensor } from '../lib/tensor/tensor.js';
+import { needs, nativeAddon } from './helpers/peers.js';
 
-let available = true;
-try {
-  nativeInfo();
-} catch (e) {
-  available = false;
-  console.log(`  [native] addon unavailable, native tests skipped: ${(e as Error).message}`);
-}
-const ISAS = (['avx512', 'avx2', 'scalar'] as const).filter((isa) => available && setNativeIsa(isa));
-const best = available ? nativeInfo().detectedIsa : 'scalar';
-const restore = (): void => { if (available) setNativeIsa(best); };
+const native = await nativeAddon();
+/** Tests that need the addon: skipped (counted as skips, reason printed once) when it does not load. */
+const withAddon = needs(native, 'native.test: the addon');
+const ISAS = (['avx512', 'avx2', 'scalar'] as const).filter((isa) => native.ok && setNativeIsa(isa));
+const best = native.ok ? nativeInfo().detectedIsa : 'scalar';
+const restore = (): void => { if (native.ok) setNativeIsa(best); };
 
-test('the loader: cpu-native is the default device when the addon loads, and says which ISA and why', () => {
-  if (!available) return;
+withAddon('the loader: cpu-native is the default device when the addon loads, and says which ISA and why', () => {
   const d = getDevice();
   assert.is(d.name, 'cpu-native');
   const info = d.info();
@@ -41,6 +37,7 @@ test('the loader: cpu-native is the default device when the addon loads, and say
   assert.match(info.reason!, /native addon/);
   assert.ok((info.detail!.threads as number) >= 1);
   assert.is(info.detail!.float64, 'cpu-ts');
+  assert.ok(ISAS.includes('scalar') && ISAS.includes(best), `the ISA loops below cover ${ISAS.join(', ')}`);
 });
 
 test('the loader: without a build or prebuild, getDevice() falls back to cpu-ts and the report says why', () => {
@@ -57,17 +54,16 @@ test('the loader: without a build or prebuild, getDevice() falls back to cpu-ts 
     assert.is(r.status, 0, r.stderr);
     const out = JSON.parse(r.stdout) as { name: string; report: { name: string; available: boolean; reason?: string }[] };
     assert.is(out.name, 'cpu-ts');
-    const native = out.report.find((s) => s.name === 'cpu-native')!;
-    assert.is(native.available, false);
-    assert.match(native.reason!, /addon not built/);
-    assert.match(native.reason!, /npm rebuild evometa/);
+    const status = out.report.find((s) => s.name === 'cpu-native')!;
+    assert.is(status.available, false);
+    assert.match(status.reason!, /addon not built/);
+    assert.match(status.reason!, /npm rebuild evometa/);
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
 });
 
-test('the boundary: wrong types and lengths throw TypeError/RangeError, never crash', () => {
-  if (!available) return;
+withAddon('the boundary: wrong types and lengths throw TypeError/RangeError, never crash', () => {
   const a = addon();
   const x = new Float32Array(6), y = new Float32Array(6);
   assert.throws(() => a.relu({ x: new Float64Array(6), y, size: 6 }), (e: unknown) => e instanceof TypeError && /'x' must be a Float32Array/.test((e as Error).message));
@@ -87,8 +83,7 @@ test('the boundary: wrong types and lengths throw TypeError/RangeError, never cr
   assert.throws(() => dev.run('crossEntropy', { logp: Tensor.zeros([2, 3]), labels: Int32Array.from([0, 3]) }, {}), RangeError);
 });
 
-test('float64 inputs run the cpu-ts kernels (exactly the reference)', () => {
-  if (!available) return;
+withAddon('float64 inputs run the cpu-ts kernels (exactly the reference)', () => {
   const rng = new Rng(3);
   const x = Tensor.zeros([3, 3, 5, 7], 'float64'), w = Tensor.zeros([4, 3, 3, 3], 'float64');
   for (const t of [x, w]) for (let i = 0; i < t.size; i++) t.data[i] = rng.uniform() - 0.5;
@@ -98,8 +93,7 @@ test('float64 inputs run the cpu-ts kernels (exactly the reference)', () => {
   assert.equal([...a.data], [...b.data]);
 });
 
-test('noise: the native Philox/Box-Muller fill is bit-identical to gaussianFill (every ISA, odd offsets)', () => {
-  if (!available) return;
+withAddon('noise: the native Philox/Box-Muller fill is bit-identical to gaussianFill (every ISA, odd offsets)', () => {
   for (const isa of ISAS) {
     setNativeIsa(isa);
     for (const [n, seed, stream, step, member, start] of [[1000, 42, 0, 9, 0, 0], [1003, 7, 0, 0, 5, 5], [20001, 2 ** 32 - 1, 3, 2 ** 32 - 1, 2 ** 32 - 1, 3], [77, 1, 1, 1, 1, 2 ** 34 + 1]]) {
@@ -159,8 +153,7 @@ function close(got: Float64Array, want: Float64Array, what: string): void {
   }
 }
 
-test('population: fitness matches the cpu-ts evaluator (gaussian antithetic, every ISA, odd shapes)', async () => {
-  if (!available) return;
+withAddon('population: fitness matches the cpu-ts evaluator (gaussian antithetic, every ISA, odd shapes)', async () => {
   const ref = new DirectOpsPopulationEvaluator('cpu-ts');
   const nat = new NativePopulationEvaluator();
   const rng = new Rng(11);
@@ -180,8 +173,7 @@ test('population: fitness matches the cpu-ts evaluator (gaussian antithetic, eve
   }
 });
 
-test('population: coordinate perturbations, plain gaussian, thread counts agree', async () => {
-  if (!available) return;
+withAddon('population: coordinate perturbations, plain gaussian, thread counts agree', async () => {
   const ref = new DirectOpsPopulationEvaluator('cpu-ts');
   const layout = new ProtoNetLayout({ channels: 16, imageSize: 28 });
   const ep = episode(new Rng(12), 4, 1, 2, 1, 28);
@@ -196,8 +188,7 @@ test('population: coordinate perturbations, plain gaussian, thread counts agree'
   assert.equal([...two], [...one], 'the thread count does not change results');
 });
 
-test('population: the noise sum is bit-identical to the TypeScript spec', async () => {
-  if (!available) return;
+withAddon('population: the noise sum is bit-identical to the TypeScript spec', async () => {
   const layout = new ProtoNetLayout({ channels: 16 });
   const mu = new Float32Array(layout.numParams);
   const rng = new Rng(4);
@@ -212,8 +203,7 @@ test('population: the noise sum is bit-identical to the TypeScript spec', async 
   restore();
 });
 
-test('population: bad requests reject with a clear error and the process survives', async () => {
-  if (!available) return;
+withAddon('population: bad requests reject with a clear error and the process survives', async () => {
   const layout = new ProtoNetLayout({ channels: 16 });
   const ep = episode(new Rng(1), 3, 1, 1, 1, 28);
   const base: PopulationRequest = { model: layout.config, mu: new Float32Array(layout.numParams), perturbation: { kind: 'gaussian', sigma: 0.1, antithetic: false }, seed: 1, step: 0, start: 0, end: 2, episode: ep, distance: 'euclidean' };

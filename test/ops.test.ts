@@ -1,12 +1,18 @@
-/** Every forward op of the reference device against an independent float64 computation, on odd shapes. */
+/**
+ * The reference device's ops against independent float64 computations on odd shapes: our own
+ * (test/helpers/ref64.ts) and mathjs, an oracle we did not write (test/helpers/mathjs-oracle.ts:
+ * convolutions as matrix products, statistics, distances, 50-digit log-softmax). Every op, forward
+ * and backward, is also checked against test/helpers/ref64-ops.ts in the spec suite.
+ */
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import '../lib/device/cpu-ts/index.js';
 import { getDevice } from '../lib/device/registry.js';
 import { Rng } from '../lib/rng/philox.js';
 import { Tensor } from '../lib/tensor/tensor.js';
-import { awayFromZero, distinctTensor, maxAbsErr, maxRelErr, randTensor } from './helpers/random.js';
+import { awayFromZero, distinctTensor, maxAbsErr, maxRelErr, randTensor, relErr } from './helpers/random.js';
 import { bnTrainRef, conv2dRef, flat4, maxpoolRef, rows, to4 } from './helpers/ref64.js';
+import * as mj from './helpers/mathjs-oracle.js';
 
 const dev = getDevice('cpu-ts');
 const rng = new Rng(20261122);
@@ -105,6 +111,78 @@ for (const dtype of ['float64', 'float32'] as const) {
     const acc = dev.run('accuracy', { scores: x, labels }, {});
     const refAcc = xr.filter((r, i) => r.indexOf(Math.max(...r)) === labels[i]).length / m;
     assert.is(acc, refAcc);
+  });
+
+  // mathjs: errors are relative to the largest reference entry; float32 kernels round once (~6e-8),
+  // float64 kernels sum in another order than mathjs (~1e-15): both far inside tol.
+  const near = (what: string, got: ArrayLike<number>, want: ArrayLike<number>): void => {
+    assert.is(got.length, want.length, `${what}: length`);
+    const e = relErr(got, want);
+    assert.ok(e < tol, `${what}: error ${e.toExponential(2)} vs mathjs (tolerance ${tol})`);
+  };
+
+  test(`mathjs ${dtype}: conv2d, its input gradient and its weight gradient as matrix products (im2col)`, () => {
+    for (const [n, cin, h, w, cout, k, s, p] of [[3, 3, 5, 7, 4, 3, 1, 1], [2, 1, 9, 6, 5, 3, 2, 1], [1, 2, 4, 4, 3, 2, 1, 0], [3, 4, 7, 5, 2, 3, 1, 2]] as const) {
+      const x = randTensor(rng, [n, cin, h, w], dtype), wt = randTensor(rng, [cout, cin, k, k], dtype), b = randTensor(rng, [cout], dtype);
+      const what = `[${n},${cin},${h},${w}] k${k} s${s} p${p}`;
+      const y = dev.run('conv2d', { x, w: wt, b }, { stride: s, padding: p });
+      near(`conv2d ${what}`, y.data, mj.conv2dGemm(x.data, x.shape, wt.data, wt.shape, b.data, s, p));
+      const dy = randTensor(rng, [...y.shape], dtype);
+      const dx = dev.run('conv2dBackwardInput', { dy, w: wt }, { stride: s, padding: p, inputShape: x.shape });
+      near(`conv2dBackwardInput ${what}`, dx.data, mj.conv2dBackwardInputGemm(dy.data, dy.shape, wt.data, wt.shape, x.shape, s, p));
+      const g = dev.run('conv2dBackwardWeight', { dy, x }, { stride: s, padding: p, weightShape: wt.shape });
+      const want = mj.conv2dBackwardWeightGemm(dy.data, dy.shape, x.data, x.shape, k, s, p);
+      near(`conv2dBackwardWeight dw ${what}`, g.dw.data, want.dw);
+      near(`conv2dBackwardWeight db ${what}`, g.db.data, want.db);
+    }
+  });
+
+  test(`mathjs ${dtype}: batch-norm statistics, prototypes and their backward, distances and the squared-distance backward`, () => {
+    const x = randTensor(rng, [3, 4, 5, 7], dtype, -2, 3), g = randTensor(rng, [4], dtype, 0.5, 1.5), b = randTensor(rng, [4], dtype);
+    const bn = dev.run('batchnorm2dTrain', { x, gamma: g, beta: b }, { eps: 1e-5 });
+    const st = mj.bnStats(x.data, x.shape);
+    near('batch mean', bn.mean.data, st.mean);
+    near('batch variance', bn.variance.data, st.variance);
+    const labels = Int32Array.from([1, 0, 2, 0, 1, 1, 2, 0]), e = 6;
+    const sup = randTensor(rng, [labels.length, e], dtype);
+    near('prototypes', dev.run('prototypes', { support: sup, labels }, { way: 3 }).data, mj.prototypes(sup.data, labels.length, e, labels, 3));
+    const dproto = randTensor(rng, [3, e], dtype);
+    near('prototypesBackward', dev.run('prototypesBackward', { dproto, labels }, { way: 3 }).data, mj.prototypesBackward(dproto.data, 3, e, labels));
+    const m = 5, k = 3, q = randTensor(rng, [m, e], dtype), p = randTensor(rng, [k, e], dtype);
+    const d = mj.distances(q.data, m, p.data, k, e);
+    near('sqEuclidean', dev.run('sqEuclidean', { q, p }, {}).data, d.sq);
+    near('cosine', dev.run('cosine', { q, p }, { eps: 1e-8 }).data, d.cos);
+    const dd = randTensor(rng, [m, k], dtype);
+    const gd = dev.run('sqEuclideanBackward', { dd, q, p }, {}), wd = mj.sqEuclideanBackward(dd.data, q.data, m, p.data, k, e);
+    near('sqEuclideanBackward dq', gd.dq.data, wd.dq);
+    near('sqEuclideanBackward dp', gd.dp.data, wd.dp);
+  });
+
+  test(`mathjs ${dtype}: cosine and batch-norm backward from symbolic derivatives (math.derivative)`, () => {
+    const m = 4, k = 3, e = 5, q = randTensor(rng, [m, e], dtype), p = randTensor(rng, [k, e], dtype), dc = randTensor(rng, [m, k], dtype);
+    const gc = dev.run('cosineBackward', { dc, q, p }, { eps: 1e-8 }), wc = mj.cosineBackwardSymbolic(dc.data, q.data, m, p.data, k, e);
+    near('cosineBackward dq', gc.dq.data, wc.dq);
+    near('cosineBackward dp', gc.dp.data, wc.dp);
+    const x = randTensor(rng, [2, 3, 2, 2], dtype, -2, 3), gamma = randTensor(rng, [3], dtype, 0.5, 1.5), beta = randTensor(rng, [3], dtype), dy = randTensor(rng, [2, 3, 2, 2], dtype);
+    const st = dev.run('batchnorm2dTrain', { x, gamma, beta }, { eps: 1e-5 });
+    const gb = dev.run('batchnorm2dBackward', { dy, x, gamma, mean: st.mean, invStd: st.invStd }, {});
+    const wb = mj.bnBackwardSymbolic(dy.data, x.data, x.shape, gamma.data, 1e-5);
+    near('batchnorm2dBackward dx', gb.dx.data, wb.dx);
+    near('batchnorm2dBackward dgamma', gb.dgamma.data, wb.dgamma);
+    near('batchnorm2dBackward dbeta', gb.dbeta.data, wb.dbeta);
+  });
+
+  test(`mathjs ${dtype}: log-softmax and cross-entropy in 50-digit arithmetic (inputs up to |30|); log-softmax backward through its Jacobian`, () => {
+    const m = 7, k = 5;
+    const x = randTensor(rng, [m, k], dtype, -30, 30);
+    const y = dev.run('logSoftmax', { x }, {});
+    near('logSoftmax', y.data, mj.logSoftmaxBig(x.data, m, k));
+    const labels = Int32Array.from({ length: m }, (_, i) => (i * 2 + 1) % k);
+    const ce = dev.run('crossEntropy', { logp: y, labels }, {}).data[0]!;
+    const want = mj.crossEntropyBig(x.data, m, k, labels);
+    assert.ok(Math.abs(ce - want) < tol * Math.abs(want), `crossEntropy ${ce} vs mathjs ${want}`);
+    const dy = randTensor(rng, [m, k], dtype);
+    near('logSoftmaxBackward', dev.run('logSoftmaxBackward', { dy, y }, {}).data, mj.logSoftmaxBackward(dy.data, y.data, m, k));
   });
 }
 

@@ -1,9 +1,9 @@
 /** Optimizers on the flat vector: hand-computed steps, float64 references of PyTorch's update rules, resume, step-LR; torch cross-check when available. */
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { spawnSync } from 'node:child_process';
 import { createOptimizer, stepLr, type OptimizerConfig } from '../lib/optim/optimizers.js';
 import { Rng } from '../lib/rng/philox.js';
+import { needs, pythonModules, runPython } from './helpers/peers.js';
 
 const f32 = Math.fround;
 
@@ -131,9 +131,7 @@ test('bad configuration and mismatched sizes are errors naming the field', () =>
   assert.throws(() => createOptimizer({ name: 'adam', lr: 0.1 }).step(new Float32Array(3), new Float32Array(2)), /gradient has 2/);
 });
 
-const torchProbe = spawnSync('python3', ['-c', 'import torch'], { encoding: 'utf8' });
-const haveTorch = torchProbe.status === 0;
-if (!haveTorch) console.log(`optim.test: skipping the PyTorch cross-check (python3 with torch unavailable: ${(torchProbe.stderr || String(torchProbe.error)).trim().split('\n').pop()})`);
+const withTorch = needs(pythonModules(['torch']), 'optim.test: PyTorch cross-check');
 
 const TORCH = `
 import json, sys, torch
@@ -154,17 +152,14 @@ for c in d['configs']:
 print(json.dumps(out))
 `;
 
-test('PyTorch cross-check: SGD (momentum, Nesterov, weight decay), Adam, AdamW agree with torch.optim (float32)', () => {
-  if (!haveTorch) return;
+withTorch('PyTorch cross-check: SGD (momentum, Nesterov, weight decay), Adam, AdamW agree with torch.optim (float32)', () => {
   const configs: OptimizerConfig[] = [
     { name: 'sgd', lr: 0.05, momentum: 0.9 },
     { name: 'sgd', lr: 0.05, momentum: 0.9, nesterov: true, weightDecay: 0.01 },
     { name: 'adam', lr: 1e-3, weightDecay: 0.01 },
     { name: 'adam', lr: 1e-2, weightDecay: 0.1, decoupled: true },
   ];
-  const r = spawnSync('python3', ['-c', TORCH], { input: JSON.stringify({ configs, p0: P0, grads: GRADS }), encoding: 'utf8' });
-  assert.is(r.status, 0, r.stderr);
-  const outs = JSON.parse(r.stdout) as number[][];
+  const outs = JSON.parse(runPython(['-c', TORCH], { input: JSON.stringify({ configs, p0: P0, grads: GRADS }) })) as number[][];
   configs.forEach((cfg, k) => close(run(cfg, P0, GRADS), outs[k]!, 2e-6, `torch ${JSON.stringify(cfg)}`));
 });
 

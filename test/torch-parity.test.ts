@@ -14,17 +14,13 @@ import { embed } from '../lib/model/protonet.js';
 import { saveCheckpoint } from '../lib/model/checkpoint.js';
 import { Rng } from '../lib/rng/philox.js';
 import { randTensor } from './helpers/random.js';
-import { pythonMissing, runPython } from './helpers/python.js';
+import { needs, pythonModules, runPython } from './helpers/peers.js';
 
 const script = join(dirname(fileURLToPath(import.meta.url)), '../../test/python/torch_protonet.py');
-const missing = pythonMissing(['torch', 'safetensors', 'numpy']);
+const withTorch = needs(pythonModules(['torch', 'safetensors', 'numpy']), 'torch-parity.test: PyTorch loads our checkpoints');
 
 for (const [channels, size] of [[16, 28], [32, 32]] as const) {
-  test(`PyTorch loads the checkpoint and matches embeddings (C=${channels}, ${size}x${size}, eval and train BN)`, () => {
-    if (missing) {
-      console.log(`  skipped: ${missing}`);
-      return;
-    }
+  withTorch(`PyTorch loads the checkpoint and matches embeddings (C=${channels}, ${size}x${size}, eval and train BN)`, () => {
     const dir = mkdtempSync(join(tmpdir(), 'evometa-torch-'));
     const layout = new ProtoNetLayout({ channels, imageSize: size });
     const params = initParams(layout, 42);

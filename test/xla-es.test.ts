@@ -19,16 +19,18 @@ import { groupWeights } from '../lib/es/estimators.js';
 import type { Perturbation } from '../lib/es/population.js';
 import { Rng } from '../lib/rng/philox.js';
 import { Tensor } from '../lib/tensor/tensor.js';
-import { JaxRunner, jaxAvailability } from '../lib/device/xla/jax-runner.js';
+import { JaxRunner } from '../lib/device/xla/jax-runner.js';
 import { evaluateProgram, noiseSumProgram, type PopulationShape } from '../lib/device/xla/population.js';
 import { esStepProgram, type EsStepSpec } from '../lib/device/xla/esstep.js';
 import { episodeInputs, hostArray, scalarU32, ZERO_I64 } from '../lib/device/xla/inputs.js';
 import { relErr as relErrFloored } from './helpers/random.js';
+import { jax, needs } from './helpers/peers.js';
 
 /** Error relative to the reference's largest entry (no floor: an all-zero reference fails). */
 const relErr = (a: ArrayLike<number>, b: ArrayLike<number>): number => relErrFloored(a, b, 0);
 
-const av = jaxAvailability();
+/** Tests that run programs need python + jax/jaxlib: skipped (counted, reason printed once) without them. */
+const withJax = needs(await jax(), 'xla-es.test: XLA CPU compiler (jaxlib)');
 let runner: JaxRunner | undefined;
 const run = (): JaxRunner => (runner ??= JaxRunner.start({ hostDevices: 4 }));
 
@@ -79,154 +81,149 @@ function refStep(mu: Float32Array, spec: EsStepSpec, seed: number, step: number,
   return { mu: next, g, fitness };
 }
 
-if (!av.ok) {
-  test.skip(`xla whole programs (skipped: ${av.reason})`, () => {});
-  console.log(`xla-es: SKIP: ${av.reason}`);
-} else {
-  const rng = new Rng(424242);
-  const mu = initParams(layout, 5);
-  const seed = 20261122;
+const rng = new Rng(424242);
+const mu = initParams(layout, 5);
+const seed = 20261122;
 
-  test('population evaluation: fitness per member = cpu-ts (gaussian, antithetic, coordinate; euclidean and cosine)', async () => {
-    const ep = makeEpisode(rng, 4, 2, 2);
-    const cases: [Perturbation, Distance, number, number][] = [
-      [{ kind: 'gaussian', sigma: 0.05, antithetic: false }, 'euclidean', 3, 9],
-      [{ kind: 'gaussian', sigma: 0.05, antithetic: true }, 'euclidean', 0, 6],
-      [{ kind: 'coordinate', delta: 0.01 }, 'euclidean', 0, 5],
-      [{ kind: 'gaussian', sigma: 0.05, antithetic: false }, 'cosine', 0, 4],
-    ];
-    const batched: PopulationShape = { model: cfg, episode: { way: 4, support: 8, query: 8 }, distance: 'euclidean', compute: 'f64', memberConv: 'batched' };
-    const cpu = createDirectOpsEvaluator({ device: 'cpu-ts' });
-    for (const [pert, distance, start, end] of cases) {
-      const shape = (compute: 'f32' | 'f64'): PopulationShape => ({ model: cfg, episode: { way: 4, support: 8, query: 8 }, distance, compute });
-      const args = [hostArray(mu, [mu.length]), scalarU32(seed), scalarU32(7), scalarU32(start), ...episodeInputs(ep), ZERO_I64];
-      const [f64] = (await run().run(evaluateProgram(shape('f64'), end - start, pert), [args]))[0]!;
-      const [f32] = (await run().run(evaluateProgram(shape('f32'), end - start, pert), [args]))[0]!;
-      const tight = refFitness(mu, pert, seed, 7, start, end, ep, distance);
-      const ts32 = await cpu.evaluate({ model: cfg, mu, perturbation: pert, seed, step: 7, start, end, episode: ep, distance });
-      const what = `${pert.kind}${'antithetic' in pert && pert.antithetic ? ' antithetic' : ''} ${distance}`;
-      if (process.env.XLA_TEST_VERBOSE) console.log(`  ${what}: f64 ${relErr(f64!.data as Float64Array, tight).toExponential(2)}, f32 ${relErr(f32!.data as Float32Array, ts32).toExponential(2)}`);
-      // float64 network on both sides from bit-identical float32 thetas: agreement to float64 rounding.
-      assert.ok(relErr(f64!.data as Float64Array, tight) < 1e-12, `${what}: f64 program vs float64 reference ${relErr(f64!.data as Float64Array, tight)}`);
-      // float32 network: the cpu-ts evaluator's float32 path, within float32 rounding.
-      assert.ok(relErr(f32!.data as Float32Array, ts32) < 2e-5, `${what}: f32 program vs cpu-ts evaluator ${relErr(f32!.data as Float32Array, ts32)}`);
-      if (distance === 'euclidean') {
-        // The batched-dot form of the member convolutions computes the same function.
-        const [fb] = (await run().run(evaluateProgram({ ...batched, distance }, end - start, pert), [args]))[0]!;
-        assert.ok(relErr(fb!.data as Float64Array, tight) < 1e-12, `${what}: batched member convs ${relErr(fb!.data as Float64Array, tight)}`);
-      }
-      // Members differ (the perturbation is real) and fitness is finite.
-      assert.ok(new Set(Array.from(ts32)).size > 1 && ts32.every(Number.isFinite));
+withJax('population evaluation: fitness per member = cpu-ts (gaussian, antithetic, coordinate; euclidean and cosine)', async () => {
+  const ep = makeEpisode(rng, 4, 2, 2);
+  const cases: [Perturbation, Distance, number, number][] = [
+    [{ kind: 'gaussian', sigma: 0.05, antithetic: false }, 'euclidean', 3, 9],
+    [{ kind: 'gaussian', sigma: 0.05, antithetic: true }, 'euclidean', 0, 6],
+    [{ kind: 'coordinate', delta: 0.01 }, 'euclidean', 0, 5],
+    [{ kind: 'gaussian', sigma: 0.05, antithetic: false }, 'cosine', 0, 4],
+  ];
+  const batched: PopulationShape = { model: cfg, episode: { way: 4, support: 8, query: 8 }, distance: 'euclidean', compute: 'f64', memberConv: 'batched' };
+  const cpu = createDirectOpsEvaluator({ device: 'cpu-ts' });
+  for (const [pert, distance, start, end] of cases) {
+    const shape = (compute: 'f32' | 'f64'): PopulationShape => ({ model: cfg, episode: { way: 4, support: 8, query: 8 }, distance, compute });
+    const args = [hostArray(mu, [mu.length]), scalarU32(seed), scalarU32(7), scalarU32(start), ...episodeInputs(ep), ZERO_I64];
+    const [f64] = (await run().run(evaluateProgram(shape('f64'), end - start, pert), [args]))[0]!;
+    const [f32] = (await run().run(evaluateProgram(shape('f32'), end - start, pert), [args]))[0]!;
+    const tight = refFitness(mu, pert, seed, 7, start, end, ep, distance);
+    const ts32 = await cpu.evaluate({ model: cfg, mu, perturbation: pert, seed, step: 7, start, end, episode: ep, distance });
+    const what = `${pert.kind}${'antithetic' in pert && pert.antithetic ? ' antithetic' : ''} ${distance}`;
+    if (process.env.XLA_TEST_VERBOSE) console.log(`  ${what}: f64 ${relErr(f64!.data as Float64Array, tight).toExponential(2)}, f32 ${relErr(f32!.data as Float32Array, ts32).toExponential(2)}`);
+    // float64 network on both sides from bit-identical float32 thetas: agreement to float64 rounding.
+    assert.ok(relErr(f64!.data as Float64Array, tight) < 1e-12, `${what}: f64 program vs float64 reference ${relErr(f64!.data as Float64Array, tight)}`);
+    // float32 network: the cpu-ts evaluator's float32 path, within float32 rounding.
+    assert.ok(relErr(f32!.data as Float32Array, ts32) < 2e-5, `${what}: f32 program vs cpu-ts evaluator ${relErr(f32!.data as Float32Array, ts32)}`);
+    if (distance === 'euclidean') {
+      // The batched-dot form of the member convolutions computes the same function.
+      const [fb] = (await run().run(evaluateProgram({ ...batched, distance }, end - start, pert), [args]))[0]!;
+      assert.ok(relErr(fb!.data as Float64Array, tight) < 1e-12, `${what}: batched member convs ${relErr(fb!.data as Float64Array, tight)}`);
     }
-  });
-
-  test('noise sum: sum_i w_i s_i eps_i = lib/es/noise.ts (float64, order aside)', async () => {
-    for (const antithetic of [false, true]) {
-      const p = 6, start = 4, sigma = 0.02;
-      const w = Float64Array.from({ length: p }, () => rng.uniform() - 0.5);
-      const [out] = (await run().run(noiseSumProgram(mu.length, p, sigma, antithetic), [[hostArray(w, [p]), scalarU32(seed), scalarU32(3), scalarU32(start), ZERO_I64]]))[0]!;
-      const want = new Float64Array(mu.length);
-      noiseSumInto(want, { mu, seed, step: 3, antithetic, sigma, start, weights: w }, new Float32Array(mu.length));
-      assert.ok(relErr(out!.data as Float64Array, want) < 1e-13, `antithetic ${antithetic}: ${relErr(out!.data as Float64Array, want)}`);
-    }
-  });
-
-  const base = (over: Partial<EsStepSpec>): EsStepSpec => ({
-    model: cfg, episode: { way: 4, support: 8, query: 8 }, distance: 'euclidean', population: 8, replicas: 1,
-    sigma: 0.05, alpha: 0.5, antithetic: false, scheme: 'paper', compute: 'f64', ...over,
-  });
-
-  async function xlaStep(spec: EsStepSpec, m: Float32Array, step: number, ep: Episode): Promise<{ mu: Float32Array; g: Float64Array; fitness: Float64Array; perReplica: Float32Array[] }> {
-    const args = [hostArray(m, [m.length]), scalarU32(seed), scalarU32(step), ...episodeInputs(ep), ZERO_I64];
-    const outs = await run().run(esStepProgram(spec), Array.from({ length: spec.replicas }, () => args));
-    // Every replica ends with the same mu and g.
-    for (const o of outs.slice(1)) {
-      assert.equal(Array.from(o[0]!.data as Float32Array), Array.from(outs[0]![0]!.data as Float32Array), 'replicas agree on mu');
-    }
-    const fit = spec.scheme === 'paper' ? Float64Array.from(outs.flatMap((o) => Array.from(o[2]!.data as Float64Array))) : Float64Array.from(outs[0]![2]!.data as Float64Array);
-    return { mu: outs[0]![0]!.data as Float32Array, g: outs[0]![1]!.data as Float64Array, fitness: fit, perReplica: outs.map((o) => o[0]!.data as Float32Array) };
+    // Members differ (the perturbation is real) and fitness is finite.
+    assert.ok(new Set(Array.from(ts32)).size > 1 && ts32.every(Number.isFinite));
   }
+});
 
+withJax('noise sum: sum_i w_i s_i eps_i = lib/es/noise.ts (float64, order aside)', async () => {
+  for (const antithetic of [false, true]) {
+    const p = 6, start = 4, sigma = 0.02;
+    const w = Float64Array.from({ length: p }, () => rng.uniform() - 0.5);
+    const [out] = (await run().run(noiseSumProgram(mu.length, p, sigma, antithetic), [[hostArray(w, [p]), scalarU32(seed), scalarU32(3), scalarU32(start), ZERO_I64]]))[0]!;
+    const want = new Float64Array(mu.length);
+    noiseSumInto(want, { mu, seed, step: 3, antithetic, sigma, start, weights: w }, new Float32Array(mu.length));
+    assert.ok(relErr(out!.data as Float64Array, want) < 1e-13, `antithetic ${antithetic}: ${relErr(out!.data as Float64Array, want)}`);
+  }
+});
+
+const base = (over: Partial<EsStepSpec>): EsStepSpec => ({
+  model: cfg, episode: { way: 4, support: 8, query: 8 }, distance: 'euclidean', population: 8, replicas: 1,
+  sigma: 0.05, alpha: 0.5, antithetic: false, scheme: 'paper', compute: 'f64', ...over,
+});
+
+async function xlaStep(spec: EsStepSpec, m: Float32Array, step: number, ep: Episode): Promise<{ mu: Float32Array; g: Float64Array; fitness: Float64Array; perReplica: Float32Array[] }> {
+  const args = [hostArray(m, [m.length]), scalarU32(seed), scalarU32(step), ...episodeInputs(ep), ZERO_I64];
+  const outs = await run().run(esStepProgram(spec), Array.from({ length: spec.replicas }, () => args));
+  // Every replica ends with the same mu and g.
+  for (const o of outs.slice(1)) {
+    assert.equal(Array.from(o[0]!.data as Float32Array), Array.from(outs[0]![0]!.data as Float32Array), 'replicas agree on mu');
+  }
+  const fit = spec.scheme === 'paper' ? Float64Array.from(outs.flatMap((o) => Array.from(o[2]!.data as Float64Array))) : Float64Array.from(outs[0]![2]!.data as Float64Array);
+  return { mu: outs[0]![0]!.data as Float32Array, g: outs[0]![1]!.data as Float64Array, fitness: fit, perReplica: outs.map((o) => o[0]!.data as Float32Array) };
+}
+
+for (const scheme of ['paper', 'openai'] as const) {
+  withJax(`ES step (${scheme}): 1 and 4 replicas = the cpu-ts step (fitness, gradient estimate, update)`, async () => {
+    const ep = makeEpisode(rng, 4, 2, 2);
+    for (const [replicas, antithetic] of [[1, false], [4, false], [4, true]] as const) {
+      const spec = base({ scheme, replicas, antithetic });
+      const want = refStep(mu, spec, seed, 11, ep);
+      const got = await xlaStep(spec, mu, 11, ep);
+      const what = `${scheme} R=${replicas}${antithetic ? ' antithetic' : ''}`;
+      if (process.env.XLA_TEST_VERBOSE) console.log(`  ${what}: fitness ${relErr(got.fitness, want.fitness).toExponential(2)}, g ${relErr(got.g, want.g).toExponential(2)}`);
+      assert.ok(relErr(got.fitness, want.fitness) < 1e-12, `${what}: fitness ${relErr(got.fitness, want.fitness)}`);
+      assert.ok(relErr(got.g, want.g) < 1e-9, `${what}: gradient estimate ${relErr(got.g, want.g)}`);
+      const moved = relErr(Float64Array.from(got.mu, (v, j) => v - mu[j]!), Float64Array.from(want.mu, (v, j) => v - mu[j]!));
+      assert.ok(moved < 1e-5, `${what}: update ${moved}`);
+    }
+    // The paper's scheme depends on the sharding (per-replica standardization); the rewards-only scheme does not.
+    const g1 = (await xlaStep(base({ scheme, replicas: 1 }), mu, 11, ep)).g, g4 = (await xlaStep(base({ scheme, replicas: 4 }), mu, 11, ep)).g;
+    if (scheme === 'openai') assert.ok(relErr(g4, g1) < 1e-12, `openai: R=4 vs R=1 ${relErr(g4, g1)}`);
+    else assert.ok(relErr(g4, g1) > 1e-6, 'paper: per-replica standardization changes the estimate');
+  });
+}
+
+withJax('ES step in float32 (the fast path): within float32 rounding of the cpu-ts step', async () => {
+  const ep = makeEpisode(rng, 4, 2, 2);
+  const spec = base({ compute: 'f32', replicas: 4, population: 16 });
+  const want = refStep(mu, spec, seed, 2, ep);
+  const got = await xlaStep(spec, mu, 2, ep);
+  const fe = relErr(got.fitness, want.fitness);
+  assert.ok(fe < 2e-5, `fitness ${fe}`);
+  // Standardized rewards amplify fitness rounding by |F| / std(F); bound the estimate's error by that.
+  const f = Array.from(want.fitness), mean = f.reduce((a, b) => a + b) / f.length;
+  const std = Math.sqrt(f.reduce((a, b) => a + (b - mean) ** 2, 0) / f.length);
+  const bound = 4 * fe * Math.abs(mean) / std * Math.sqrt(f.length);
+  const ge = relErr(got.g, want.g);
+  if (process.env.XLA_TEST_VERBOSE) console.log(`  f32: fitness ${fe.toExponential(2)}, g ${ge.toExponential(2)}, bound ${bound.toExponential(2)}`);
+  assert.ok(ge < bound, `gradient estimate ${ge} (bound from float32 fitness rounding ${bound})`);
+});
+
+withJax("ES step, precision 'fast' (float32 only: TPU-friendly) with 4 replicas: within float32 rounding of the cpu-ts step", async () => {
+  const ep = makeEpisode(rng, 4, 2, 2);
   for (const scheme of ['paper', 'openai'] as const) {
-    test(`ES step (${scheme}): 1 and 4 replicas = the cpu-ts step (fitness, gradient estimate, update)`, async () => {
-      const ep = makeEpisode(rng, 4, 2, 2);
-      for (const [replicas, antithetic] of [[1, false], [4, false], [4, true]] as const) {
-        const spec = base({ scheme, replicas, antithetic });
-        const want = refStep(mu, spec, seed, 11, ep);
-        const got = await xlaStep(spec, mu, 11, ep);
-        const what = `${scheme} R=${replicas}${antithetic ? ' antithetic' : ''}`;
-        if (process.env.XLA_TEST_VERBOSE) console.log(`  ${what}: fitness ${relErr(got.fitness, want.fitness).toExponential(2)}, g ${relErr(got.g, want.g).toExponential(2)}`);
-        assert.ok(relErr(got.fitness, want.fitness) < 1e-12, `${what}: fitness ${relErr(got.fitness, want.fitness)}`);
-        assert.ok(relErr(got.g, want.g) < 1e-9, `${what}: gradient estimate ${relErr(got.g, want.g)}`);
-        const moved = relErr(Float64Array.from(got.mu, (v, j) => v - mu[j]!), Float64Array.from(want.mu, (v, j) => v - mu[j]!));
-        assert.ok(moved < 1e-5, `${what}: update ${moved}`);
-      }
-      // The paper's scheme depends on the sharding (per-replica standardization); the rewards-only scheme does not.
-      const g1 = (await xlaStep(base({ scheme, replicas: 1 }), mu, 11, ep)).g, g4 = (await xlaStep(base({ scheme, replicas: 4 }), mu, 11, ep)).g;
-      if (scheme === 'openai') assert.ok(relErr(g4, g1) < 1e-12, `openai: R=4 vs R=1 ${relErr(g4, g1)}`);
-      else assert.ok(relErr(g4, g1) > 1e-6, 'paper: per-replica standardization changes the estimate');
-    });
-  }
-
-  test('ES step in float32 (the fast path): within float32 rounding of the cpu-ts step', async () => {
-    const ep = makeEpisode(rng, 4, 2, 2);
-    const spec = base({ compute: 'f32', replicas: 4, population: 16 });
-    const want = refStep(mu, spec, seed, 2, ep);
-    const got = await xlaStep(spec, mu, 2, ep);
-    const fe = relErr(got.fitness, want.fitness);
-    assert.ok(fe < 2e-5, `fitness ${fe}`);
-    // Standardized rewards amplify fitness rounding by |F| / std(F); bound the estimate's error by that.
+    const spec = base({ compute: 'f32', precision: 'fast', replicas: 4, population: 16, scheme });
+    const prog = esStepProgram(spec);
+    // Value types only: attributes (dense<...> : tensor<..xi64>, array<i64: ...>, ... : i64) are compile-time metadata.
+    const body = prog.text.slice(prog.text.indexOf('{', prog.text.indexOf('func.func')))
+      .replace(/dense<[^>]*> : tensor<[^>]*>/g, '').replace(/array<i64[^>]*>/g, '').replace(/ : i64/g, '');
+    assert.not.match(body, /f64|i64|ui64/, 'no 64-bit value type in the program body (the unused barrier input aside)');
+    const want = refStep(mu, spec, seed, 5, ep);
+    const got = await xlaStep(spec, mu, 5, ep);
+    const fe = relErr(got.fitness, want.fitness), ge = relErr(got.g, want.g);
     const f = Array.from(want.fitness), mean = f.reduce((a, b) => a + b) / f.length;
     const std = Math.sqrt(f.reduce((a, b) => a + (b - mean) ** 2, 0) / f.length);
-    const bound = 4 * fe * Math.abs(mean) / std * Math.sqrt(f.length);
-    const ge = relErr(got.g, want.g);
-    if (process.env.XLA_TEST_VERBOSE) console.log(`  f32: fitness ${fe.toExponential(2)}, g ${ge.toExponential(2)}, bound ${bound.toExponential(2)}`);
-    assert.ok(ge < bound, `gradient estimate ${ge} (bound from float32 fitness rounding ${bound})`);
-  });
+    const bound = 4 * Math.max(fe, 1e-7) * Math.abs(mean) / std * Math.sqrt(f.length) + 1e-5;
+    if (process.env.XLA_TEST_VERBOSE) console.log(`  fast ${scheme}: fitness ${fe.toExponential(2)}, g ${ge.toExponential(2)}, bound ${bound.toExponential(2)}`);
+    assert.ok(fe < 2e-5, `${scheme}: fitness ${fe}`);
+    assert.ok(ge < bound, `${scheme}: gradient estimate ${ge} (bound ${bound})`);
+  }
+});
 
-  test("ES step, precision 'fast' (float32 only: TPU-friendly) with 4 replicas: within float32 rounding of the cpu-ts step", async () => {
+withJax('a few chained ES steps (4 replicas, all_reduce) track the cpu-ts trajectory', async () => {
+  const spec = base({ replicas: 4, population: 8, alpha: 0.3 });
+  let a = mu, b = mu;
+  for (let step = 0; step < 3; step++) {
     const ep = makeEpisode(rng, 4, 2, 2);
-    for (const scheme of ['paper', 'openai'] as const) {
-      const spec = base({ compute: 'f32', precision: 'fast', replicas: 4, population: 16, scheme });
-      const prog = esStepProgram(spec);
-      // Value types only: attributes (dense<...> : tensor<..xi64>, array<i64: ...>, ... : i64) are compile-time metadata.
-      const body = prog.text.slice(prog.text.indexOf('{', prog.text.indexOf('func.func')))
-        .replace(/dense<[^>]*> : tensor<[^>]*>/g, '').replace(/array<i64[^>]*>/g, '').replace(/ : i64/g, '');
-      assert.not.match(body, /f64|i64|ui64/, 'no 64-bit value type in the program body (the unused barrier input aside)');
-      const want = refStep(mu, spec, seed, 5, ep);
-      const got = await xlaStep(spec, mu, 5, ep);
-      const fe = relErr(got.fitness, want.fitness), ge = relErr(got.g, want.g);
-      const f = Array.from(want.fitness), mean = f.reduce((a, b) => a + b) / f.length;
-      const std = Math.sqrt(f.reduce((a, b) => a + (b - mean) ** 2, 0) / f.length);
-      const bound = 4 * Math.max(fe, 1e-7) * Math.abs(mean) / std * Math.sqrt(f.length) + 1e-5;
-      if (process.env.XLA_TEST_VERBOSE) console.log(`  fast ${scheme}: fitness ${fe.toExponential(2)}, g ${ge.toExponential(2)}, bound ${bound.toExponential(2)}`);
-      assert.ok(fe < 2e-5, `${scheme}: fitness ${fe}`);
-      assert.ok(ge < bound, `${scheme}: gradient estimate ${ge} (bound ${bound})`);
-    }
-  });
+    const got = await xlaStep(spec, a, step, ep);
+    const want = refStep(b, spec, seed, step, ep);
+    a = got.mu; b = want.mu;
+    const drift = relErr(Float64Array.from(a, (v, j) => v - mu[j]!), Float64Array.from(b, (v, j) => v - mu[j]!));
+    if (process.env.XLA_TEST_VERBOSE) console.log(`  chained step ${step}: drift ${drift.toExponential(2)}`);
+    assert.ok(drift < 1e-5, `step ${step}: parameters drift ${drift}`);
+  }
+  assert.ok(relErr(Float64Array.from(a, (v, j) => v - mu[j]!), new Float64Array(mu.length)) > 0, 'the parameters moved');
+});
 
-  test('a few chained ES steps (4 replicas, all_reduce) track the cpu-ts trajectory', async () => {
-    const spec = base({ replicas: 4, population: 8, alpha: 0.3 });
-    let a = mu, b = mu;
-    for (let step = 0; step < 3; step++) {
-      const ep = makeEpisode(rng, 4, 2, 2);
-      const got = await xlaStep(spec, a, step, ep);
-      const want = refStep(b, spec, seed, step, ep);
-      a = got.mu; b = want.mu;
-      const drift = relErr(Float64Array.from(a, (v, j) => v - mu[j]!), Float64Array.from(b, (v, j) => v - mu[j]!));
-      if (process.env.XLA_TEST_VERBOSE) console.log(`  chained step ${step}: drift ${drift.toExponential(2)}`);
-      assert.ok(drift < 1e-5, `step ${step}: parameters drift ${drift}`);
-    }
-    assert.ok(relErr(Float64Array.from(a, (v, j) => v - mu[j]!), new Float64Array(mu.length)) > 0, 'the parameters moved');
-  });
+test('invalid ES step specs are refused, naming the field', () => {
+  assert.throws(() => esStepProgram(base({ population: 6, replicas: 4 })), /population must be a positive multiple of replicas \(4\), got 6/);
+  assert.throws(() => esStepProgram(base({ population: 12, replicas: 4, antithetic: true })), /per replica \(3\) must be even/);
+  assert.throws(() => esStepProgram(base({ sigma: 0 })), /sigma must be > 0/);
+});
 
-  test('invalid ES step specs are refused, naming the field', () => {
-    assert.throws(() => esStepProgram(base({ population: 6, replicas: 4 })), /population must be a positive multiple of replicas \(4\), got 6/);
-    assert.throws(() => esStepProgram(base({ population: 12, replicas: 4, antithetic: true })), /per replica \(3\) must be even/);
-    assert.throws(() => esStepProgram(base({ sigma: 0 })), /sigma must be > 0/);
-  });
-
-  test.after(async () => { await runner?.close(); });
-}
+test.after(async () => { await runner?.close(); });
 
 test.run();

@@ -4,6 +4,8 @@ import { Command } from 'commander';
 import { registerTrain } from './train.js';
 import { registerEval } from './eval.js';
 import { registerDevices } from './devices.js';
+import { registerExport } from './export.js';
+import { registerReport } from './report.js';
 
 const program = new Command();
 program
@@ -14,6 +16,8 @@ program
 registerTrain(program);
 registerEval(program);
 registerDevices(program);
+registerExport(program);
+registerReport(program);
 
 try {
   await program.parseAsync(process.argv);

@@ -1,5 +1,14 @@
 /** `evometa train`: ES (default) or backprop. Each method parses and validates its own options. */
 import type { Command } from 'commander';
+import { ES_PRESETS } from '../methods/protonet-es/presets.js';
+import { PRESETS as BACKPROP_PRESETS } from '../methods/backprop/config.js';
+import { UserError } from '../errors.js';
+
+function presetHelp(): string {
+  const es = Object.entries(ES_PRESETS).map(([k, p]) => `  ${k.padEnd(28)} ${p.description}`).join('\n');
+  const bp = Object.keys(BACKPROP_PRESETS).map((k) => `  ${k}`).join('\n');
+  return `\nES presets (--method es, the default; 'quick' unless --preset is given):\n${es}\n\nbackprop presets (--method backprop; 'snell' unless given):\n${bp}\n\nA preset's values are printed with: evometa train --preset NAME --show-config`;
+}
 
 export interface TrainCliOptions {
   method: string;
@@ -49,6 +58,21 @@ export interface TrainCliOptions {
   collapseWindow?: string;
   collapseLossFactor?: string;
   collapseValChecks?: string;
+  lrSchedule?: string;
+  lrFinal?: string;
+  lrWarmup?: string;
+  lrEvery?: string;
+  popSchedule?: string;
+  popFinal?: string;
+  episodesPerStep?: string;
+  sigmaLr?: string;
+  maxSigmaChange?: string;
+  shaping?: string;
+  maxSpeed?: string;
+  testShots?: string;
+  showConfig?: boolean;
+  csv?: boolean;
+  report?: boolean;
   progress: boolean;
 }
 
@@ -65,9 +89,9 @@ export function registerTrain(program: Command): void {
     .option('--sigma <x>', 'ES noise standard deviation')
     .option('--lr <x>', 'learning rate (ES: alpha)')
     .option('--steps <n>', 'training steps (ES) or episodes (backprop)')
-    .option('--estimator <e>', 'wsr | nes | openai | fd')
+    .option('--estimator <e>', 'wsr | nes | openai | fd | pgpe | snes')
     .option('--scheme <s>', 'paper | openai (distributed scheme)')
-    .option('--optimizer <o>', 'plain | sgd | adam')
+    .option('--optimizer <o>', 'plain | sgd | adam | clipup (ES); adam | sgd (backprop)')
     .option('--momentum <x>', 'SGD momentum')
     .option('--weight-decay <x>', 'weight decay')
     .option('--channels <n>', 'channels per conv block (16, 32, 64)')
@@ -103,16 +127,31 @@ export function registerTrain(program: Command): void {
     .option('--collapse-window <n>', 'ES: steps in the loss window of collapse detection (0: off)')
     .option('--collapse-loss-factor <x>', 'ES: collapse when the window loss exceeds this factor x its best')
     .option('--collapse-val-checks <n>', 'ES: collapse after this many validations in a row at chance (0: off)')
+    .option('--lr-schedule <s>', 'ES: constant | linear | exp | cosine | step (over --steps)')
+    .option('--lr-final <x>', 'ES: the learning rate at the last step of a linear/exp/cosine schedule')
+    .option('--lr-warmup <n>', 'ES cosine schedule: warm-up steps')
+    .option('--lr-every <n>', 'ES step schedule: multiply the learning rate by --lr-gamma every n steps')
+    .option('--pop-schedule <s>', 'ES: constant | linear | exp population over --steps (from --pop to --pop-final)')
+    .option('--pop-final <n>', 'ES: the population at the last step of a population schedule')
+    .option('--episodes-per-step <n>', 'ES: training episodes per step; a member\'s fitness is its mean over them')
+    .option('--sigma-lr <x>', 'ES pgpe/snes: step size of the adapted sigma (default: the strategy\'s)')
+    .option('--max-sigma-change <x>', 'ES pgpe: largest relative change of sigma per step (default 0.2)')
+    .option('--shaping <s>', 'ES pgpe: fitness shaping, ranks (default) or raw')
+    .option('--max-speed <x>', 'ES clipup: the largest step (default 2 x --lr)')
+    .option('--test-shots <list>', 'shots of the --test-episodes evaluations, e.g. 5,1 (default: the validation shot)')
+    .option('--show-config', 'print the resolved configuration (preset + options) as JSON and exit')
+    .option('--csv', 'also write the metrics as CSV files (metrics-step.csv, metrics-val.csv, ...) in the run directory')
+    .option('--no-report', 'do not write report.html (the run\'s charts) at the end')
     .option('--no-progress', 'no progress bar')
+    .addHelpText('after', presetHelp)
     .action(async (opts: TrainCliOptions) => {
       if (opts.method === 'backprop') {
-        const { trainBackpropCli } = await import('../train/backprop-cli.js');
+        const { trainBackpropCli } = await import('./train-backprop.js');
         await trainBackpropCli(opts);
       } else if (opts.method === 'es') {
-        const { trainEsCli } = await import('../es/cli.js');
+        const { trainEsCli } = await import('./train-es.js');
         await trainEsCli(opts);
       } else {
-        const { UserError } = await import('../errors.js');
         throw new UserError(`--method: expected es or backprop, got ${JSON.stringify(opts.method)}`);
       }
     });

@@ -2,11 +2,12 @@
  * The preprocessed-image cache: one binary file per (source content, image size),
  * so a second load reads integer area sums instead of decoding and downsampling.
  *
- * File: 8 bytes magic 'EVOOCAC1', uint32 LE header length H, H bytes UTF-8 JSON
+ * File: 8 bytes magic 'EVOOCAC2', uint32 LE header length H, H bytes UTF-8 JSON
  * header (padded with spaces so the payload starts at a multiple of 8), payload
- * (uint8 or uint16 LE area sums, images * S * S). The header holds the key, the
- * character table and the payload's SHA-256; anything that does not check out is
- * reported as corrupt (the loader rebuilds it), never trusted.
+ * (uint8 or uint16 LE area sums, images * S * S), then 32 bytes: the SHA-256 of
+ * everything before them (magic, header with the key and the character table,
+ * payload). Anything that does not check out is reported as corrupt (the loader
+ * rebuilds it), never trusted.
  */
 import { existsSync, readFileSync } from 'node:fs';
 import { homedir } from 'node:os';
@@ -16,8 +17,10 @@ import { sha256Hex } from './hash.js';
 import type { AreaSums } from './preprocess.js';
 import { DRAWINGS, type OmniglotSet, type RawCharacter } from './raw.js';
 
-const MAGIC = 'EVOOCAC1';
-export const CACHE_FORMAT = 'evometa-omniglot-cache-1';
+const MAGIC = 'EVOOCAC2';
+export const CACHE_FORMAT = 'evometa-omniglot-cache-2';
+/** Bytes of the trailing checksum. */
+const SUM = 32;
 
 /** $EVOMETA_CACHE, else $XDG_CACHE_HOME/evometa, else ~/.cache/evometa. */
 export function defaultCacheDir(env: NodeJS.ProcessEnv = process.env): string {
@@ -39,7 +42,6 @@ interface CacheHeader {
   denominator: number;
   dtype: 'uint8' | 'uint16';
   images: number;
-  sha256: string;
   characters: [OmniglotSet, string, string, string[]][];
 }
 
@@ -59,22 +61,31 @@ export function readCache(path: string, key: string, size: number): { ok: true; 
   const bad = (why: string) => ({ ok: false as const, reason: `corrupt: ${why}` });
   if (buf.length < 12 || buf.toString('latin1', 0, 8) !== MAGIC) return bad('bad magic');
   const hlen = buf.readUInt32LE(8);
-  const start = 12 + hlen;
-  if (start > buf.length || start % 8 !== 0) return bad('bad header length');
+  const start = 12 + hlen, end = buf.length - SUM;
+  if (start > end || start % 8 !== 0) return bad('bad header length');
   let h: CacheHeader;
   try {
     h = JSON.parse(buf.toString('utf8', 12, start)) as CacheHeader;
   } catch {
     return bad('header is not JSON');
   }
+  if (typeof h !== 'object' || h === null) return bad('header is not a JSON object');
   if (h.format !== CACHE_FORMAT || h.key !== key || h.size !== size) return bad('header does not match the source or image size');
   if (!Array.isArray(h.characters) || h.images !== h.characters.length * DRAWINGS) return bad('character table does not match the image count');
   const bytesPer = h.dtype === 'uint8' ? 1 : h.dtype === 'uint16' ? 2 : 0;
   if (!bytesPer) return bad(`unknown dtype ${JSON.stringify(h.dtype)}`);
   const n = h.images * size * size;
-  if (buf.length - start !== n * bytesPer) return bad(`payload has ${buf.length - start} bytes, expected ${n * bytesPer}`);
+  if (end - start !== n * bytesPer) return bad(`payload has ${end - start} bytes, expected ${n * bytesPer}`);
+  if (sha256Hex(buf.subarray(0, end)) !== buf.toString('hex', end)) return bad('checksum mismatch (the file was edited or damaged)');
+  if (!(Number.isInteger(h.denominator) && h.denominator > 0)) return bad(`denominator ${JSON.stringify(h.denominator)}`);
+  const characters: RawCharacter[] = [];
+  for (const c of h.characters) {
+    const ok = Array.isArray(c) && c.length === 4 && (c[0] === 'background' || c[0] === 'evaluation') && typeof c[1] === 'string' && typeof c[2] === 'string' &&
+      Array.isArray(c[3]) && c[3].length === DRAWINGS && c[3].every((d) => typeof d === 'string');
+    if (!ok) return bad(`character table entry ${JSON.stringify(c).slice(0, 80)}`);
+    characters.push({ set: c[0], alphabet: c[1], character: c[2], drawings: c[3] });
+  }
   const payload = new Uint8Array(buf.buffer, buf.byteOffset + start, n * bytesPer);
-  if (sha256Hex(payload) !== h.sha256) return bad('payload checksum mismatch');
   let sums: AreaSums;
   if (bytesPer === 1) sums = payload;
   else if (payload.byteOffset % 2 === 0 && isLittleEndian()) sums = new Uint16Array(payload.buffer, payload.byteOffset, n);
@@ -86,7 +97,6 @@ export function readCache(path: string, key: string, size: number): { ok: true; 
   let max = 0;
   for (let i = 0; i < n; i++) if (sums[i]! > max) max = sums[i]!;
   if (max > h.denominator) return bad(`an area sum ${max} exceeds the denominator ${h.denominator}`);
-  const characters = h.characters.map(([set, alphabet, character, drawings]) => ({ set, alphabet, character, drawings }));
   return { ok: true, value: { characters, sums, denominator: h.denominator } };
 }
 
@@ -104,7 +114,7 @@ export function writeCache(path: string, key: string, size: number, v: CachedIma
   }
   const header: CacheHeader = {
     format: CACHE_FORMAT, key, size, denominator: v.denominator, dtype: v.sums instanceof Uint8Array ? 'uint8' : 'uint16',
-    images: v.characters.length * DRAWINGS, sha256: sha256Hex(payload),
+    images: v.characters.length * DRAWINGS,
     characters: v.characters.map((c) => [c.set, c.alphabet, c.character, [...c.drawings]]),
   };
   let json = JSON.stringify(header);
@@ -114,5 +124,6 @@ export function writeCache(path: string, key: string, size: number, v: CachedIma
   const pre = Buffer.alloc(12);
   pre.write(MAGIC, 0, 'latin1');
   pre.writeUInt32LE(hb.length, 8);
-  writeFileAtomic(path, [pre, hb, payload]);
+  const sum = Buffer.from(sha256Hex(pre, hb, payload), 'hex');
+  writeFileAtomic(path, [pre, hb, payload, sum]);
 }

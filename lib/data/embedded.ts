@@ -24,6 +24,8 @@ import { DRAWINGS, RAW_BYTES, RAW_ROW_BYTES, RAW_SIZE, type OmniglotSet, type Ra
 const MAGIC = 'EVOOMNI1';
 const FORMAT = 'evometa-omniglot-raw-1';
 export const EMBEDDED_FILE = 'omniglot-105.bin.br';
+/** Most bytes decompressed from an embedded file (the real one: 48.2 MB), so a corrupt or hostile one cannot exhaust memory. */
+export const MAX_EMBEDDED_BYTES = 128 * 2 ** 20;
 
 /** data/omniglot/ of this package (dist/lib/data/ -> ../../../data/omniglot). */
 export function embeddedDir(): string {
@@ -66,7 +68,7 @@ export function encodeEmbedded(raw: RawOmniglot): Uint8Array {
 export function decodeEmbedded(bytes: Uint8Array, where: string): RawOmniglot {
   let plain: Buffer;
   try {
-    plain = brotliDecompressSync(bytes);
+    plain = brotliDecompressSync(bytes, { maxOutputLength: MAX_EMBEDDED_BYTES });
   } catch (e) {
     throw new OmniglotDataError(`${where}: corrupt embedded Omniglot file (${(e as Error).message})`, where);
   }

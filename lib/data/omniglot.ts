@@ -9,8 +9,8 @@ import { sha256Hex } from './hash.js';
 import { OmniglotDataError } from './errors.js';
 import { lakeZipFiles, readLakeZips } from './lake-zip.js';
 import { cacheFile, CACHE_FORMAT, defaultCacheDir, readCache, writeCache } from './cache.js';
-import { checkImageSize, downsampleAll, rotatedImageInto, type AreaSums, type Rotation } from './preprocess.js';
-import { characterKey, DRAWINGS, type RawCharacter, type RawOmniglot } from './raw.js';
+import { downsampleAll, rotatedImageInto, type AreaSums, type Rotation } from './preprocess.js';
+import { characterKey, DRAWINGS, RAW_SIZE, type RawCharacter, type RawOmniglot } from './raw.js';
 
 /** Bumped whenever the preprocessing changes meaning, so old cache files are not reused. */
 const PREPROCESS_VERSION = 'area-average-ink1-v1';
@@ -31,7 +31,15 @@ export interface LoadOmniglotOptions {
   cacheDir?: string | false;
   /** Called during a first (uncached) load. */
   onProgress?: (p: LoadProgress) => void;
+  /**
+   * Called with a one-line warning the user should see (the CLI prints it on stderr; the library
+   * prints nothing): a cache directory that cannot be written, once per directory per process.
+   */
+  onWarning?: (message: string) => void;
 }
+
+/** Cache directories already warned about in this process. */
+const warnedCacheDirs = new Set<string>();
 
 export type CacheStatus = 'hit' | 'built' | 'rebuilt' | 'disabled' | 'write-failed';
 
@@ -123,13 +131,15 @@ function resolveSource(dataDir: string | undefined): { source: DataSource; conte
  */
 export function loadOmniglot(opts: LoadOmniglotOptions = {}): OmniglotDataset {
   const size = opts.imageSize ?? 28;
-  checkImageSize(size);
+  if (!Number.isInteger(size) || size < 1 || size > RAW_SIZE) {
+    throw new OmniglotDataError(`image size ${size}: Omniglot's ${RAW_SIZE}x${RAW_SIZE} images can be downsampled to any integer size in [1, ${RAW_SIZE}]`);
+  }
   const { source, contentKey, read } = resolveSource(opts.dataDir);
   const useCache = opts.cacheDir !== false;
   let cache: CacheInfo = { status: 'disabled', path: null };
   let key = '';
+  const dir = typeof opts.cacheDir === 'string' ? opts.cacheDir : defaultCacheDir();
   if (useCache) {
-    const dir = typeof opts.cacheDir === 'string' ? opts.cacheDir : defaultCacheDir();
     key = sha256Hex(Buffer.from(`${CACHE_FORMAT}|${PREPROCESS_VERSION}|${size}|${source.kind}|`), Buffer.from(contentKey()));
     const path = cacheFile(dir, size, key);
     const hit = readCache(path, key, size);
@@ -143,7 +153,12 @@ export function loadOmniglot(opts: LoadOmniglotOptions = {}): OmniglotDataset {
     try {
       writeCache(cache.path, key, size, { characters: [...raw.characters], sums, denominator });
     } catch (e) {
+      const reason = (e as NodeJS.ErrnoException).code ?? (e as Error).message;
       cache = { status: 'write-failed', path: cache.path, reason: (e as Error).message };
+      if (opts.onWarning && !warnedCacheDirs.has(dir)) {
+        warnedCacheDirs.add(dir);
+        opts.onWarning(`cannot write the Omniglot cache in ${dir} (${reason}): the images will be preprocessed again on every run; pass --cache DIR or set EVOMETA_CACHE to a writable directory`);
+      }
     }
   }
   return new OmniglotDataset(size, raw.characters, sums, denominator, source, cache);

@@ -35,6 +35,21 @@ function checkInt(name: string, v: number, min: number): void {
   if (!Number.isInteger(v) || v < min) throw new OmniglotDataError(`${name} must be an integer >= ${min}, got ${v}`);
 }
 
+/**
+ * Most bytes of pixels one episode may hold, way x (shot + query) x S^2 x 4: 1 GiB. Every class of
+ * a split fits at 28x28 and 32x32 (6492 x 20 images at 32x32: 532 MB); it bites only for huge sizes.
+ */
+export const MAX_EPISODE_BYTES = 2 ** 30;
+
+/** Check episode sizes that need no split: shot and query positive integers, shot + query <= 20 drawings. */
+export function checkEpisodeSize(spec: { shot: number; query: number }): void {
+  checkInt('shot', spec.shot, 1);
+  checkInt('query', spec.query, 1);
+  if (spec.shot + spec.query > DRAWINGS) {
+    throw new OmniglotDataError(`shot ${spec.shot} + query ${spec.query} = ${spec.shot + spec.query} exceeds the ${DRAWINGS} drawings of each Omniglot character`);
+  }
+}
+
 export class EpisodeSampler {
   readonly way: number;
   readonly shot: number;
@@ -45,14 +60,14 @@ export class EpisodeSampler {
 
   constructor(readonly split: OmniglotSplit, spec: EpisodeSpec) {
     checkInt('way', spec.way, 1);
-    checkInt('shot', spec.shot, 1);
-    checkInt('query', spec.query, 1);
-    if (!Number.isInteger(spec.seed) || spec.seed < 0 || spec.seed > 0xffffffff) throw new OmniglotDataError(`seed must be an integer in [0, 2^32), got ${spec.seed}`);
     const n = split.classes.length;
     if (spec.way > n) throw new OmniglotDataError(`way ${spec.way} exceeds the ${n} classes of split ${split.name}`);
-    if (spec.shot + spec.query > DRAWINGS) {
-      throw new OmniglotDataError(`shot ${spec.shot} + query ${spec.query} = ${spec.shot + spec.query} exceeds the ${DRAWINGS} drawings of each Omniglot character`);
+    checkEpisodeSize(spec);
+    const s = split.dataset.imageSize, bytes = spec.way * (spec.shot + spec.query) * s * s * 4;
+    if (bytes > MAX_EPISODE_BYTES) {
+      throw new OmniglotDataError(`way ${spec.way} x (shot ${spec.shot} + query ${spec.query}) images of ${s}x${s} are ${bytes} bytes per episode, more than the ${MAX_EPISODE_BYTES} allowed`);
     }
+    if (!Number.isInteger(spec.seed) || spec.seed < 0 || spec.seed > 0xffffffff) throw new OmniglotDataError(`seed must be an integer in [0, 2^32), got ${spec.seed}`);
     this.way = spec.way;
     this.shot = spec.shot;
     this.query = spec.query;

@@ -5,7 +5,7 @@
  * random partition of all 6492 rotated classes into 4804 / 1012 / 676
  * (train / val / test; trainval = train + val), used at 32x32.
  */
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { Rng, STREAM } from '../rng/philox.js';
 import { OmniglotDataError } from './errors.js';
@@ -47,9 +47,15 @@ export interface GetSplitOptions {
 
 const LINE = /^([^/]+)\/([^/]+)\/rot(\d{3})$/;
 
+/** Largest split file read (the Vinyals trainval file is 155 KB). */
+export const MAX_SPLIT_FILE_BYTES = 16 * 2 ** 20;
+
 /** Parse a split file against a dataset; errors name the file and line. */
 export function readSplitFile(dataset: OmniglotDataset, file: string): OmniglotClass[] {
   if (!existsSync(file)) throw new OmniglotDataError(`split file ${file} does not exist`, file);
+  const st = statSync(file);
+  if (!st.isFile()) throw new OmniglotDataError(`split file ${file} is not a file`, file);
+  if (st.size > MAX_SPLIT_FILE_BYTES) throw new OmniglotDataError(`split file ${file} is ${st.size} bytes, more than the ${MAX_SPLIT_FILE_BYTES} accepted (one line per class)`, file);
   const lines = readFileSync(file, 'utf8').split('\n');
   const seen = new Set<string>();
   const out: OmniglotClass[] = [];

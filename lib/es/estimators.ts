@@ -126,3 +126,105 @@ export function fdGradient(fitness: ArrayLike<number>, delta: number): { g: Floa
   }
   return { g, nonFinite };
 }
+
+/**
+ * A weight rule: how one group's fitness (a shard in the paper's scheme, the
+ * whole population in OpenAI's) becomes member weights for the noise sums.
+ * Pure data, so a worker can apply it to its own shard (the paper's scheme:
+ * each core makes its own estimate, no exchange of rewards).
+ *
+ *  wsr, nes, openai   linear weights as groupWeights above
+ *  pgpe (Sehnke et al. 2010, symmetric sampling; members 2k, 2k+1 are the pair +eps_k, -eps_k):
+ *     r = centered ranks of the group (shaping 'ranks') or the raw fitness ('raw'); np = pairs used
+ *     linear  w_2k = r_2k / (2 np),  w_2k+1 = r_2k+1 / (2 np)   => sum_k (r+_k - r-_k)/(2 np) eps_k  (mu gradient)
+ *     square  w_2k = w_2k+1 = c_k / (2 np),  c_k = (r+_k + r-_k)/2 - mean(r)
+ *             => sum_k c_k/np (z_k^2 - 1); times sigma_j this is the sigma gradient sum_k c_k (eps^2 - sigma^2)/sigma / np
+ *  snes (Wierstra et al. 2014, separable NES): rank-based utilities
+ *     u_k = max(0, ln(n/2 + 1) - ln k) / sum_l max(0, ln(n/2 + 1) - ln l) - 1/n   (k = 1 the best)
+ *     linear and square weights both u: sum u_i s_i eps_i (mu step) and sum u_i (z_i^2 - 1) (log-sigma step)
+ * Non-finite fitness follows the policy: 'worst' ranks it below every finite value, 'drop' gives it
+ * weight 0 (pgpe: drops its pair) and leaves it out of n.
+ */
+export type WeightRule =
+  | { kind: 'wsr'; nonFinite: NonFinitePolicy }
+  | { kind: 'nes'; sigma: number; baseline: boolean; nonFinite: NonFinitePolicy }
+  | { kind: 'openai'; sigma: number; nonFinite: NonFinitePolicy }
+  | { kind: 'pgpe'; shaping: 'ranks' | 'raw'; nonFinite: NonFinitePolicy }
+  | { kind: 'snes'; nonFinite: NonFinitePolicy };
+
+export interface RuleWeights {
+  linear: Float64Array;
+  /** Weights of the (z^2 - 1) sum, for rules that adapt a per-parameter sigma. */
+  square?: Float64Array;
+  nonFinite: number;
+  degenerate: boolean;
+}
+
+/** Whether the rule needs the (z^2 - 1) noise sum. */
+export function ruleNeedsSquare(rule: WeightRule): boolean {
+  return rule.kind === 'pgpe' || rule.kind === 'snes';
+}
+
+/** SNES utilities for n used members, by rank (0 = best). */
+export function snesUtilities(n: number): Float64Array {
+  const u = new Float64Array(n);
+  if (n === 0) return u;
+  let sum = 0;
+  for (let k = 0; k < n; k++) { u[k] = Math.max(0, Math.log(n / 2 + 1) - Math.log(k + 1)); sum += u[k]!; }
+  for (let k = 0; k < n; k++) u[k] = u[k]! / sum - 1 / n;
+  return u;
+}
+
+function pgpeWeights(f: ArrayLike<number>, rule: Extract<WeightRule, { kind: 'pgpe' }>, scale: number): RuleWeights {
+  const n = f.length;
+  if (n % 2 !== 0) throw new RangeError(`pgpe weights: a group of ${n} members is not whole +eps/-eps pairs`);
+  const { values, used, nonFinite, bad } = sanitizeFitness(f, rule.nonFinite);
+  // 'drop' removes whole pairs
+  if (rule.nonFinite === 'drop') for (let k = 0; k < n; k += 2) if (!used[k] || !used[k + 1]) { used[k] = 0; used[k + 1] = 0; }
+  const linear = new Float64Array(n), square = new Float64Array(n);
+  const out: RuleWeights = { linear, square, nonFinite, degenerate: false };
+  let np = 0;
+  for (let k = 0; k < n; k += 2) if (used[k]) np++;
+  if (np === 0) { out.degenerate = true; return out; }
+  const r = rule.shaping === 'ranks' ? centeredRanks(values, used, bad) : values;
+  let mean = 0;
+  for (let i = 0; i < n; i++) if (used[i]) mean += r[i]!;
+  mean /= 2 * np;
+  let spread = false;
+  for (let k = 0; k < n; k += 2) {
+    if (!used[k]) continue;
+    if (r[k] !== r[k + 1] || r[k] !== mean) spread = true;
+    linear[k] = (r[k]! / (2 * np)) * scale;
+    linear[k + 1] = (r[k + 1]! / (2 * np)) * scale;
+    const c = (r[k]! + r[k + 1]!) / 2 - mean;
+    square[k] = (c / (2 * np)) * scale;
+    square[k + 1] = square[k]!;
+  }
+  if (!spread) out.degenerate = true;
+  return out;
+}
+
+function snesWeights(f: ArrayLike<number>, rule: Extract<WeightRule, { kind: 'snes' }>, scale: number): RuleWeights {
+  const { values, used, nonFinite, bad } = sanitizeFitness(f, rule.nonFinite);
+  const idx: number[] = [];
+  for (let i = 0; i < values.length; i++) if (used[i]) idx.push(i);
+  // best first: finite before 'worst'-substituted, higher fitness first, ties by index
+  idx.sort((a, b) => bad[a]! - bad[b]! || values[b]! - values[a]! || a - b);
+  const u = snesUtilities(idx.length);
+  const w = new Float64Array(values.length);
+  idx.forEach((i, k) => { w[i] = u[k]! * scale; });
+  return { linear: w, square: w.slice(), nonFinite, degenerate: idx.length < 2 };
+}
+
+/** The member weights of one group under `rule`, times `scale` (1/shards in the paper's scheme). */
+export function ruleWeights(f: ArrayLike<number>, rule: WeightRule, scale = 1): RuleWeights {
+  if (rule.kind === 'pgpe') return pgpeWeights(f, rule, scale);
+  if (rule.kind === 'snes') return snesWeights(f, rule, scale);
+  const opts: WeightOptions = rule.kind === 'wsr'
+    ? { estimator: 'wsr', sigma: 1, baseline: false, nonFinite: rule.nonFinite }
+    : rule.kind === 'nes'
+      ? { estimator: 'nes', sigma: rule.sigma, baseline: rule.baseline, nonFinite: rule.nonFinite }
+      : { estimator: 'openai', sigma: rule.sigma, baseline: false, nonFinite: rule.nonFinite };
+  const g = groupWeights(f, opts, scale);
+  return { linear: g.weights, nonFinite: g.nonFinite, degenerate: g.degenerate };
+}

@@ -28,9 +28,11 @@ export interface EvaluatorSpec extends EvaluatorEntry {
   reason: string;
   /** Threads per evaluator hint (set by the runner from the worker count). */
   threads?: number;
+  /** Structured-clonable options handed to the factory (e.g. an objective's module and export). */
+  options?: Record<string, unknown>;
 }
 
-export type EvaluatorFactory = (opts: { device: string; threads?: number }) => PopulationEvaluator | Promise<PopulationEvaluator>;
+export type EvaluatorFactory = (opts: { device: string; threads?: number; options?: Record<string, unknown> }) => PopulationEvaluator | Promise<PopulationEvaluator>;
 
 const GENERIC: EvaluatorEntry = { module: new URL('./population-ts.js', import.meta.url).href, export: 'createDirectOpsEvaluator' };
 
@@ -63,5 +65,5 @@ export async function loadEvaluator(spec: EvaluatorSpec): Promise<PopulationEval
   const mod = (await import(spec.module)) as Record<string, unknown>;
   const f = mod[spec.export];
   if (typeof f !== 'function') throw new Error(`population evaluator module ${spec.module} has no export ${spec.export}`);
-  return await (f as EvaluatorFactory)(spec.threads === undefined ? { device: spec.device } : { device: spec.device, threads: spec.threads });
+  return await (f as EvaluatorFactory)({ device: spec.device, ...(spec.threads !== undefined ? { threads: spec.threads } : {}), ...(spec.options ? { options: spec.options } : {}) });
 }

@@ -5,8 +5,8 @@
  * on other problems (inline only: a function cannot be sent to a worker).
  */
 import type { NoiseSumRequest, PopulationEvaluator, PopulationRequest } from './population.js';
-import { noiseSumInto, perturbMember } from './noise.js';
-import { InlineRunner } from './pool.js';
+import { checkPerturbation, noiseSumInto, perturbMember } from './noise.js';
+import { InlineRunner } from './runner.js';
 
 export class FunctionPopulationEvaluator implements PopulationEvaluator {
   readonly device = 'function';
@@ -16,6 +16,10 @@ export class FunctionPopulationEvaluator implements PopulationEvaluator {
 
   async evaluate(req: PopulationRequest): Promise<Float64Array> {
     const d = req.mu.length;
+    checkPerturbation(req.perturbation, d);
+    if (!(Number.isInteger(req.start) && Number.isInteger(req.end) && 0 <= req.start && req.start <= req.end)) {
+      throw new RangeError(`evaluate: invalid member range [${req.start}, ${req.end})`);
+    }
     if (this.theta.length !== d) { this.theta = new Float32Array(d); this.z = new Float32Array(d); }
     const out = new Float64Array(req.end - req.start);
     for (let m = req.start; m < req.end; m++) {

@@ -9,8 +9,8 @@ import { getDevice } from '../device/registry.js';
 import { DirectOps } from '../ops/api.js';
 import { episodeLoss } from '../model/protonet.js';
 import { initialBnState, ProtoNetLayout, type BnState, type ModelConfig } from '../model/layout.js';
-import type { NoiseSumRequest, PopulationEvaluator, PopulationRequest } from './population.js';
-import { noiseSumInto, perturbMember } from './noise.js';
+import { protoNetTask, type NoiseSumRequest, type PopulationEvaluator, type PopulationRequest } from './population.js';
+import { checkPerturbation, noiseSumInto, perturbMember } from './noise.js';
 
 export class DirectOpsPopulationEvaluator implements PopulationEvaluator {
   readonly device: string;
@@ -45,11 +45,13 @@ export class DirectOpsPopulationEvaluator implements PopulationEvaluator {
   }
 
   async evaluate(req: PopulationRequest): Promise<Float64Array> {
-    const layout = this.layoutFor(req.model);
+    const task = protoNetTask(req);
+    const layout = this.layoutFor(task.model);
     layout.checkParams(req.mu);
     if (!(Number.isInteger(req.start) && Number.isInteger(req.end) && 0 <= req.start && req.start <= req.end)) {
       throw new RangeError(`evaluate: invalid member range [${req.start}, ${req.end})`);
     }
+    checkPerturbation(req.perturbation, req.mu.length);
     this.scratch(req.mu.length);
     const out = new Float64Array(req.end - req.start);
     let last = performance.now();
@@ -61,7 +63,7 @@ export class DirectOpsPopulationEvaluator implements PopulationEvaluator {
       }
       if (this.closed) throw new Error('population evaluator closed');
       perturbMember(this.theta, req.mu, req.perturbation, req.seed, req.step, m, this.z);
-      const { loss } = episodeLoss(this.ops, layout, this.theta, this.bn!, req.episode, { bn: 'batch', distance: req.distance });
+      const { loss } = episodeLoss(this.ops, layout, this.theta, this.bn!, task.episode, { bn: 'batch', distance: task.distance });
       out[m - req.start] = -loss.data[0]!;
     }
     return out;

@@ -1,6 +1,7 @@
 /**
  * ES worker thread: owns one population evaluator (loaded from the spec the
- * main thread chose) and serves evaluate / noise / validate messages. See pool.ts.
+ * main thread chose) and serves evaluate / noise / estimate / validate
+ * messages, one at a time, in order. See lib/es/worker-runner.ts.
  */
 import { parentPort, workerData } from 'node:worker_threads';
 import '../index.js';
@@ -9,8 +10,10 @@ import { DirectOps } from '../ops/api.js';
 import { ProtoNetLayout, type BnState, type ModelConfig } from '../model/layout.js';
 import type { Distance, Episode } from '../model/protonet.js';
 import { loadEvaluator, type EvaluatorSpec } from './evaluators.js';
+import type { WeightRule } from './estimators.js';
 import type { Perturbation, PopulationEvaluator } from './population.js';
-import { accumulate, CTL_ABORT, CTL_TURN } from './pool.js';
+import { accumulate, evaluateMembers, shardEstimate, type EvaluateJob } from './runner.js';
+import { CTL_ABORT, CTL_TURN } from './worker-runner.js';
 import { episodeFromWire, scoreEpisode, type WireEpisode } from './validate.js';
 
 const port = parentPort;
@@ -18,7 +21,7 @@ if (!port) throw new Error('lib/es/worker.js must run as a worker thread');
 const { spec } = workerData as { spec: EvaluatorSpec; index: number };
 
 let evaluator: PopulationEvaluator | null = null;
-let shared: { mu: Float32Array; fit: Float64Array; acc: Float64Array; ctl: Int32Array } | null = null;
+let shared: { mu: Float32Array; fit: Float64Array; acc: Float64Array; acc2: Float64Array; ctl: Int32Array } | null = null;
 let mu = new Float32Array(0);
 let valEpisodes: Episode[] = [];
 let ops: DirectOps | null = null;
@@ -32,41 +35,71 @@ function localMu(): Float32Array {
 
 function waitTurn(ctl: Int32Array, turn: number): void {
   for (;;) {
-    if (Atomics.load(ctl, CTL_ABORT) !== 0) throw new Error('aborted: another worker failed');
+    if (Atomics.load(ctl, CTL_ABORT) !== 0) throw new Error('aborted: another worker failed or the runner closed');
     const t = Atomics.load(ctl, CTL_TURN);
     if (t === turn) return;
     Atomics.wait(ctl, CTL_TURN, t, 1000);
   }
 }
 
+interface TaskWire {
+  perturbation: Perturbation; seed: number; step: number; model?: ModelConfig; distance?: Distance; context?: unknown; episodes?: WireEpisode[];
+}
+
+function jobOf(m: TaskWire, population: number): EvaluateJob {
+  return {
+    mu: localMu(), perturbation: m.perturbation, seed: m.seed, step: m.step, population,
+    ...(m.model ? { model: m.model } : {}), ...(m.distance ? { distance: m.distance } : {}), context: m.context,
+    ...(m.episodes ? { episodes: m.episodes.map(episodeFromWire) } : {}),
+  };
+}
+
 type Msg =
   | { type: 'init'; id: number }
-  | { type: 'buffers'; mu: Float32Array; fit: Float64Array; acc: Float64Array; ctl: Int32Array }
-  | { type: 'evaluate'; id: number; model: ModelConfig; perturbation: Perturbation; seed: number; step: number; episode: WireEpisode; distance: Distance; start: number; end: number }
-  | { type: 'noise'; id: number; seed: number; step: number; antithetic: boolean; sigma: number; shards: Array<{ index: number; start: number; weights: Float64Array }> }
+  | { type: 'buffers'; mu: Float32Array; fit: Float64Array; acc: Float64Array; acc2: Float64Array; ctl: Int32Array }
+  | ({ type: 'evaluate'; id: number; start: number; end: number } & TaskWire)
+  | ({ type: 'estimate'; id: number; population: number; nshards: number; rule: WeightRule; square: boolean; shards: number[] } & TaskWire)
+  | { type: 'noise'; id: number; seed: number; step: number; antithetic: boolean; sigma: number; sigmas?: Float32Array; kind?: 'linear' | 'square'; shards: Array<{ index: number; start: number; weights: Float64Array }> }
   | { type: 'valset'; id: number; episodes: WireEpisode[] }
   | { type: 'validate'; id: number; model: ModelConfig; params: Float32Array; bn: BnState; distance: Distance };
 
 async function handle(m: Msg): Promise<Record<string, unknown> | null> {
   switch (m.type) {
     case 'buffers':
-      shared = { mu: m.mu, fit: m.fit, acc: m.acc, ctl: m.ctl };
+      shared = { mu: m.mu, fit: m.fit, acc: m.acc, acc2: m.acc2, ctl: m.ctl };
       return null;
     case 'init':
       evaluator = await loadEvaluator(spec);
       return {};
     case 'evaluate': {
-      const f = await evaluator!.evaluate({
-        model: m.model, mu: localMu(), perturbation: m.perturbation, seed: m.seed, step: m.step,
-        start: m.start, end: m.end, episode: episodeFromWire(m.episode), distance: m.distance,
-      });
+      const f = await evaluateMembers(evaluator!, jobOf(m, m.end), m.start, m.end);
       shared!.fit.set(f, m.start);
       return {};
     }
+    case 'estimate': {
+      const job = { ...jobOf(m, m.population), shards: m.nshards, rule: m.rule, antithetic: m.perturbation.kind !== 'coordinate' && m.perturbation.antithetic, square: m.square };
+      const per = m.population / m.nshards;
+      let nonFinite = 0, degenerate = 0, evalSeconds = 0, sumSeconds = 0;
+      for (const s of m.shards) {
+        const part = await shardEstimate(evaluator!, job, s);
+        shared!.fit.set(part.fitness, s * per);
+        waitTurn(shared!.ctl, s);
+        accumulate(shared!.acc, part.linear);
+        if (part.square) accumulate(shared!.acc2, part.square);
+        Atomics.store(shared!.ctl, CTL_TURN, s + 1);
+        Atomics.notify(shared!.ctl, CTL_TURN);
+        nonFinite += part.nonFinite;
+        if (part.degenerate) degenerate++;
+        evalSeconds += part.evalSeconds;
+        sumSeconds += part.sumSeconds;
+      }
+      return { nonFinite, degenerate, evalSeconds, sumSeconds };
+    }
     case 'noise': {
       const x = localMu();
-      for (const s of m.shards) {
-        const partial = await evaluator!.noiseSum({ mu: x, seed: m.seed, step: m.step, antithetic: m.antithetic, sigma: m.sigma, start: s.start, weights: s.weights });
+      const { shards, id: _id, type: _t, ...rest } = m;
+      for (const s of shards) {
+        const partial = await evaluator!.noiseSum({ ...rest, mu: x, start: s.start, weights: s.weights });
         waitTurn(shared!.ctl, s.index);
         accumulate(shared!.acc, partial);
         Atomics.store(shared!.ctl, CTL_TURN, s.index + 1);
@@ -85,9 +118,26 @@ async function handle(m: Msg): Promise<Record<string, unknown> | null> {
   }
 }
 
+// 'close' (from WorkerRunner.close) jumps the queue: the evaluator cancels its work in flight
+// (native calls stop within one member), the handler in progress settles, then 'closed' tells
+// the runner that no native work is left and the thread can be terminated.
+async function closeWorker(): Promise<void> {
+  try {
+    await evaluator?.close?.();
+  } catch {
+    // closing is best effort; the runner terminates the thread either way
+  }
+  await chain;
+  port!.postMessage({ type: 'closed' });
+}
+
 // Messages are handled one at a time, in order.
 let chain = Promise.resolve();
-port.on('message', (m: Msg) => {
+port.on('message', (m: Msg | { type: 'close' }) => {
+  if (m.type === 'close') {
+    void closeWorker();
+    return;
+  }
   chain = chain.then(async () => {
     try {
       const r = await handle(m);

@@ -3,7 +3,7 @@
  * a loss to MINIMIZE. (ES estimates an ascent direction g on fitness; pass -g.)
  * State is float32 vectors plus a step count, saved/restored for resume.
  */
-export type OptimizerName = 'sgd' | 'adam';
+export type OptimizerName = 'sgd' | 'adam' | 'clipup';
 
 export interface OptimizerConfig {
   name: OptimizerName;
@@ -16,6 +16,8 @@ export interface OptimizerConfig {
   /** L2 weight decay added to the gradient (PyTorch's weight_decay); decoupled (AdamW/SGDW-style) if `decoupled`. */
   weightDecay?: number;
   decoupled?: boolean;
+  /** ClipUp: the largest step (velocity norm); default 2 x lr (Toklu et al.: lr = max speed / 2). */
+  maxSpeed?: number;
 }
 
 export interface OptimizerState {
@@ -121,10 +123,58 @@ class Adam implements Optimizer {
   bytes(): number { return (this.m?.byteLength ?? 0) + (this.v?.byteLength ?? 0); }
 }
 
+/**
+ * ClipUp (Toklu et al. 2020, "ClipUp: a simple and powerful optimizer for
+ * distribution-based policy evolution"): momentum on the normalized gradient
+ * with the velocity's norm clipped, so the step size is set in parameter-space
+ * units and does not depend on the gradient's scale:
+ *   v <- momentum * v + lr * grad / ||grad||;   if ||v|| > maxSpeed: v <- maxSpeed * v / ||v||;   p <- p - v
+ * (grad to minimize; a zero gradient leaves v to decay by momentum). Defaults: momentum 0.9, maxSpeed 2 lr.
+ */
+class ClipUp implements Optimizer {
+  private v: Float32Array | null = null;
+  private t = 0;
+  constructor(readonly config: OptimizerConfig) {
+    check(config);
+    const s = config.maxSpeed ?? 2 * config.lr;
+    if (!(s > 0 && Number.isFinite(s))) throw new RangeError(`optimizer: maxSpeed must be a positive number, got ${s}`);
+  }
+
+  step(params: Float32Array, grad: ArrayLike<number>, lr = this.config.lr): void {
+    checkSizes(params, grad);
+    const mom = this.config.momentum ?? 0.9, maxSpeed = this.config.maxSpeed ?? 2 * this.config.lr;
+    if (!this.v) this.v = new Float32Array(params.length);
+    const v = this.v;
+    let gn = 0;
+    for (let i = 0; i < params.length; i++) gn += grad[i]! * grad[i]!;
+    gn = Math.sqrt(gn);
+    const k = gn > 0 ? lr / gn : 0;
+    let vn = 0;
+    for (let i = 0; i < params.length; i++) { v[i] = mom * v[i]! + k * grad[i]!; vn += v[i]! * v[i]!; }
+    vn = Math.sqrt(vn);
+    const clip = vn > maxSpeed ? maxSpeed / vn : 1;
+    for (let i = 0; i < params.length; i++) {
+      if (clip !== 1) v[i] = v[i]! * clip;
+      params[i] = params[i]! - v[i]!;
+    }
+    this.t++;
+  }
+
+  state(): OptimizerState { return { step: this.t, tensors: this.v ? { velocity: this.v.slice() } : {} }; }
+
+  load(s: OptimizerState): void {
+    this.t = s.step;
+    this.v = s.tensors['velocity']?.slice() ?? null;
+  }
+
+  bytes(): number { return this.v ? this.v.byteLength : 0; }
+}
+
 export function createOptimizer(cfg: OptimizerConfig): Optimizer {
   if (cfg.name === 'sgd') return new Sgd(cfg);
   if (cfg.name === 'adam') return new Adam(cfg);
-  throw new RangeError(`unknown optimizer ${String((cfg as { name: unknown }).name)} (expected sgd or adam)`);
+  if (cfg.name === 'clipup') return new ClipUp(cfg);
+  throw new RangeError(`unknown optimizer ${String((cfg as { name: unknown }).name)} (expected sgd, adam or clipup)`);
 }
 
 /** Step-LR: lr = base * gamma^floor(step / every) (Snell et al.: halve every 2000 episodes). */

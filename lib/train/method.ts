@@ -10,6 +10,7 @@
  * saveState() after step k and loadState() in a fresh process continue exactly
  * as an uninterrupted run would.
  */
+import type { StData } from '../io/safetensors.js';
 
 /** Numbers of one training step, written to the metrics 'step' record (snake_case keys). */
 export interface StepMetrics {
@@ -36,7 +37,7 @@ export interface MethodState {
 
 /** A model in PyTorch state_dict form (safetensors-ready), for best/last checkpoints a user can load. */
 export interface ExportedModel {
-  tensors: Record<string, { shape: number[]; data: Float32Array | Float64Array | BigInt64Array }>;
+  tensors: Record<string, { shape: number[]; data: StData }>;
   metadata: Record<string, string>;
 }
 
@@ -60,6 +61,10 @@ export interface TrainMethod {
   validate?(): Promise<ValResult>;
   /** Score at which validation counts as collapsed (e.g. chance accuracy 1/way). */
   readonly chanceScore?: number;
+  /** Training loss of guessing (ln way): a loss window above it, exploding, is a collapse. */
+  readonly chanceLoss?: number;
+  /** Metrics key of the cumulative work (default 'work'; ES: 'evals'). */
+  readonly workKey?: string;
   saveState(): MethodState;
   loadState(state: MethodState): void;
   /** The model to write as best/last .safetensors (absent: only the state file is written). */

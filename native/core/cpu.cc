@@ -103,3 +103,9 @@ const char* tuneMalloc() {
 
 }  // namespace evometa
 
+
+#include <new>
+
+namespace evometa {
+void isaOutOfMemory() { throw std::bad_alloc(); }
+}  // namespace evometa

@@ -143,6 +143,16 @@ void perturbGaussian(float* theta, const float* mu, long n, double sigma, int si
   }
 }
 
+void perturbDiagonal(float* theta, const float* mu, const float* sigmas, long n, int sign, uint32_t seed,
+                     uint32_t step, uint32_t noiseId, uint64_t start) {
+  gaussianFill(theta, n, seed, 0, step, noiseId, start);
+  const float s = sign < 0 ? -1.f : 1.f;
+  for (long j = 0; j < n; j++) {
+    const float eps = sigmas[j] * theta[j];  // float32 product: the exact product rounded once
+    theta[j] = mu[j] + s * eps;
+  }
+}
+
 void accumulateNoise(double* out, long n, double w, double sigma, uint32_t seed, uint32_t step, uint32_t noiseId,
                      uint64_t start) {
   constexpr long kChunk = 1024;
@@ -151,6 +161,35 @@ void accumulateNoise(double* out, long n, double w, double sigma, uint32_t seed,
     const long len = n - j0 < kChunk ? n - j0 : kChunk;
     gaussianFill(z, len, seed, 0, step, noiseId, start + j0);
     for (long j = 0; j < len; j++) out[j0 + j] += w * (double)(float)(sigma * (double)z[j]);
+  }
+}
+
+}  // namespace evometa
+
+namespace evometa {
+
+void accumulateNoiseDiagonal(double* out, long n, double w, const float* sigmas, uint32_t seed, uint32_t step,
+                             uint32_t noiseId, uint64_t start) {
+  constexpr long kChunk = 1024;
+  float z[kChunk];
+  for (long j0 = 0; j0 < n; j0 += kChunk) {
+    const long len = n - j0 < kChunk ? n - j0 : kChunk;
+    gaussianFill(z, len, seed, 0, step, noiseId, start + j0);
+    for (long j = 0; j < len; j++) out[j0 + j] += w * (double)(sigmas[j0 + j] * z[j]);
+  }
+}
+
+void accumulateNoiseSquare(double* out, long n, double w, uint32_t seed, uint32_t step, uint32_t noiseId,
+                           uint64_t start) {
+  constexpr long kChunk = 1024;
+  float z[kChunk];
+  for (long j0 = 0; j0 < n; j0 += kChunk) {
+    const long len = n - j0 < kChunk ? n - j0 : kChunk;
+    gaussianFill(z, len, seed, 0, step, noiseId, start + j0);
+    for (long j = 0; j < len; j++) {
+      const double zj = z[j];
+      out[j0 + j] += w * (zj * zj - 1.0);
+    }
   }
 }
 

@@ -15,9 +15,19 @@ void gaussianFill(float* out, long n, uint32_t seed, uint32_t stream, uint32_t s
 void perturbGaussian(float* theta, const float* mu, long n, double sigma, int sign, uint32_t seed, uint32_t step,
                      uint32_t noiseId, uint64_t start);
 
+// theta[j] = f32(mu[j] + sign * f32(sigmas[j] * z[j])) (a float32 product, rounded once).
+void perturbDiagonal(float* theta, const float* mu, const float* sigmas, long n, int sign, uint32_t seed,
+                     uint32_t step, uint32_t noiseId, uint64_t start);
+
 // out[j] += w * f32(sigma * z[j]) in float64 (w already carries the antithetic sign).
 void accumulateNoise(double* out, long n, double w, double sigma, uint32_t seed, uint32_t step, uint32_t noiseId,
                      uint64_t start);
+// out[j] += w * f32(sigmas[j] * z[j]) in float64 (sigmas indexed like out).
+void accumulateNoiseDiagonal(double* out, long n, double w, const float* sigmas, uint32_t seed, uint32_t step,
+                             uint32_t noiseId, uint64_t start);
+// out[j] += w * (z[j] * z[j] - 1) in float64 (z^2 exact; no fused multiply-add).
+void accumulateNoiseSquare(double* out, long n, double w, uint32_t seed, uint32_t step, uint32_t noiseId,
+                           uint64_t start);
 
 // Which implementation runs ("avx512" or "scalar").
 const char* noiseImpl();

@@ -26,11 +26,13 @@ void blocks(long n, const F& f) {
 }  // namespace
 
 // Branch-free forms (both operands loaded unconditionally) so the compiler vectorizes them.
+// NaN propagates (PyTorch's semantics): relu(NaN) = NaN, and the gradient passes where the
+// forward passed its input through (x > 0 or x is NaN). -0 maps to +0.
 void relu(long n, const float* x, float* y) {
   blocks(n, [&](long lo, long hi) {
     for (long i = lo; i < hi; i++) {
       const float v = x[i];
-      y[i] = v > 0 ? v : 0.f;
+      y[i] = (v > 0) | (v != v) ? v : 0.f;
     }
   });
 }
@@ -38,14 +40,16 @@ void relu(long n, const float* x, float* y) {
 void reluBackward(long n, const float* dy, const float* x, float* dx) {
   blocks(n, [&](long lo, long hi) {
     for (long i = lo; i < hi; i++) {
-      const float g = dy[i];
-      dx[i] = x[i] > 0 ? g : 0.f;
+      const float g = dy[i], v = x[i];
+      dx[i] = (v > 0) | (v != v) ? g : 0.f;
     }
   });
 }
 
 void maxpool(const PoolGeom& g, const float* x, float* y, int32_t* argmax) {
-  if (g.kernel == 2 && g.stride == 2) {  // the ConvNet-4 case: 4 candidates, first maximum wins ties
+  // A window's maximum; the first maximum wins ties; a NaN wins over any number and a later NaN
+  // over an earlier one (PyTorch's CPU kernel: take v when v > best or v is NaN).
+  if (g.kernel == 2 && g.stride == 2) {  // the ConvNet-4 case: 4 candidates
     const int perTask = (int)(kBlock / ((long)g.h * g.w) + 1), tasks = (g.nc + perTask - 1) / perTask;
     parallelForOrInline(tasks, 0, [&](int t, int) {
     const int pEnd = (t + 1) * perTask < g.nc ? (t + 1) * perTask : g.nc;
@@ -58,14 +62,17 @@ void maxpool(const PoolGeom& g, const float* x, float* y, int32_t* argmax) {
           // branch-free selects (the comparisons are unpredictable)
           const long a = r0 + 2 * j, c = r1 + 2 * j;
           const float v0 = x[a], v1 = x[a + 1], v2 = x[c], v3 = x[c + 1];
-          const long m1 = -(long)(v1 > v0);
-          float best = v1 > v0 ? v1 : v0;
+          const bool t1 = (v1 > v0) | (v1 != v1);
+          const long m1 = -(long)t1;
+          float best = t1 ? v1 : v0;
           long bi = (a & ~m1) | ((a + 1) & m1);
-          const long m2 = -(long)(v2 > best);
-          best = v2 > best ? v2 : best;
+          const bool t2 = (v2 > best) | (v2 != v2);
+          const long m2 = -(long)t2;
+          best = t2 ? v2 : best;
           bi = (bi & ~m2) | (c & m2);
-          const long m3 = -(long)(v3 > best);
-          best = v3 > best ? v3 : best;
+          const bool t3 = (v3 > best) | (v3 != v3);
+          const long m3 = -(long)t3;
+          best = t3 ? v3 : best;
           bi = (bi & ~m3) | ((c + 1) & m3);
           y[o] = best;
           argmax[o] = (int32_t)bi;
@@ -86,7 +93,7 @@ void maxpool(const PoolGeom& g, const float* x, float* y, int32_t* argmax) {
           const long row = base + ((long)i * g.stride + a) * g.w + (long)j * g.stride;
           for (int b = 0; b < g.kernel; b++) {
             const float v = x[row + b];
-            if (v > best || bi < 0) { best = v; bi = row + b; }
+            if (v > best || v != v || bi < 0) { best = v; bi = row + b; }
           }
         }
         y[o] = best;
@@ -97,7 +104,11 @@ void maxpool(const PoolGeom& g, const float* x, float* y, int32_t* argmax) {
 
 void maxpoolBackward(long nOut, const float* dy, const int32_t* argmax, long nIn, float* dx) {
   std::memset(dx, 0, sizeof(float) * (size_t)nIn);
-  for (long i = 0; i < nOut; i++) dx[argmax[i]] += dy[i];
+  for (long i = 0; i < nOut; i++) {
+    // Read once and bounds-checked here too: a SharedArrayBuffer may change after validation.
+    const int32_t k = argmax[i];
+    if (k >= 0 && k < nIn) dx[k] += dy[i];
+  }
 }
 
 void prototypes(int rows, int e, const int32_t* labels, int way, const float* support, float* out) {

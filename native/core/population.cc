@@ -11,6 +11,7 @@
 #include <cmath>
 #include <cstring>
 #include <memory>
+#include <mutex>
 #include <stdexcept>
 #include <string>
 #include <vector>
@@ -151,11 +152,13 @@ void buildPlan(const PopulationSpec& s, Plan& p) {
 struct Workspace {
   std::vector<float> theta, w1, shift1, wpk, act[kMaxBlocks], raw, emb, atile, scale, shift;
   std::vector<double> sum, sumsq, proto, logits;
+  std::vector<int> counts;
   std::string sig;
 
+  // May throw std::bad_alloc; the signature is recorded only once every buffer has its size.
   void prepare(const Plan& p, long numParams, int tileRows, const std::string& signature) {
     if (sig == signature) return;
-    sig = signature;
+    sig.clear();
     theta.assign(numParams, 0.f);
     w1.assign((size_t)p.k1 * p.cp, 0.f);
     shift1.assign(p.cp, 0.f);
@@ -175,6 +178,8 @@ struct Workspace {
     sumsq.assign(p.cp, 0.0);
     proto.assign((size_t)p.way * p.emb, 0.0);
     logits.assign(p.way, 0.0);
+    counts.assign(p.way, 0);
+    sig = signature;
   }
 
   long bytes() const {
@@ -218,9 +223,8 @@ double episodeLossFromEmbeddings(const Plan& p, const PopulationSpec& s, Workspa
   const long e = p.emb;
   std::vector<double>& proto = ws.proto;
   std::fill(proto.begin(), proto.end(), 0.0);
-  int counts[4096];
-  if (p.way > 4096) throw std::runtime_error("way > 4096");
-  std::fill(counts, counts + p.way, 0);
+  std::vector<int>& counts = ws.counts;
+  std::fill(counts.begin(), counts.end(), 0);
   for (int r = 0; r < p.ns; r++) {
     const int l = s.supportLabels[r];
     counts[l]++;
@@ -270,10 +274,11 @@ double episodeLossFromEmbeddings(const Plan& p, const PopulationSpec& s, Workspa
 
 double evaluateMember(const Plan& p, const PopulationSpec& s, const IsaOps& isa, Workspace& ws, long m) {
   float* theta = ws.theta.data();
-  if (s.kind == 0) {
+  if (s.kind == 0 || s.kind == 2) {
     const long noiseId = s.antithetic ? m / 2 : m;
     const int sign = s.antithetic && (m % 2) ? -1 : 1;
-    perturbGaussian(theta, s.mu, s.numParams, s.sigma, sign, s.seed, s.step, (uint32_t)noiseId, 0);
+    if (s.kind == 0) perturbGaussian(theta, s.mu, s.numParams, s.sigma, sign, s.seed, s.step, (uint32_t)noiseId, 0);
+    else perturbDiagonal(theta, s.mu, s.sigmas, s.numParams, sign, s.seed, s.step, (uint32_t)noiseId, 0);
   } else {
     std::memcpy(theta, s.mu, sizeof(float) * (size_t)s.numParams);
     if (m >= 1) theta[m - 1] = (float)((double)s.mu[m - 1] + s.delta);
@@ -402,6 +407,38 @@ long protoNetNumParams(int blocks, int inChannels, int channels) {
   return paramOffsets(blocks, inChannels, channels).total;
 }
 
+double populationBytes(const PopulationSpec& s, int threads) {
+  const double cp = (s.channels + 15) / 16 * 16, n = (double)s.ns + s.nq, k1 = 9.0 * s.inChannels;
+  double side[kMaxBlocks + 1];
+  side[0] = s.imageSize;
+  for (int l = 0; l < s.blocks && l < kMaxBlocks; l++) side[l + 1] = std::floor(side[l] / 2);
+  const double emb = cp * side[s.blocks] * side[s.blocks];
+  const double ps = std::floor(side[0] / 2);
+  // the plan: centered block-0 patches, their covariance, pixel offsets
+  double plan = 4 * n * ps * ps * 4 * k1 + 8 * k1 * k1;
+  for (int l = 1; l < s.blocks; l++) plan += 4 * side[l] * side[l];
+  // one workspace (see Workspace::prepare; the chunk buffers hold at most all images)
+  double ws = 4.0 * s.numParams + 4 * k1 * cp + 4 * cp + 4 * 9 * cp * cp + 4 * n * emb + 4 * 192 * 9 * cp + 8 * cp + 16 * cp;
+  double raw = 0;
+  for (int l = 1; l < s.blocks; l++) {
+    const double sp = side[l] + 2;
+    ws += 4 * std::min(n, std::max(1.0, std::floor(512.0 * 1024 / (sp * sp * cp * 4)))) * sp * sp * cp;
+    raw = std::max(raw, 4 * n * side[l] * side[l] * cp);
+  }
+  ws += raw + 8.0 * s.way * emb + 12.0 * s.way;
+  return plan + std::max(1, threads) * ws;
+}
+
+namespace {
+
+// Serializes the multi-threaded path (the shared workspaces and the pool).
+std::mutex& evalMutex() {
+  static auto* m = new std::mutex();
+  return *m;
+}
+
+}  // namespace
+
 void evaluatePopulation(const PopulationSpec& s, double* fitness) {
   if (s.blocks < 1 || s.blocks > kMaxBlocks) throw std::runtime_error("blocks must be in [1, 16]");
   const long count = s.end - s.start;
@@ -414,8 +451,23 @@ void evaluatePopulation(const PopulationSpec& s, double* fitness) {
                           ":" + std::to_string(s.imageSize) + ":" + std::to_string(s.channels) + ":" +
                           std::to_string(p.n) + ":" + std::to_string(s.way) + ":" + std::to_string(s.numParams);
   const int threads = s.threads > 0 ? s.threads : poolThreads();
+  if (threads == 1) {
+    // One thread: run on the calling thread with its own workspace, outside the shared pool, so
+    // that single-threaded calls from different worker threads run side by side.
+    static thread_local std::unique_ptr<Workspace> own;
+    if (!own) own.reset(new Workspace());
+    for (long t = 0; t < count; t++) {
+      throwIfCancelled(s.cancel);
+      own->prepare(p, s.numParams, tr, sig);
+      fitness[t] = evaluateMember(p, s, isa, *own, s.start + t);
+    }
+    lastWorkingBytes.store(own->bytes());
+    return;
+  }
+  std::lock_guard<std::mutex> g(evalMutex());
   ensureWorkspaces(std::max(threads, poolThreads()));
   parallelFor((int)count, threads, [&](int task, int worker) {
+    throwIfCancelled(s.cancel);
     Workspace& ws = workspace(worker);
     ws.prepare(p, s.numParams, tr, sig);
     fitness[task] = evaluateMember(p, s, isa, ws, s.start + task);
@@ -430,15 +482,28 @@ void noiseSum(const NoiseSumSpec& s, double* out) {
   constexpr long kChunk = 8192;  // a multiple of 4: chunks start on Philox block boundaries
   const long chunks = (s.numParams + kChunk - 1) / kChunk;
   if (chunks == 0) return;
-  parallelFor((int)chunks, s.threads, [&](int task, int) {
-    const long j0 = task * kChunk, len = std::min(kChunk, s.numParams - j0);
+  // Each task owns a range of elements and adds every member to it in member order, so the
+  // result does not depend on the thread count.
+  auto task = [&](int t, int) {
+    const long j0 = (long)t * kChunk, len = std::min(kChunk, s.numParams - j0);
     for (long i = 0; i < s.count; i++) {
+      if ((i & 15) == 0) throwIfCancelled(s.cancel);
       const long m = s.start + i;
-      const long noiseId = s.antithetic ? m / 2 : m;
+      const uint32_t noiseId = (uint32_t)(s.antithetic ? m / 2 : m);
+      if (s.kind == 1) {
+        accumulateNoiseSquare(out + j0, len, s.weights[i], s.seed, s.step, noiseId, (uint64_t)j0);
+        continue;
+      }
       const double w = s.antithetic && (m % 2) ? -s.weights[i] : s.weights[i];
-      accumulateNoise(out + j0, len, w, s.sigma, s.seed, s.step, (uint32_t)noiseId, (uint64_t)j0);
+      if (s.sigmas != nullptr) accumulateNoiseDiagonal(out + j0, len, w, s.sigmas + j0, s.seed, s.step, noiseId, (uint64_t)j0);
+      else accumulateNoise(out + j0, len, w, s.sigma, s.seed, s.step, noiseId, (uint64_t)j0);
     }
-  });
+  };
+  if (s.threads == 1) {
+    for (long t = 0; t < chunks; t++) task((int)t, 0);  // outside the shared pool, as above
+  } else {
+    parallelFor((int)chunks, s.threads, task);
+  }
 }
 
 long populationWorkingBytes() { return lastWorkingBytes.load(); }

@@ -4,7 +4,26 @@
 #pragma once
 #include <cstdint>
 
+#include "core/cancel.h"
+
 namespace evometa {
+
+// What the population loop supports; the boundary refuses larger requests with a RangeError
+// naming the field (and lib/device/cpu-native exposes these as `limits`).
+struct PopulationLimits {
+  int blocks = 16;
+  int inChannels = 64;
+  int imageSize = 4096;
+  int channels = 4096;
+  int way = 65536;                           // classes per episode
+  int64_t images = int64_t(1) << 20;         // support + query images per episode
+  int64_t members = int64_t(1) << 26;        // members per call (end - start; weights per noise sum)
+  int64_t memberIndex = 4294967295LL;        // global member indices (the noise id is a uint32)
+  int64_t params = 2147483647LL;             // D, parameters of the model / length of mu
+  int64_t workingBytes = int64_t(1) << 34;   // plan + all workspaces of one call (16 GiB)
+  int threads = 1024;
+};
+inline constexpr PopulationLimits kPopulationLimits{};
 
 struct PopulationSpec {
   // model (lib/model/layout.ts): blocks x [conv3x3 pad 1, BN, ReLU, maxpool 2]
@@ -21,19 +40,27 @@ struct PopulationSpec {
   // parameters and perturbation
   const float* mu;
   long numParams;
-  int kind;  // 0: gaussian, 1: coordinate
+  int kind;  // 0: gaussian, 1: coordinate, 2: diagonal (per-parameter sigmas)
   double sigma;
+  const float* sigmas;  // kind 2: [numParams], finite and > 0
   bool antithetic;
   double delta;
   uint32_t seed, step;
   long start, end;  // global member indices [start, end)
   int threads;      // 0: the whole pool
+  const CancelToken* cancel;  // checked between members; nullable
 };
 
 // Number of parameters of the model (ProtoNetLayout.numParams).
 long protoNetNumParams(int blocks, int inChannels, int channels);
 
-// fitness[m - start] = -(mean query cross-entropy) of member m. Throws std::runtime_error on bad input.
+// Bytes of working memory evaluatePopulation needs for `spec` on `threads` threads (the shared
+// plan plus one workspace per thread), as a double so that it cannot overflow.
+double populationBytes(const PopulationSpec& spec, int threads);
+
+// fitness[m - start] = -(mean query cross-entropy) of member m. NaN or inf in the parameters or
+// the images gives a non-finite fitness (ReLU and max-pool propagate NaN). Throws
+// std::runtime_error on bad input, Cancelled when spec.cancel is set, std::bad_alloc.
 void evaluatePopulation(const PopulationSpec& spec, double* fitness);
 
 struct NoiseSumSpec {
@@ -41,13 +68,19 @@ struct NoiseSumSpec {
   uint32_t seed, step;
   bool antithetic;
   double sigma;
+  const float* sigmas;  // nullable: per-parameter sigmas replacing sigma
+  int kind;             // 0: linear, 1: square
   long start;  // global index of weights[0]
   const double* weights;
   long count;
   int threads;
+  const CancelToken* cancel;
 };
 
-// out[j] = sum_i weights[i] * s_i * f32(sigma * z_i[j]) in float64, members in order.
+// kind 0 (linear): out[j] = sum_i weights[i] * s_i * eps_i[j], eps = f32(sigma * z) or, with
+//   sigmas, f32(sigmas[j] * z) (a float32 product);
+// kind 1 (square): out[j] = sum_i weights[i] * (z_i[j]^2 - 1), z^2 exact in float64;
+// float64, members in order for every element (bit-identical to lib/es/noise.ts).
 void noiseSum(const NoiseSumSpec& spec, double* out);
 
 // Bytes held by the population workspaces (all workers).

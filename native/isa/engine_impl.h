@@ -45,6 +45,11 @@ static void sgemmT(int m, int n, int k, const float* a, long lda, const float* b
   constexpr int R = rowsFor(NV);
   float* panel = static_cast<float*>(__builtin_malloc(sizeof(float) * ((long)k * NB + 1)));
   float* pad = static_cast<float*>(__builtin_malloc(sizeof(float) * ((long)R * k + 1)));
+  if (panel == nullptr || pad == nullptr) {
+    __builtin_free(pad);
+    __builtin_free(panel);
+    isaOutOfMemory();  // throws std::bad_alloc (defined outside the ISA-specific code)
+  }
   alignas(64) float ctile[R * NB];
   for (int j0 = 0; j0 < n; j0 += NB) {
     const int cols = imin(NB, n - j0);
@@ -131,9 +136,10 @@ static inline void layer1Windows(const float* p0, int k1, const float* wpk, cons
   for (int w = 0; w < NW; w++)
 #pragma GCC unroll 4
     for (int g = 0; g < G; g++) {
-      typename Vec::R m = Vec::max(Vec::max(acc[w][0][g], acc[w][1][g]), Vec::max(acc[w][2][g], acc[w][3][g]));
-      // max commutes with the (monotone) shift and ReLU: pool first, then shift, then ReLU
-      m = Vec::max(m + Vec::load(shift + co + g * Vec::L), zero);
+      typename Vec::R m = Vec::maxNan(Vec::maxNan(acc[w][0][g], acc[w][1][g]), Vec::maxNan(acc[w][2][g], acc[w][3][g]));
+      // max commutes with the (monotone) shift and ReLU: pool first, then shift, then ReLU.
+      // NaN propagates through both (ReLU(NaN) = NaN, a window holding NaN pools to NaN).
+      m = Vec::maxNan(m + Vec::load(shift + co + g * Vec::L), zero);
       Vec::store(out[w] + co + g * Vec::L, m);
     }
 }
@@ -253,10 +259,10 @@ static void bnReluPool(const BnPoolArgs& a) {
       for (int c = 0; c < a.cp; c += Vec::L) {
         const typename Vec::R sc = Vec::load(a.scale + c), sh = Vec::load(a.shift + c);
         typename Vec::R m = Vec::fma(Vec::load(x + c), sc, sh);
-        m = Vec::max(m, Vec::fma(Vec::load(x + a.cp + c), sc, sh));
-        m = Vec::max(m, Vec::fma(Vec::load(x + 2 * a.cp + c), sc, sh));
-        m = Vec::max(m, Vec::fma(Vec::load(x + 3 * a.cp + c), sc, sh));
-        Vec::store(out + c, Vec::max(m, zero));
+        m = Vec::maxNan(m, Vec::fma(Vec::load(x + a.cp + c), sc, sh));
+        m = Vec::maxNan(m, Vec::fma(Vec::load(x + 2 * a.cp + c), sc, sh));
+        m = Vec::maxNan(m, Vec::fma(Vec::load(x + 3 * a.cp + c), sc, sh));
+        Vec::store(out + c, Vec::maxNan(m, zero));  // NaN-propagating pool and ReLU
       }
     }
   }

@@ -69,6 +69,10 @@ struct IsaOps {
   float (*fmaLoop)(long iters);
 };
 
+// Throws std::bad_alloc; called by the ISA kernels when an allocation fails (defined in
+// native/core/cpu.cc so that no standard-library code is compiled with ISA flags).
+[[noreturn]] void isaOutOfMemory();
+
 const IsaOps& isaOpsScalar();
 #if defined(EVOMETA_X64)
 const IsaOps& isaOpsAvx2();

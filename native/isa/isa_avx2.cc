@@ -16,6 +16,8 @@ struct Vec {
   static R bcast(const float* p) { return _mm256_broadcast_ss(p); }
   static R fma(R a, R b, R c) { return _mm256_fmadd_ps(a, b, c); }
   static R max(R a, R b) { return _mm256_max_ps(a, b); }
+  // NaN when either operand is NaN (max_ps alone returns b whenever one is NaN).
+  static R maxNan(R a, R b) { return _mm256_blendv_ps(_mm256_max_ps(a, b), a, _mm256_cmp_ps(a, a, _CMP_UNORD_Q)); }
 };
 
 // 16 ymm registers: 12 accumulators (6 rows x 2 vectors), 2 for B, 1 broadcast.

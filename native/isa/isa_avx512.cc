@@ -16,6 +16,8 @@ struct Vec {
   static R bcast(const float* p) { return _mm512_set1_ps(*p); }
   static R fma(R a, R b, R c) { return _mm512_fmadd_ps(a, b, c); }
   static R max(R a, R b) { return _mm512_max_ps(a, b); }
+  // NaN when either operand is NaN (max_ps alone returns b whenever one is NaN).
+  static R maxNan(R a, R b) { return _mm512_mask_mov_ps(_mm512_max_ps(a, b), _mm512_cmp_ps_mask(a, a, _CMP_UNORD_Q), a); }
 };
 
 // Accumulator tiles use 24 of the 32 zmm registers; the B panel sits in NV registers and A is

@@ -18,6 +18,8 @@ struct Vec {
   static R bcast(const float* p) { return set1(*p); }
   static R fma(R a, R b, R c) { return a * b + c; }
   static R max(R a, R b) { return a > b ? a : b; }
+  // NaN when either operand is NaN.
+  static R maxNan(R a, R b) { return (a > b) | (a != a) ? a : b; }
 };
 
 // 16 xmm registers on SSE2: 12 accumulators (6 rows x 2 vectors), 2 for B, 1 broadcast.

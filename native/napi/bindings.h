@@ -34,6 +34,9 @@ Napi::Value RotateBackward(const Napi::CallbackInfo& info);
 Napi::Value EvaluatePopulation(const Napi::CallbackInfo& info);  // Promise<Float64Array>
 Napi::Value NoiseSum(const Napi::CallbackInfo& info);            // Promise<Float64Array>
 Napi::Value GaussianFill(const Napi::CallbackInfo& info);
+Napi::Value Cancel(const Napi::CallbackInfo& info);       // cancel(group?): cancels this thread's jobs
+Napi::Value PendingJobs(const Napi::CallbackInfo& info);  // jobs of this thread not yet settled
+Napi::Value Limits(const Napi::CallbackInfo& info);       // the population loop's limits
 Napi::Value Info(const Napi::CallbackInfo& info);
 Napi::Value SetIsa(const Napi::CallbackInfo& info);
 Napi::Value SetThreads(const Napi::CallbackInfo& info);

@@ -1,6 +1,7 @@
 // Single-op bindings: arguments -> plain structs (validated by Args) -> core kernels.
 // Outputs are allocated by the caller (lib/device/cpu-native/kernels.ts) and checked here.
 #include <string>
+#include <vector>
 
 #include "core/kernels.h"
 #include "napi/args.h"
@@ -45,7 +46,7 @@ Mk dims3(Args& a) {
 }  // namespace
 
 Napi::Value Conv2d(const Napi::CallbackInfo& info) {
-  Args a(info, "conv2d");
+  Args a(info, "conv2d", {"xShape", "wShape", "stride", "padding", "x", "w", "b", "y"});
   auto xs = a.shape("xShape", 4), ws = a.shape("wShape", 4);
   ConvGeom g = convGeom(a, xs, ws);
   const float* x = a.f32("x", n4(g, false));
@@ -57,7 +58,7 @@ Napi::Value Conv2d(const Napi::CallbackInfo& info) {
 }
 
 Napi::Value Conv2dBackwardInput(const Napi::CallbackInfo& info) {
-  Args a(info, "conv2dBackwardInput");
+  Args a(info, "conv2dBackwardInput", {"xShape", "wShape", "stride", "padding", "dy", "w", "dx"});
   auto xs = a.shape("xShape", 4), ws = a.shape("wShape", 4);
   ConvGeom g = convGeom(a, xs, ws);
   const float* dy = a.f32("dy", n4(g, true));
@@ -68,7 +69,7 @@ Napi::Value Conv2dBackwardInput(const Napi::CallbackInfo& info) {
 }
 
 Napi::Value Conv2dBackwardWeight(const Napi::CallbackInfo& info) {
-  Args a(info, "conv2dBackwardWeight");
+  Args a(info, "conv2dBackwardWeight", {"xShape", "wShape", "stride", "padding", "dy", "x", "dw", "db"});
   auto xs = a.shape("xShape", 4), ws = a.shape("wShape", 4);
   ConvGeom g = convGeom(a, xs, ws);
   const float* dy = a.f32("dy", n4(g, true));
@@ -80,7 +81,7 @@ Napi::Value Conv2dBackwardWeight(const Napi::CallbackInfo& info) {
 }
 
 Napi::Value BatchnormTrain(const Napi::CallbackInfo& info) {
-  Args a(info, "batchnorm2dTrain");
+  Args a(info, "batchnorm2dTrain", {"shape", "x", "gamma", "beta", "eps", "y", "mean", "variance", "invStd"});
   auto s = a.shape("shape", 4);
   const int64_t n = Args::product(s), c = s[1];
   BnGeom g = bnGeom(s);
@@ -93,7 +94,7 @@ Napi::Value BatchnormTrain(const Napi::CallbackInfo& info) {
 }
 
 Napi::Value BatchnormEval(const Napi::CallbackInfo& info) {
-  Args a(info, "batchnorm2dEval");
+  Args a(info, "batchnorm2dEval", {"shape", "x", "gamma", "beta", "runningMean", "runningVar", "eps", "y"});
   auto s = a.shape("shape", 4);
   const int64_t n = Args::product(s), c = s[1];
   const float* x = a.f32("x", n);
@@ -107,7 +108,7 @@ Napi::Value BatchnormEval(const Napi::CallbackInfo& info) {
 }
 
 Napi::Value BatchnormBackward(const Napi::CallbackInfo& info) {
-  Args a(info, "batchnorm2dBackward");
+  Args a(info, "batchnorm2dBackward", {"shape", "dy", "x", "gamma", "mean", "invStd", "dx", "dgamma", "dbeta"});
   auto s = a.shape("shape", 4);
   const int64_t n = Args::product(s), c = s[1];
   const float* dy = a.f32("dy", n);
@@ -120,21 +121,21 @@ Napi::Value BatchnormBackward(const Napi::CallbackInfo& info) {
 }
 
 Napi::Value Relu(const Napi::CallbackInfo& info) {
-  Args a(info, "relu");
+  Args a(info, "relu", {"size", "x", "y"});
   const int64_t n = a.integer("size", 0, int64_t(1) << 40);
   relu((long)n, a.f32("x", n), a.f32("y", n));
   return none(a);
 }
 
 Napi::Value ReluBackward(const Napi::CallbackInfo& info) {
-  Args a(info, "reluBackward");
+  Args a(info, "reluBackward", {"size", "dy", "x", "dx"});
   const int64_t n = a.integer("size", 0, int64_t(1) << 40);
   reluBackward((long)n, a.f32("dy", n), a.f32("x", n), a.f32("dx", n));
   return none(a);
 }
 
 Napi::Value Maxpool(const Napi::CallbackInfo& info) {
-  Args a(info, "maxpool2d");
+  Args a(info, "maxpool2d", {"shape", "kernel", "stride", "x", "y", "argmax"});
   auto s = a.shape("shape", 4);
   PoolGeom g{};
   const int64_t nc = s[0] * s[1];
@@ -153,19 +154,19 @@ Napi::Value Maxpool(const Napi::CallbackInfo& info) {
 }
 
 Napi::Value MaxpoolBackward(const Napi::CallbackInfo& info) {
-  Args a(info, "maxpool2dBackward");
+  Args a(info, "maxpool2dBackward", {"outputSize", "inputSize", "dy", "argmax", "dx"});
   const int64_t nOut = a.integer("outputSize", 0, kMaxInt);
   const int64_t nIn = a.integer("inputSize", 0, kMaxInt);
   const float* dy = a.f32("dy", nOut);
-  const int32_t* arg = a.indices("argmax", nOut, 0, nIn);
+  const int32_t* arg = a.indicesChecked("argmax", nOut, 0, nIn);  // the kernel re-checks each index
   maxpoolBackward((long)nOut, dy, arg, (long)nIn, a.f32("dx", nIn));
   return none(a);
 }
 
 namespace {
-// Labels in [0, way) and, for prototypes, every class present.
-const int32_t* classLabels(Args& a, int64_t rows, int way) {
-  const int32_t* labels = a.indices("labels", rows, 0, way);
+// Labels in [0, way) (a checked copy) and, for prototypes, every class present.
+std::vector<int32_t> classLabels(Args& a, int64_t rows, int way) {
+  std::vector<int32_t> labels = a.indices("labels", rows, 0, way);
   std::vector<char> seen(way, 0);
   for (int64_t i = 0; i < rows; i++) seen[labels[i]] = 1;
   for (int l = 0; l < way; l++)
@@ -175,34 +176,34 @@ const int32_t* classLabels(Args& a, int64_t rows, int way) {
 }  // namespace
 
 Napi::Value Prototypes(const Napi::CallbackInfo& info) {
-  Args a(info, "prototypes");
+  Args a(info, "prototypes", {"rows", "e", "way", "labels", "support", "out"});
   const int rows = (int)a.integer("rows", 1, kMaxInt), e = (int)a.integer("e", 1, kMaxInt);
   const int way = (int)a.integer("way", 1, 1 << 20);
   if ((int64_t)rows * e > (int64_t(1) << 40) || (int64_t)way * e > (int64_t(1) << 40)) a.rangeError("too large");
-  const int32_t* labels = classLabels(a, rows, way);
-  prototypes(rows, e, labels, way, a.f32("support", (int64_t)rows * e), a.f32("out", (int64_t)way * e));
+  const std::vector<int32_t> labels = classLabels(a, rows, way);
+  prototypes(rows, e, labels.data(), way, a.f32("support", (int64_t)rows * e), a.f32("out", (int64_t)way * e));
   return none(a);
 }
 
 Napi::Value PrototypesBackward(const Napi::CallbackInfo& info) {
-  Args a(info, "prototypesBackward");
+  Args a(info, "prototypesBackward", {"rows", "e", "way", "labels", "dproto", "out"});
   const int rows = (int)a.integer("rows", 1, kMaxInt), e = (int)a.integer("e", 1, kMaxInt);
   const int way = (int)a.integer("way", 1, 1 << 20);
   if ((int64_t)rows * e > (int64_t(1) << 40) || (int64_t)way * e > (int64_t(1) << 40)) a.rangeError("too large");
-  const int32_t* labels = classLabels(a, rows, way);
-  prototypesBackward(rows, e, labels, way, a.f32("dproto", (int64_t)way * e), a.f32("out", (int64_t)rows * e));
+  const std::vector<int32_t> labels = classLabels(a, rows, way);
+  prototypesBackward(rows, e, labels.data(), way, a.f32("dproto", (int64_t)way * e), a.f32("out", (int64_t)rows * e));
   return none(a);
 }
 
 Napi::Value SqEuclidean(const Napi::CallbackInfo& info) {
-  Args a(info, "sqEuclidean");
+  Args a(info, "sqEuclidean", {"m", "k", "e", "q", "p", "out"});
   Mk d = dims3(a);
   sqEuclidean(d.m, d.k, d.e, a.f32("q", (int64_t)d.m * d.e), a.f32("p", (int64_t)d.k * d.e), a.f32("out", (int64_t)d.m * d.k));
   return none(a);
 }
 
 Napi::Value SqEuclideanBackward(const Napi::CallbackInfo& info) {
-  Args a(info, "sqEuclideanBackward");
+  Args a(info, "sqEuclideanBackward", {"m", "k", "e", "dd", "q", "p", "dq", "dp"});
   Mk d = dims3(a);
   sqEuclideanBackward(d.m, d.k, d.e, a.f32("dd", (int64_t)d.m * d.k), a.f32("q", (int64_t)d.m * d.e),
                       a.f32("p", (int64_t)d.k * d.e), a.f32("dq", (int64_t)d.m * d.e), a.f32("dp", (int64_t)d.k * d.e));
@@ -210,7 +211,7 @@ Napi::Value SqEuclideanBackward(const Napi::CallbackInfo& info) {
 }
 
 Napi::Value Cosine(const Napi::CallbackInfo& info) {
-  Args a(info, "cosine");
+  Args a(info, "cosine", {"m", "k", "e", "eps", "q", "p", "out"});
   Mk d = dims3(a);
   const double eps = a.positive("eps");
   cosine(d.m, d.k, d.e, eps, a.f32("q", (int64_t)d.m * d.e), a.f32("p", (int64_t)d.k * d.e), a.f32("out", (int64_t)d.m * d.k));
@@ -218,7 +219,7 @@ Napi::Value Cosine(const Napi::CallbackInfo& info) {
 }
 
 Napi::Value CosineBackward(const Napi::CallbackInfo& info) {
-  Args a(info, "cosineBackward");
+  Args a(info, "cosineBackward", {"m", "k", "e", "eps", "dc", "q", "p", "dq", "dp"});
   Mk d = dims3(a);
   const double eps = a.positive("eps");
   cosineBackward(d.m, d.k, d.e, eps, a.f32("dc", (int64_t)d.m * d.k), a.f32("q", (int64_t)d.m * d.e),
@@ -227,7 +228,7 @@ Napi::Value CosineBackward(const Napi::CallbackInfo& info) {
 }
 
 Napi::Value Scale(const Napi::CallbackInfo& info) {
-  Args a(info, "scale");
+  Args a(info, "scale", {"size", "alpha", "x", "y"});
   const int64_t n = a.integer("size", 0, int64_t(1) << 40);
   const double alpha = a.number("alpha");
   scale((long)n, alpha, a.f32("x", n), a.f32("y", n));
@@ -235,60 +236,60 @@ Napi::Value Scale(const Napi::CallbackInfo& info) {
 }
 
 Napi::Value LogSoftmax(const Napi::CallbackInfo& info) {
-  Args a(info, "logSoftmax");
+  Args a(info, "logSoftmax", {"m", "k", "x", "y"});
   const int m = (int)a.integer("m", 0, kMaxInt), k = (int)a.integer("k", 1, kMaxInt);
   logSoftmax(m, k, a.f32("x", (int64_t)m * k), a.f32("y", (int64_t)m * k));
   return none(a);
 }
 
 Napi::Value LogSoftmaxBackward(const Napi::CallbackInfo& info) {
-  Args a(info, "logSoftmaxBackward");
+  Args a(info, "logSoftmaxBackward", {"m", "k", "dy", "y", "dx"});
   const int m = (int)a.integer("m", 0, kMaxInt), k = (int)a.integer("k", 1, kMaxInt);
   logSoftmaxBackward(m, k, a.f32("dy", (int64_t)m * k), a.f32("y", (int64_t)m * k), a.f32("dx", (int64_t)m * k));
   return none(a);
 }
 
 Napi::Value CrossEntropy(const Napi::CallbackInfo& info) {
-  Args a(info, "crossEntropy");
+  Args a(info, "crossEntropy", {"m", "k", "logp", "labels"});
   const int m = (int)a.integer("m", 0, kMaxInt), k = (int)a.integer("k", 1, kMaxInt);
   const float* logp = a.f32("logp", (int64_t)m * k);
-  const int32_t* labels = a.indices("labels", m, 0, k);
-  return Napi::Number::New(a.env(), crossEntropy(m, k, logp, labels));
+  const std::vector<int32_t> labels = a.indices("labels", m, 0, k);
+  return Napi::Number::New(a.env(), crossEntropy(m, k, logp, labels.data()));
 }
 
 Napi::Value CrossEntropyBackward(const Napi::CallbackInfo& info) {
-  Args a(info, "crossEntropyBackward");
+  Args a(info, "crossEntropyBackward", {"m", "k", "dloss", "labels", "d"});
   const int m = (int)a.integer("m", 0, kMaxInt), k = (int)a.integer("k", 1, kMaxInt);
   const double dloss = a.number("dloss");
-  const int32_t* labels = a.indices("labels", m, 0, k);
-  crossEntropyBackward(m, k, dloss, labels, a.f32("d", (int64_t)m * k));
+  const std::vector<int32_t> labels = a.indices("labels", m, 0, k);
+  crossEntropyBackward(m, k, dloss, labels.data(), a.f32("d", (int64_t)m * k));
   return none(a);
 }
 
 Napi::Value Accuracy(const Napi::CallbackInfo& info) {
-  Args a(info, "accuracy");
+  Args a(info, "accuracy", {"m", "k", "scores", "labels"});
   const int m = (int)a.integer("m", 0, kMaxInt), k = (int)a.integer("k", 1, kMaxInt);
   const float* scores = a.f32("scores", (int64_t)m * k);
-  const int32_t* labels = a.indices("labels", m, 0, k);
-  return Napi::Number::New(a.env(), accuracy(m, k, scores, labels));
+  const std::vector<int32_t> labels = a.indices("labels", m, 0, k);
+  return Napi::Number::New(a.env(), accuracy(m, k, scores, labels.data()));
 }
 
 // Rotation: the sampling arrays come from lib/device/cpu-ts/rotate.ts (rotationSampling); index values lie in [-1, px).
 Napi::Value Rotate(const Napi::CallbackInfo& info) {
-  Args a(info, "rotate");
+  Args a(info, "rotate", {"planes", "px", "index", "weight", "x", "y"});
   const int64_t planes = a.integer("planes", 0, int64_t(1) << 31), px = a.integer("px", 1, int64_t(1) << 31);
   if (planes * px > (int64_t(1) << 40)) a.rangeError("too large");
-  const int32_t* index = a.indices("index", 4 * px, -1, px);
-  rotateResample((long)planes, (long)px, index, a.f64("weight", 4 * px), a.f32("x", planes * px), a.f32("y", planes * px));
+  const std::vector<int32_t> index = a.indices("index", 4 * px, -1, px);
+  rotateResample((long)planes, (long)px, index.data(), a.f64("weight", 4 * px), a.f32("x", planes * px), a.f32("y", planes * px));
   return none(a);
 }
 
 Napi::Value RotateBackward(const Napi::CallbackInfo& info) {
-  Args a(info, "rotateBackward");
+  Args a(info, "rotateBackward", {"planes", "px", "index", "weight", "dweight", "dy", "x", "dx"});
   const int64_t planes = a.integer("planes", 0, int64_t(1) << 31), px = a.integer("px", 1, int64_t(1) << 31);
   if (planes * px > (int64_t(1) << 40)) a.rangeError("too large");
-  const int32_t* index = a.indices("index", 4 * px, -1, px);
-  const double da = rotateBackward((long)planes, (long)px, index, a.f64("weight", 4 * px), a.f64("dweight", 4 * px),
+  const std::vector<int32_t> index = a.indices("index", 4 * px, -1, px);
+  const double da = rotateBackward((long)planes, (long)px, index.data(), a.f64("weight", 4 * px), a.f64("dweight", 4 * px),
                                    a.f32("dy", planes * px), a.f32("x", planes * px), a.f32("dx", planes * px));
   return Napi::Number::New(a.env(), da);
 }

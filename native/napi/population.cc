@@ -1,6 +1,9 @@
 // Population-loop bindings: the request is validated and COPIED into plain structs on the JS
-// thread, then evaluated off the event loop in an AsyncWorker; the promise resolves with a
-// fresh Float64Array. Also the noise fill (for the bit-identity test) and device info.
+// thread, then evaluated off the event loop as an AsyncJob (napi/job.h: cancellable, safe when
+// the environment is torn down); the promise resolves with a fresh Float64Array. Also the noise
+// fill (for the bit-identity test), the limits, cancellation and device info.
+#include <cmath>
+#include <cstdio>
 #include <string>
 #include <vector>
 
@@ -11,173 +14,215 @@
 #include "isa/isa.h"
 #include "napi/args.h"
 #include "napi/bindings.h"
+#include "napi/job.h"
 
 namespace evometa {
 
 namespace {
 
 constexpr int64_t kU32 = 4294967295LL;
+constexpr PopulationLimits L = kPopulationLimits;
 
-// Resolves a promise with a Float64Array of the worker's result.
-class VectorWorker : public Napi::AsyncWorker {
+class PopulationJob : public VectorJob {
  public:
-  VectorWorker(Napi::Env env, size_t n) : Napi::AsyncWorker(env), deferred_(Napi::Promise::Deferred::New(env)), out_(n) {}
-  Napi::Promise promise() { return deferred_.Promise(); }
-
- protected:
-  void OnOK() override {
-    auto arr = Napi::Float64Array::New(Env(), out_.size());
-    for (size_t i = 0; i < out_.size(); i++) arr[i] = out_[i];
-    deferred_.Resolve(arr);
-  }
-  void OnError(const Napi::Error& e) override { deferred_.Reject(e.Value()); }
-
-  Napi::Promise::Deferred deferred_;
-  std::vector<double> out_;
-};
-
-class PopulationWorker : public VectorWorker {
- public:
-  PopulationWorker(Napi::Env env, size_t n) : VectorWorker(env, n) {}
+  PopulationJob(uint32_t group, size_t n) : VectorJob("evaluatePopulation", group, n) {}
   PopulationSpec spec{};
-  std::vector<float> mu, support, query;
+  std::vector<float> mu, support, query, sigmas;
   std::vector<int32_t> supportLabels, queryLabels;
 
-  void Execute() override {
-    try {
-      spec.mu = mu.data();
-      spec.support = support.data();
-      spec.query = query.data();
-      spec.supportLabels = supportLabels.data();
-      spec.queryLabels = queryLabels.data();
-      evaluatePopulation(spec, out_.data());
-    } catch (const std::exception& e) {
-      SetError(std::string("evaluatePopulation: ") + e.what());
-    }
+ protected:
+  void run(const CancelToken& cancel) override {
+    spec.mu = mu.data();
+    spec.support = support.data();
+    spec.query = query.data();
+    spec.supportLabels = supportLabels.data();
+    spec.queryLabels = queryLabels.data();
+    spec.sigmas = sigmas.empty() ? nullptr : sigmas.data();
+    spec.cancel = &cancel;
+    evaluatePopulation(spec, out_.data());
   }
 };
 
-class NoiseSumWorker : public VectorWorker {
+class NoiseSumJob : public VectorJob {
  public:
-  NoiseSumWorker(Napi::Env env, size_t n) : VectorWorker(env, n) {}
+  NoiseSumJob(uint32_t group, size_t n) : VectorJob("noiseSum", group, n) {}
   NoiseSumSpec spec{};
   std::vector<double> weights;
+  std::vector<float> sigmas;
 
-  void Execute() override {
-    try {
-      spec.weights = weights.data();
-      noiseSum(spec, out_.data());
-    } catch (const std::exception& e) {
-      SetError(std::string("noiseSum: ") + e.what());
-    }
+ protected:
+  void run(const CancelToken& cancel) override {
+    spec.weights = weights.data();
+    spec.sigmas = sigmas.empty() ? nullptr : sigmas.data();
+    spec.cancel = &cancel;
+    noiseSum(spec, out_.data());
   }
 };
 
 template <typename T>
 std::vector<T> copyOf(const T* p, int64_t n) { return std::vector<T>(p, p + n); }
 
+// Per-parameter sigmas: a copy, every value finite and > 0.
+std::vector<float> checkedSigmas(Args& a, int64_t n) {
+  std::vector<float> s = copyOf(a.f32("sigmas", n), n);
+  for (int64_t j = 0; j < n; j++) {
+    if (!(std::isfinite(s[j]) && s[j] > 0)) {
+      a.rangeError("field 'sigmas'[" + std::to_string(j) + "] must be finite and > 0, got " + formatNumber(s[j]));
+    }
+  }
+  return s;
+}
+
+std::string gib(double bytes) {
+  char buf[48];
+  std::snprintf(buf, sizeof buf, "%.1f GiB", bytes / (1024.0 * 1024 * 1024));
+  return buf;
+}
+
 }  // namespace
 
 Napi::Value EvaluatePopulation(const Napi::CallbackInfo& info) {
-  Args a(info, "evaluatePopulation");
+  Args a(info, "evaluatePopulation",
+         {"blocks", "inChannels", "imageSize", "channels", "bnEps", "way", "supportCount", "queryCount", "distance",
+          "cosineScale", "kind", "sigma", "sigmas", "antithetic", "delta", "seed", "step", "start", "end", "threads",
+          "cancelGroup", "mu", "support", "query", "supportLabels", "queryLabels"});
   PopulationSpec s{};
-  s.blocks = (int)a.integer("blocks", 1, 16);
-  s.inChannels = (int)a.integer("inChannels", 1, 64);
-  s.imageSize = (int)a.integer("imageSize", 2, 4096);
-  s.channels = (int)a.integer("channels", 1, 4096);
+  s.blocks = (int)a.integer("blocks", 1, L.blocks);
+  s.inChannels = (int)a.integer("inChannels", 1, L.inChannels);
+  s.imageSize = (int)a.integer("imageSize", 2, L.imageSize);
+  s.channels = (int)a.integer("channels", 1, L.channels);
   s.bnEps = a.positive("bnEps");
   int side = s.imageSize;
   for (int l = 0; l < s.blocks; l++) {
     side /= 2;
     if (side < 1) a.rangeError("imageSize " + std::to_string(s.imageSize) + " is too small for " + std::to_string(s.blocks) + " blocks");
   }
-  s.way = (int)a.integer("way", 1, 4096);
-  s.ns = (int)a.integer("supportCount", 1, 1 << 20);
-  s.nq = (int)a.integer("queryCount", 1, 1 << 20);
+  s.way = (int)a.integer("way", 1, L.way);
+  s.ns = (int)a.integer("supportCount", 1, L.images);
+  s.nq = (int)a.integer("queryCount", 1, L.images);
+  if ((int64_t)s.ns + s.nq > L.images) {
+    a.rangeError("supportCount + queryCount = " + std::to_string((int64_t)s.ns + s.nq) + " images exceeds the limit of " +
+                 std::to_string(L.images) + " per episode");
+  }
   const int64_t img = (int64_t)s.inChannels * s.imageSize * s.imageSize;
-  if ((int64_t)(s.ns + s.nq) * img * 9 > (int64_t(1) << 34)) a.rangeError("episode too large");
   const std::string dist = a.oneOf("distance", {"euclidean", "cosine"});
   s.distance = dist == "cosine" ? 1 : 0;
   s.cosineScale = s.distance == 1 ? a.number("cosineScale") : 1.0;
   s.numParams = protoNetNumParams(s.blocks, s.inChannels, s.channels);
-  const std::string kind = a.oneOf("kind", {"gaussian", "coordinate"});
-  s.kind = kind == "coordinate" ? 1 : 0;
+  if (s.numParams > L.params) a.rangeError("the model has " + std::to_string(s.numParams) + " parameters, above the limit of " + std::to_string(L.params));
+  const std::string kind = a.oneOf("kind", {"gaussian", "coordinate", "diagonal"});
+  s.kind = kind == "coordinate" ? 1 : kind == "diagonal" ? 2 : 0;
   if (s.kind == 0) {
-    s.sigma = a.number("sigma");
+    s.sigma = a.positive("sigma");  // finite and > 0
+    s.antithetic = a.boolean("antithetic");
+  } else if (s.kind == 2) {
     s.antithetic = a.boolean("antithetic");
   } else {
     s.delta = a.number("delta");
   }
   s.seed = (uint32_t)a.integer("seed", 0, kU32);
   s.step = (uint32_t)a.integer("step", 0, kU32);
-  s.start = (long)a.integer("start", 0, kU32);
-  s.end = (long)a.integer("end", s.start, kU32);
+  s.start = (long)a.integer("start", 0, L.memberIndex);
+  s.end = (long)a.integer("end", s.start, L.memberIndex + 1);
+  if (s.end - s.start > L.members) {
+    a.rangeError("end - start = " + std::to_string(s.end - s.start) + " members exceeds the limit of " + std::to_string(L.members) + " per call");
+  }
   if (s.kind == 1 && s.end > s.numParams + 1) {
     a.rangeError("coordinate members end at numParams + 1 = " + std::to_string(s.numParams + 1) + ", got end " + std::to_string(s.end));
   }
-  s.threads = (int)a.integer("threads", 0, 1024);
-  auto* w = new PopulationWorker(a.env(), (size_t)(s.end - s.start));
-  try {
-    w->mu = copyOf(a.f32("mu", s.numParams), s.numParams);
-    w->support = copyOf(a.f32("support", (int64_t)s.ns * img), (int64_t)s.ns * img);
-    w->query = copyOf(a.f32("query", (int64_t)s.nq * img), (int64_t)s.nq * img);
-    const int32_t* sl = a.indices("supportLabels", s.ns, 0, s.way);
-    std::vector<char> seen(s.way, 0);
-    for (int i = 0; i < s.ns; i++) seen[sl[i]] = 1;
-    for (int l = 0; l < s.way; l++)
-      if (!seen[l]) a.rangeError("class " + std::to_string(l) + " has no support example");
-    w->supportLabels = copyOf(sl, s.ns);
-    w->queryLabels = copyOf(a.indices("queryLabels", s.nq, 0, s.way), s.nq);
-  } catch (...) {
-    delete w;
-    throw;
+  s.threads = (int)a.integer("threads", 0, L.threads);
+  const uint32_t group = (uint32_t)a.integerOr("cancelGroup", 0, kU32, 0);
+  const int threads = s.threads > 0 ? s.threads : poolThreads();
+  const double bytes = populationBytes(s, std::min<int64_t>(threads, s.end - s.start));
+  if (bytes > (double)L.workingBytes) {
+    a.rangeError("the request needs about " + gib(bytes) + " of working memory (episode images, channels, way, threads), above the limit of " +
+                 gib((double)L.workingBytes));
   }
-  w->spec = s;
-  Napi::Promise p = w->promise();
-  w->Queue();
-  return p;
+  // Copies (the job owns its inputs); allocation failures become a RangeError at the boundary.
+  auto job = std::make_unique<PopulationJob>(group, (size_t)(s.end - s.start));
+  job->mu = copyOf(a.f32("mu", s.numParams), s.numParams);
+  if (s.kind == 2) job->sigmas = checkedSigmas(a, s.numParams);
+  job->support = copyOf(a.f32("support", (int64_t)s.ns * img), (int64_t)s.ns * img);
+  job->query = copyOf(a.f32("query", (int64_t)s.nq * img), (int64_t)s.nq * img);
+  job->supportLabels = a.indices("supportLabels", s.ns, 0, s.way);
+  std::vector<char> seen(s.way, 0);
+  for (int i = 0; i < s.ns; i++) seen[job->supportLabels[i]] = 1;
+  for (int l = 0; l < s.way; l++)
+    if (!seen[l]) a.rangeError("class " + std::to_string(l) + " has no support example");
+  job->queryLabels = a.indices("queryLabels", s.nq, 0, s.way);
+  job->spec = s;
+  return Napi::Value(a.env(), AsyncJob::queue(a.env(), std::move(job)));
 }
 
 Napi::Value NoiseSum(const Napi::CallbackInfo& info) {
-  Args a(info, "noiseSum");
+  Args a(info, "noiseSum",
+         {"numParams", "seed", "step", "antithetic", "sigma", "sigmas", "kind", "start", "threads", "cancelGroup", "weights"});
   NoiseSumSpec s{};
-  s.numParams = (long)a.integer("numParams", 0, int64_t(1) << 34);
+  s.numParams = (long)a.integer("numParams", 0, L.params);
   s.seed = (uint32_t)a.integer("seed", 0, kU32);
   s.step = (uint32_t)a.integer("step", 0, kU32);
   s.antithetic = a.boolean("antithetic");
-  s.sigma = a.positive("sigma");
-  s.start = (long)a.integer("start", 0, kU32);
-  s.threads = (int)a.integer("threads", 0, 1024);
-  Napi::Value wv = info[0].As<Napi::Object>().Get("weights");
-  if (!wv.IsTypedArray() || wv.As<Napi::TypedArray>().TypedArrayType() != napi_float64_array) {
-    a.typeError("field 'weights' must be a Float64Array");
-  }
-  const int64_t count = (int64_t)wv.As<Napi::TypedArray>().ElementLength();
-  if (s.start + count - 1 > kU32) a.rangeError("member indices exceed 2^32");
+  s.kind = a.oneOfOr("kind", {"linear", "square"}, "linear") == "square" ? 1 : 0;
+  const bool perParam = a.present("sigmas");
+  // sigma scales eps only in the linear kind without per-parameter sigmas
+  s.sigma = s.kind == 0 && !perParam ? a.positive("sigma") : 1.0;
+  s.start = (long)a.integer("start", 0, L.memberIndex);
+  s.threads = (int)a.integer("threads", 0, L.threads);
+  const uint32_t group = (uint32_t)a.integerOr("cancelGroup", 0, kU32, 0);
+  const int64_t count = a.f64Length("weights");
+  if (count > L.members) a.rangeError("field 'weights' has " + std::to_string(count) + " members, above the limit of " + std::to_string(L.members));
+  if (s.start + count - 1 > L.memberIndex) a.rangeError("member indices start + weights.length - 1 exceed 2^32 - 1");
   s.count = (long)count;
-  auto* w = new NoiseSumWorker(a.env(), (size_t)s.numParams);
-  w->weights = copyOf(a.f64("weights", count), count);
-  w->spec = s;
-  Napi::Promise p = w->promise();
-  w->Queue();
-  return p;
+  auto job = std::make_unique<NoiseSumJob>(group, (size_t)s.numParams);
+  if (perParam) job->sigmas = checkedSigmas(a, s.numParams);
+  job->weights = copyOf(a.f64("weights", count), count);
+  job->spec = s;
+  return Napi::Value(a.env(), AsyncJob::queue(a.env(), std::move(job)));
 }
 
 Napi::Value GaussianFill(const Napi::CallbackInfo& info) {
-  Args a(info, "gaussianFill");
-  Napi::Value ov = info[0].As<Napi::Object>().Get("out");
-  if (!ov.IsTypedArray() || ov.As<Napi::TypedArray>().TypedArrayType() != napi_float32_array) {
-    a.typeError("field 'out' must be a Float32Array");
-  }
-  const int64_t n = (int64_t)ov.As<Napi::TypedArray>().ElementLength();
-  float* out = a.f32("out", n);
+  Args a(info, "gaussianFill", {"out", "seed", "stream", "step", "member", "start"});
+  const int64_t n = a.f32Length("out");
   const uint32_t seed = (uint32_t)a.integer("seed", 0, kU32);
   const uint32_t stream = (uint32_t)a.integer("stream", 0, kU32);
   const uint32_t step = (uint32_t)a.integer("step", 0, kU32);
   const uint32_t member = (uint32_t)a.integer("member", 0, kU32);
   const int64_t start = a.integer("start", 0, int64_t(1) << 52);
+  float* out = a.f32("out", n);
   gaussianFill(out, (long)n, seed, stream, step, member, (uint64_t)start);
   return a.env().Undefined();
+}
+
+Napi::Value Cancel(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  int64_t group = -1;  // every group
+  if (info.Length() >= 1 && !info[0].IsUndefined()) {
+    const double g = info[0].IsNumber() ? info[0].As<Napi::Number>().DoubleValue() : NAN;
+    if (!(g >= 0 && g <= (double)kU32 && g == std::floor(g))) throw Napi::RangeError::New(env, "cancel: group must be an integer in [0, 2^32 - 1] or undefined");
+    group = (int64_t)g;
+  }
+  return Napi::Number::New(env, AsyncJob::cancel(env, group));
+}
+
+Napi::Value PendingJobs(const Napi::CallbackInfo& info) {
+  return Napi::Number::New(info.Env(), AsyncJob::pending(info.Env()));
+}
+
+Napi::Value Limits(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  auto o = Napi::Object::New(env);
+  o.Set("blocks", L.blocks);
+  o.Set("inChannels", L.inChannels);
+  o.Set("imageSize", L.imageSize);
+  o.Set("channels", L.channels);
+  o.Set("way", L.way);
+  o.Set("images", (double)L.images);
+  o.Set("members", (double)L.members);
+  o.Set("memberIndex", (double)L.memberIndex);
+  o.Set("params", (double)L.params);
+  o.Set("workingBytes", (double)L.workingBytes);
+  o.Set("threads", L.threads);
+  return o;
 }
 
 Napi::Value Info(const Napi::CallbackInfo& info) {
@@ -190,6 +235,7 @@ Napi::Value Info(const Napi::CallbackInfo& info) {
   o.Set("threads", poolThreads());
   o.Set("noise", noiseImpl());
   o.Set("lanes", currentIsaOps().lanes);
+  o.Set("limits", Limits(info));
   return o;
 }
 
@@ -206,7 +252,7 @@ Napi::Value SetThreads(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   if (info.Length() < 1 || !info[0].IsNumber()) throw Napi::TypeError::New(env, "setThreads: expected a thread count");
   const double n = info[0].As<Napi::Number>().DoubleValue();
-  if (!(n >= 1 && n <= 1024 && n == (int)n)) throw Napi::RangeError::New(env, "setThreads: count must be an integer in [1, 1024]");
+  if (!(n >= 1 && n <= L.threads && n == (int)n)) throw Napi::RangeError::New(env, "setThreads: count must be an integer in [1, 1024]");
   return Napi::Number::New(env, setPoolThreads((int)n));
 }
 
@@ -214,12 +260,9 @@ Napi::Value WorkingBytes(const Napi::CallbackInfo& info) {
   return Napi::Number::New(info.Env(), (double)populationWorkingBytes());
 }
 
-}  // namespace evometa
-
-namespace evometa {
 Napi::Value FmaPeak(const Napi::CallbackInfo& info) {
-  Args a(info, "fmaPeak");
-  const int threads = (int)a.integer("threads", 0, 1024);
+  Args a(info, "fmaPeak", {"threads", "seconds"});
+  const int threads = (int)a.integer("threads", 0, L.threads);
   const double seconds = a.positive("seconds");
   if (seconds > 60) a.rangeError("seconds must be at most 60");
   const FmaPeakResult p = fmaPeak(threads, seconds);
@@ -228,4 +271,5 @@ Napi::Value FmaPeak(const Napi::CallbackInfo& info) {
   o.Set("perCoreGflops", p.perCoreGflops);
   return o;
 }
+
 }  // namespace evometa

@@ -5,7 +5,7 @@
  */
 export type Arr4 = number[][][][];
 
-export function to4(data: ArrayLike<number>, [n, c, h, w]: number[]): Arr4 {
+export function to4(data: ArrayLike<number>, [n, c, h, w]: readonly number[]): Arr4 {
   const out: Arr4 = [];
   for (let a = 0; a < n!; a++) {
     const ca: number[][][] = [];

@@ -13,6 +13,35 @@ import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { dirname, join, resolve } from 'node:path';
 
+/**
+ * What the native population loop supports (native/core/population.h). A request beyond one
+ * of these is refused with a RangeError naming the field, before anything is allocated.
+ */
+export interface NativeLimits {
+  /** Conv blocks of the model. */
+  blocks: number;
+  /** Input image channels. */
+  inChannels: number;
+  /** Image side. */
+  imageSize: number;
+  /** Channels per conv block. */
+  channels: number;
+  /** Classes per episode. */
+  way: number;
+  /** Support + query images per episode. */
+  images: number;
+  /** Members per call (end - start of an evaluation, weights of a noise sum). */
+  members: number;
+  /** Largest global member index (noise ids are uint32). */
+  memberIndex: number;
+  /** Parameters D (length of mu). */
+  params: number;
+  /** Working memory of one evaluation: the shared plan plus every thread's workspace (bytes). */
+  workingBytes: number;
+  /** Threads per call. */
+  threads: number;
+}
+
 export interface NativeInfo {
   isa: 'avx512' | 'avx2' | 'scalar';
   detectedIsa: 'avx512' | 'avx2' | 'scalar';
@@ -20,6 +49,7 @@ export interface NativeInfo {
   threads: number;
   noise: 'avx512' | 'scalar';
   lanes: number;
+  limits: NativeLimits;
 }
 
 type Args = Record<string, unknown>;
@@ -54,6 +84,11 @@ export interface NativeAddon {
   evaluatePopulation(a: Args): Promise<Float64Array>;
   noiseSum(a: Args): Promise<Float64Array>;
   gaussianFill(a: Args): void;
+  /** Requests cancellation of this thread's pending jobs of `group` (all groups when absent); returns how many. */
+  cancel(group?: number): number;
+  /** Jobs started on this thread that have not settled yet. */
+  pendingJobs(): number;
+  limits(): NativeLimits;
   info(): NativeInfo;
   setIsa(isa: string): boolean;
   setThreads(n: number): number;

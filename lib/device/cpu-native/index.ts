@@ -18,7 +18,7 @@ registerDevice('cpu-native', {
     return new KernelDevice('cpu-native', {
       isa: info.isa,
       reason: `native addon ${path}; ${info.reason}; float32 kernels in C++, float64 inputs run the cpu-ts kernels`,
-      detail: { path, threads: info.threads, detectedIsa: info.detectedIsa, noise: info.noise, lanes: info.lanes, float64: 'cpu-ts' },
+      detail: { path, threads: info.threads, detectedIsa: info.detectedIsa, noise: info.noise, lanes: info.lanes, float64: 'cpu-ts', limits: info.limits },
     });
   },
 });
@@ -44,5 +44,5 @@ export function setNativeThreads(n: number): number {
   return loadAddon().addon.setThreads(n);
 }
 
-export { NativePopulationEvaluator, createNativePopulationEvaluator, gaussianFillNative, type NativePopulationOptions } from './population.js';
-export type { NativeInfo } from './addon.js';
+export { NativePopulationEvaluator, createNativePopulationEvaluator, gaussianFillNative, nativeLimits, type NativePopulationOptions } from './population.js';
+export type { NativeInfo, NativeLimits } from './addon.js';

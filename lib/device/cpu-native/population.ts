@@ -1,11 +1,18 @@
 /**
  * The ES hot loop on cpu-native: PopulationEvaluator (lib/es/population.ts) backed by one
  * native call per request, run off the event loop on the addon's thread pool.
+ *
+ * Requests are checked against the addon's limits before the call (a RangeError naming the
+ * field). close() cancels this evaluator's calls in flight (they stop within one member and
+ * reject with "cancelled") and resolves once none is left, so a worker thread can then be
+ * terminated with no native work running.
  */
-import type { NoiseSumRequest, PopulationEvaluator, PopulationRequest } from '../../es/population.js';
+import { protoNetTask } from '../../es/population.js';
+import type { EvaluatorLimits, NoiseSumRequest, PopulationEvaluator, PopulationRequest } from '../../es/population.js';
+import { checkNoiseSumRequest, checkPerturbation } from '../../es/noise.js';
 import { ProtoNetLayout } from '../../model/layout.js';
 import { STREAM } from '../../rng/philox.js';
-import { addon, loadAddon } from './addon.js';
+import { addon, loadAddon, type NativeLimits } from './addon.js';
 
 export interface NativePopulationOptions {
   /** Threads per call (default: the pool, sized to the machine's cores). */
@@ -17,46 +24,98 @@ function f32(a: Float32Array | Float64Array, what: string): Float32Array {
   throw new TypeError(`cpu-native population: ${what} must be a Float32Array, got ${a.constructor.name}`);
 }
 
+/** The native population loop's limits (throws when the addon is unavailable). */
+export function nativeLimits(): NativeLimits {
+  return loadAddon().addon.limits();
+}
+
+let nextGroup = 1;
+
 export class NativePopulationEvaluator implements PopulationEvaluator {
   readonly device = 'cpu-native';
   private readonly threads: number;
+  private readonly group = nextGroup++ % 0x100000000;
+  private readonly inFlight = new Set<Promise<unknown>>();
+  private readonly lim: NativeLimits;
+  private closed = false;
 
   constructor(opts: NativePopulationOptions = {}) {
     loadAddon(); // throws with the reason when the addon is unavailable
     const t = opts.threads ?? 0;
     if (!Number.isInteger(t) || t < 0) throw new RangeError(`cpu-native population: threads must be a non-negative integer, got ${t}`);
     this.threads = t;
+    this.lim = nativeLimits();
+  }
+
+  limits(): EvaluatorLimits {
+    const l = this.lim;
+    return { way: l.way, images: l.images, members: l.members, params: l.params, channels: l.channels, imageSize: l.imageSize };
+  }
+
+  private over(what: string, value: number, limit: number, unit: string): never {
+    throw new RangeError(`cpu-native population: ${what} ${value} exceeds the native limit of ${limit} ${unit} (limits: ${JSON.stringify(this.lim)})`);
+  }
+
+  private track<T>(p: Promise<T>): Promise<T> {
+    this.inFlight.add(p);
+    const done = (): void => { this.inFlight.delete(p); };
+    p.then(done, done);
+    return p;
   }
 
   evaluate(req: PopulationRequest): Promise<Float64Array> {
-    const m = req.model;
+    if (this.closed) return Promise.reject(new Error('cpu-native population: evaluator closed'));
+    const { model: m, episode: ep, distance } = protoNetTask(req);
     const layout = new ProtoNetLayout(m);
     layout.checkParams(req.mu);
-    const ep = req.episode;
+    checkPerturbation(req.perturbation, req.mu.length, 'cpu-native population');
+    const l = this.lim;
+    const ns = ep.support.shape[0]!, nq = ep.query.shape[0]!;
+    if (ep.way > l.way) this.over('episode.way', ep.way, l.way, 'classes per episode');
+    if (ns + nq > l.images) this.over('episode images (support + query)', ns + nq, l.images, 'images per episode');
+    if (m.channels > l.channels) this.over('model.channels', m.channels, l.channels, 'channels');
+    if (m.imageSize > l.imageSize) this.over('model.imageSize', m.imageSize, l.imageSize, 'pixels');
+    if (req.end - req.start > l.members) this.over('end - start', req.end - req.start, l.members, 'members per call');
     const pert = req.perturbation;
-    return addon().evaluatePopulation({
+    const kind = pert.kind === 'gaussian' ? { sigma: pert.sigma, antithetic: pert.antithetic }
+      : pert.kind === 'diagonal' ? { sigmas: pert.sigmas, antithetic: pert.antithetic }
+        : { delta: pert.delta };
+    return this.track(addon().evaluatePopulation({
       blocks: m.blocks, inChannels: m.inChannels, imageSize: m.imageSize, channels: m.channels, bnEps: m.bnEps,
-      way: ep.way, supportCount: ep.support.shape[0], queryCount: ep.query.shape[0],
+      way: ep.way, supportCount: ns, queryCount: nq,
       support: f32(ep.support.data, 'episode.support'), query: f32(ep.query.data, 'episode.query'),
       supportLabels: ep.supportLabels, queryLabels: ep.queryLabels,
-      distance: req.distance, cosineScale: 1,
+      distance, cosineScale: 1,
       mu: req.mu,
-      kind: pert.kind,
-      ...(pert.kind === 'gaussian' ? { sigma: pert.sigma, antithetic: pert.antithetic } : { delta: pert.delta }),
+      kind: pert.kind, ...kind,
       seed: req.seed, step: req.step, start: req.start, end: req.end,
-      threads: this.threads,
-    });
+      threads: this.threads, cancelGroup: this.group,
+    }));
   }
 
   noiseSum(req: NoiseSumRequest): Promise<Float64Array> {
-    return addon().noiseSum({
+    if (this.closed) return Promise.reject(new Error('cpu-native population: evaluator closed'));
+    checkNoiseSumRequest(req, 'cpu-native noiseSum');
+    const l = this.lim;
+    if (req.mu.length > l.params) this.over('mu.length', req.mu.length, l.params, 'parameters');
+    if (req.weights.length > l.members) this.over('weights.length', req.weights.length, l.members, 'members per call');
+    return this.track(addon().noiseSum({
       numParams: req.mu.length, seed: req.seed, step: req.step, antithetic: req.antithetic, sigma: req.sigma,
-      start: req.start, weights: req.weights, threads: this.threads,
-    });
+      ...(req.sigmas !== undefined ? { sigmas: req.sigmas } : {}), kind: req.kind ?? 'linear',
+      start: req.start, weights: req.weights, threads: this.threads, cancelGroup: this.group,
+    }));
   }
 
   workingBytes(): number {
     return addon().workingBytes();
+  }
+
+  /** Cancels this evaluator's native calls in flight and resolves once they have all settled. */
+  async close(): Promise<void> {
+    this.closed = true;
+    if (this.inFlight.size === 0) return;
+    addon().cancel(this.group);
+    await Promise.allSettled([...this.inFlight]);
   }
 }
 

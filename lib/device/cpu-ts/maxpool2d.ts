@@ -1,4 +1,9 @@
-/** cpu-ts: max-pool (floor mode) with argmax, and its backward (scatter to the argmax). */
+/**
+ * cpu-ts: max-pool (floor mode) with argmax, and its backward (scatter to the argmax). The spec:
+ * taps are visited in window order and tap v replaces the best when v > best or v is NaN
+ * (PyTorch's CPU rule), so the first maximum wins ties, a window holding NaN pools to NaN, and
+ * its argmax is the last NaN.
+ */
 import { registerKernel } from '../registry.js';
 import { Tensor, allocLike, sizeOf } from '../../tensor/tensor.js';
 import { poolOutSize } from '../../tensor/shape.js';
@@ -18,7 +23,7 @@ registerKernel('maxpool2d', 'cpu-ts', ({ x }, { kernel, stride }) => {
           const row = base + (i * stride + a) * w + j * stride;
           for (let b = 0; b < kernel; b++) {
             const v = xd[row + b]!;
-            if (v > best || bi < 0) { best = v; bi = row + b; }
+            if (v > best || v !== v || bi < 0) { best = v; bi = row + b; }
           }
         }
         y[o] = best;

@@ -5,8 +5,9 @@
  * are specialized to shapes and cached by their text in the executor.
  */
 import { getDevice } from '../registry.js';
-import type { NoiseSumRequest, PopulationEvaluator, PopulationRequest } from '../../es/population.js';
+import { protoNetTask, type NoiseSumRequest, type PopulationEvaluator, type PopulationRequest } from '../../es/population.js';
 import { ProtoNetLayout } from '../../model/layout.js';
+import { checkPerturbation } from '../../es/noise.js';
 import type { Program } from './hlo.js';
 import { XlaDevice } from './device.js';
 import { evaluateProgram, noiseSumProgram } from './population.js';
@@ -25,15 +26,20 @@ export class XlaPopulationEvaluator implements PopulationEvaluator {
   }
 
   async evaluate(req: PopulationRequest): Promise<Float64Array> {
-    const layout = new ProtoNetLayout(req.model);
+    if (req.perturbation.kind === 'diagonal') {
+      throw new Error("xla population: per-parameter sigma (perturbation kind 'diagonal') is not implemented on the xla device; use cpu-native or cpu-ts");
+    }
+    checkPerturbation(req.perturbation, req.mu.length, 'xla population');
+    const task = protoNetTask(req);
+    const layout = new ProtoNetLayout(task.model);
     layout.checkParams(req.mu);
     const n = req.end - req.start;
     if (!(Number.isInteger(req.start) && Number.isInteger(req.end) && 0 <= req.start && n >= 0)) throw new RangeError(`evaluate: invalid member range [${req.start}, ${req.end})`);
     if (n === 0) return new Float64Array(0);
     const ex = this.dev.executor;
     const replicas = ex.deviceCount > 1 && n % ex.deviceCount === 0 ? ex.deviceCount : 1;
-    const ep = req.episode;
-    const shape = { model: layout.config, episode: { way: ep.way, support: ep.support.shape[0]!, query: ep.query.shape[0]! }, distance: req.distance, memberConv: this.memberConv, precision: this.dev.precision };
+    const ep = task.episode;
+    const shape = { model: layout.config, episode: { way: ep.way, support: ep.support.shape[0]!, query: ep.query.shape[0]! }, distance: task.distance, memberConv: this.memberConv, precision: this.dev.precision };
     const prog = this.program(JSON.stringify(['eval', shape, req.perturbation, n, replicas, this.memberConv]), () => evaluateProgram(shape, n / replicas, req.perturbation, replicas));
     const args = [hostArray(req.mu, [req.mu.length]), scalarU32(req.seed), scalarU32(req.step), scalarU32(req.start), ...episodeInputs(ep), ZERO_I64];
     const outs = await ex.run(prog, Array.from({ length: replicas }, () => args));
@@ -44,7 +50,13 @@ export class XlaPopulationEvaluator implements PopulationEvaluator {
 
   async noiseSum(req: NoiseSumRequest): Promise<Float64Array> {
     const p = req.weights.length, d = req.mu.length;
-    if (!(req.sigma > 0)) throw new RangeError(`noiseSum: sigma must be > 0, got ${req.sigma}`);
+    if (req.kind !== undefined && req.kind !== 'linear') {
+      throw new Error(`xla noiseSum: kind '${req.kind}' is not implemented on the xla device (only 'linear'); use cpu-native or cpu-ts`);
+    }
+    if (req.sigmas !== undefined) {
+      throw new Error('xla noiseSum: per-parameter sigmas are not implemented on the xla device; use cpu-native or cpu-ts');
+    }
+    if (!(Number.isFinite(req.sigma) && req.sigma > 0)) throw new RangeError(`noiseSum: sigma must be finite and > 0, got ${req.sigma}`);
     if (p === 0) return new Float64Array(d);
     const fast = this.dev.precision === 'fast';
     const prog = this.program(JSON.stringify(['sum', d, p, req.sigma, req.antithetic, this.dev.precision]), () => noiseSumProgram(d, p, req.sigma, req.antithetic, this.dev.precision));

@@ -17,6 +17,7 @@ import type { Perturbation } from '../../es/population.js';
 import { FuncBuilder, moduleOf, ttype, type FloatType, type Program, type Value } from './hlo.js';
 import { bnTrain } from './lower/batchnorm2d.js';
 import { maxPool } from './lower/maxpool2d.js';
+import { relu } from './lower/relu.js';
 import { sqDist } from './lower/distance.js';
 import { logSoftmaxLast, oneHotRows } from './lower/softmax.js';
 import { oneHotT } from './lower/prototypes.js';
@@ -90,8 +91,7 @@ export function embedPopulation(fb: FuncBuilder, layout: ProtoNetLayout, thetas:
     h = i > 0 && memberConv === 'batched' ? batchedMemberConv(fb, h, w, p) : fb.convolution(h, w, { pad: [[1, 1], [1, 1]], featureGroups: i === 0 ? 1 : p });
     h = fb.add(h, fb.broadcastInDim(param(`encoder.${i}.0.bias`, [p * c]), h.shape, [1]));
     h = bnTrain(fb, h, param(`encoder.${i}.1.weight`, [p * c]), param(`encoder.${i}.1.bias`, [p * c]), cfg.bnEps).y;
-    const zero = fb.splat(0, h.dtype, h.shape);
-    h = fb.select(fb.compare('GT', h, zero), h, zero);
+    h = relu(fb, h); // NaN-propagating, as the reference
     h = maxPool(fb, h, 2, 2);
   }
   const side = h.shape[2]!;
@@ -169,6 +169,7 @@ export function perturbedThetas(fb: FuncBuilder, mu: Value, members: Value, pert
     const nudged = fb.convert(fb.add(muH, fb.splat(pert.delta, ht, [p, d])), 'f32');
     return fb.select(mask, nudged, fb.broadcastInDim(mu, [p, d], [1]));
   }
+  if (pert.kind === 'diagonal') throw new Error("xla: per-parameter sigma (perturbation kind 'diagonal') is not implemented in the xla population programs");
   const eps = signedEps(fb, members, d, pert.sigma, pert.antithetic, key, precision);
   return fb.convert(fb.add(muH, eps), 'f32');
 }

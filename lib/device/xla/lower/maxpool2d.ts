@@ -1,4 +1,8 @@
-/** xla: max-pool as reduce_window, argmax (first maximum in window order), and the backward as a scatter-add. */
+/**
+ * xla: max-pool as reduce_window, argmax, and the backward as a scatter-add. As the reference:
+ * the first maximum in window order wins ties; a window holding NaN pools to NaN (StableHLO's
+ * maximum propagates NaN) and its argmax is the last NaN in window order.
+ */
 import { registerLowering } from '../lowering.js';
 import { poolOutSize } from '../../../tensor/shape.js';
 import { sizeOf } from '../../../tensor/tensor.js';
@@ -19,18 +23,22 @@ registerLowering('maxpool2d', ({ fb }, { x }, { kernel, stride }) => {
   const plane = fb.add(fb.mul(io(0), fb.splat(c, 'i32', os)), io(1));
   const rowBase = fb.mul(fb.add(fb.mul(plane, fb.splat(h, 'i32', os)), fb.mul(io(2), fb.splat(stride, 'i32', os))), fb.splat(w, 'i32', os));
   const colBase = fb.mul(io(3), fb.splat(stride, 'i32', os));
-  let arg: Value | undefined, found: Value | undefined;
+  let arg: Value | undefined, found: Value | undefined, lastNan: Value | undefined;
   for (let a = 0; a < kernel; a++) {
     for (let b = 0; b < kernel; b++) {
       const tap = fb.slice(x, [0, 0, a, b], [n, c, a + (oh - 1) * stride + 1, b + (ow - 1) * stride + 1], [1, 1, stride, stride]);
       const idx = fb.add(fb.add(rowBase, colBase), fb.splat(a * w + b, 'i32', os));
       const eq = fb.compare('EQ', tap, y);
-      if (!arg || !found) { arg = idx; found = eq; continue; }
+      const nan = fb.compare('NE', tap, tap);
+      if (!arg || !found || !lastNan) { arg = idx; found = eq; lastNan = idx; continue; }
       arg = fb.select(found, arg, fb.select(eq, idx, arg));
       found = fb.binary('or', found, eq);
+      lastNan = fb.select(nan, idx, lastNan);
     }
   }
-  return { y, argmax: fb.reshape(arg!, [n * c * oh * ow]) };
+  // NaN windows (y is NaN): the last NaN tap
+  arg = fb.select(fb.compare('NE', y, y), lastNan!, arg!);
+  return { y, argmax: fb.reshape(arg, [n * c * oh * ow]) };
 });
 
 registerLowering('maxpool2dBackward', ({ fb }, { dy, argmax }, { inputShape }) => {

@@ -9,9 +9,9 @@
  * 15-query, BN running statistics), the best-validation model kept.
  * 200 epochs (20,000 episodes) as in the ES-ProtoNet paper's trials.
  */
-import { UserError } from '../errors.js';
-import { modelConfig, type ModelConfig } from '../model/layout.js';
-import type { Distance } from '../model/protonet.js';
+import { UserError } from '../../errors.js';
+import { modelConfig, type ModelConfig } from '../../model/layout.js';
+import type { Distance } from '../../model/protonet.js';
 
 export interface BackpropEpisodeShape { way: number; shot: number; query: number }
 export type BackpropOptimizer = 'adam' | 'sgd';
