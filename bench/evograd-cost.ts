@@ -64,7 +64,7 @@ async function chart(cases: Case[]): Promise<string> {
   ]);
   const spec = {
     $schema: 'https://vega.github.io/schema/vega-lite/v5.json', title: 'EvoGrad vs second-order hypergradient: ProtoNet ConvNet-4, one iteration',
-    data: { values: pts }, config: { font: 'sans-serif' },
+    data: { values: pts }, config: { font: 'sans-serif', legend: { labelLimit: 320 } },
     facet: { column: { field: 'measure', type: 'nominal', title: null } },
     spec: {
       width: 200, height: 260, mark: 'bar',

@@ -5,6 +5,7 @@
  * trajectory, and the final model's 5-way 5-shot accuracy on rotated and upright test episodes.
  *
  *   node dist/bench/evograd-rotation.js --seeds 0,1,2,3,4 [--steps 1200] [--test-episodes 400] [--modes evograd,plain,second-order]
+ *     [--init-angle 0] (plain training at --init-angle 30 is the oracle: the training images rotated like the test's)
  *
  * Results accumulate in bench/results/evograd/rotation.json (a run already there with the same
  * configuration is kept, so seeds can run in separate invocations); --report-only redraws the
@@ -122,13 +123,14 @@ async function main(): Promise<void> {
   const record = Number(arg('record', '10'));
   const channels = Number(arg('channels', '16'));
   const testSeed = Number(arg('test-seed', '12345'));
+  const initAngle = Number(arg('init-angle', '0'));
   const device = getDevice(arg('device', 'cpu-native'));
   res.command = `node dist/bench/evograd-rotation.js ${process.argv.slice(2).join(' ')}`;
   res.machine = { cpus: cpus().length, cpuModel: cpus()[0]?.model, node: process.version, device: device.info(), note: 'shared 2-core machine; other jobs were running (load averages per run)' };
   let dataset: ReturnType<typeof rotationSources>['dataset'] | undefined;
   for (const seed of seeds) {
     for (const mode of modes) {
-      const cfg = resolveEvoGradConfig({ seed, mode, steps, model: { channels } });
+      const cfg = resolveEvoGradConfig({ seed, mode, steps, model: { channels }, initAngle });
       if (res.runs.some((r) => r.seed === seed && r.mode === mode && sameConfig(r.config, cfg))) {
         process.stderr.write(`seed ${seed} ${mode}: already in ${file}\n`);
         continue;
