@@ -40,6 +40,7 @@
         'native/core/ops_conv.cc',
         'native/core/ops_bn.cc',
         'native/core/ops_misc.cc',
+        'native/core/ops_rotate.cc',
         'native/core/population.cc',
       ],
       'include_dirs': ["<!(node -p \"require('node-addon-api').include_dir\")"],

@@ -104,6 +104,19 @@ export {
 } from './l2l/config.js';
 export { L2lMethod } from './l2l/method.js';
 
+// --- EvoGrad (seed 003): first-order hypergradients from evolved copies, on the reverse-mode tape.
+export {
+  evoGradHypergradient, copyWeights, EVOGRAD_DEFAULTS, EvoGradWorkspace,
+  type EvoGradSettings, type HyperObjective, type Hypergradient,
+} from './evograd/hypergrad.js';
+export { tapeObjective, type HyperProgram, type ProgramArgs, type ProgramMode, type TapeObjective } from './evograd/objective.js';
+export { EvoGradLearner, type LearnerConfig, type LearnerStep, type LearnerState, type HypergradientFn } from './evograd/learner.js';
+export type { CopyNoise } from './evograd/noise.js';
+export {
+  resolveEvoGradConfig, EVOGRAD_PRESETS, DEFAULT_EVOGRAD_PRESET, type EvoGradConfig, type EvoGradConfigInput, type EvoGradMode,
+} from './evograd/config.js';
+export { EvoGradMethod } from './evograd/method.js';
+
 // --- Evaluation: few-shot accuracy of a checkpoint with a 95% interval.
 export { evaluateCheckpoint, type EvalOptions, type EvalResult } from './eval/evaluate.js';
 export { summarize, type Summary } from './eval/stats.js';

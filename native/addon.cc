@@ -34,6 +34,8 @@ napi_value Init(napi_env env, napi_value exports) {
       {"crossEntropy", guarded<CrossEntropy>},
       {"crossEntropyBackward", guarded<CrossEntropyBackward>},
       {"accuracy", guarded<Accuracy>},
+      {"rotate", guarded<Rotate>},
+      {"rotateBackward", guarded<RotateBackward>},
       {"evaluatePopulation", guarded<EvaluatePopulation>},
       {"noiseSum", guarded<NoiseSum>},
       {"gaussianFill", guarded<GaussianFill>},

@@ -46,6 +46,9 @@ const TOL: Record<OpName, number> = {
   cosine: 1e-6, cosineBackward: 2e-6, scale: 1e-7, logSoftmax: 1e-6, logSoftmaxBackward: 1e-6,
   crossEntropy: 1e-6, crossEntropyBackward: 0, accuracy: 0,
   matmul: 1e-6, add: 0, mul: 0, sumTo: 1e-6, sigmoid: 1e-6, sigmoidBackward: 1e-6, tanh: 1e-6, tanhBackward: 1e-6,
+  // rotate: the xla lowering computes cos, sin and the sample coordinates in float32 (cpu-ts and cpu-native in
+  // float64); the angle's gradient sums signed terms over every pixel (measured on xla: 3.8e-6).
+  rotate: 1e-6, rotateBackward: 1e-5,
 };
 
 /**
@@ -67,6 +70,7 @@ const REF_TOL: Record<OpName, number> = {
   crossEntropy: ULP, crossEntropyBackward: 0, accuracy: 0,
   // one float64 sum (matmul, sumTo) or one double expression rounded once; the references use other formulas for sigmoid and tanh
   matmul: ULP, add: 0, mul: 0, sumTo: ULP, sigmoid: ULP, sigmoidBackward: ULP, tanh: ULP, tanhBackward: ULP,
+  rotate: ULP, rotateBackward: ULP,
 };
 
 const conv = [
@@ -169,6 +173,16 @@ function cases(op: OpName): Case[] {
       const logp = ref.run('logSoftmax', { x: f32([5, 7], -4, 4) }, {}), labels = Int32Array.from([0, 6, 3, 3, 1]);
       return [mk('0', 'crossEntropyBackward', { dloss: 0.75, logp, labels }, {})];
     }
+    // Odd and non-square images; at these angles every sample coordinate is at least 0.004 from an
+    // integer (the derivative's kinks) except the centre pixel's, which does not move with the angle.
+    case 'rotate': return ([[[3, 2, 7, 5], 0.4137], [[2, 1, 6, 6], -1.2291], [[1, 3, 9, 4], 2.9013]] as const).map(([sh, a], i) => {
+      const x = f32([...sh]), angle = Tensor.from([a], [1], 'float32');
+      return mk(`${i}`, 'rotate', { x, angle }, {});
+    });
+    case 'rotateBackward': return ([[[3, 2, 7, 5], 0.4137], [[2, 1, 6, 6], -1.2291], [[1, 3, 9, 4], 2.9013]] as const).map(([sh, a], i) => {
+      const x = f32([...sh]), dy = f32([...sh]), angle = Tensor.from([a], [1], 'float32');
+      return mk(`${i}`, 'rotateBackward', { dy, x, angle }, {});
+    });
     case 'accuracy': {
       const scores = distinctTensor(rng, [9, 4], 'float32'), labels = Int32Array.from([0, 1, 2, 3, 0, 1, 2, 3, 0]);
       return [mk('0', 'accuracy', { scores, labels }, {})];

@@ -31,6 +31,7 @@ export interface SavedSpecs {
   sumTo: { inputShape: readonly number[] };
   sigmoid: { y: Tensor };
   tanh: { y: Tensor };
+  rotate: { x: Tensor; angle: Tensor };
 }
 
 export type TapeOp = keyof SavedSpecs;
@@ -38,7 +39,7 @@ export type TapeOp = keyof SavedSpecs;
 export const TAPE_OPS: readonly TapeOp[] = [
   'conv2d', 'batchnorm2dTrain', 'batchnorm2dEval', 'relu', 'maxpool2d', 'reshape', 'sliceRows',
   'prototypes', 'sqEuclidean', 'cosine', 'scale', 'logSoftmax', 'crossEntropy',
-  'matmul', 'add', 'mul', 'sumTo', 'sigmoid', 'tanh',
+  'matmul', 'add', 'mul', 'sumTo', 'sigmoid', 'tanh', 'rotate',
 ];
 
 export interface GradContext<K extends TapeOp> {

@@ -77,3 +77,9 @@ registerGradient('crossEntropy', (dy, { device, saved: s }) => {
   if (dy.size !== 1) throw new RangeError(`crossEntropy backward: dy must be a scalar, got shape [${dy.shape.join(', ')}]`);
   return [device.run('crossEntropyBackward', { dloss: dy.data[0]!, logp: s.logp, labels: s.labels }, {})];
 });
+
+/** Rotation: one kernel gives both the images' gradient (the transposed resampling) and the angle's. */
+registerGradient('rotate', (dy, { device, saved: s, needs }) => {
+  const r = device.run('rotateBackward', { dy, x: s.x, angle: s.angle }, {});
+  return [needs[0] ? r.dx : undefined, needs[1] ? r.dangle : undefined];
+});

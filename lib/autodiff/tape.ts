@@ -193,6 +193,11 @@ export class Tape implements DenseOps<Var> {
     return this.record('tanh', [x], y, { y });
   }
 
+  rotate(x: Var, angle: Var): Var {
+    const y = this.device.run('rotate', { x: x.value, angle: angle.value }, {});
+    return this.record('rotate', [x, angle], y, { x: x.value, angle: angle.value });
+  }
+
   /**
    * Back-propagate from `loss` (a scalar, or any shape with `seed` as its
    * gradient), adding the gradient of every leaf into `grad` at its offset.

@@ -9,6 +9,7 @@ import { registerReport } from './report.js';
 import { registerL2l } from './l2l.js';
 import { warnDeviceFallback } from './devices.js';
 import { VERSION } from '../version.js';
+import { registerEvograd } from './evograd.js';
 
 const program = new Command();
 program
@@ -28,6 +29,7 @@ registerDevices(program);
 registerExport(program);
 registerReport(program);
 registerL2l(program);
+registerEvograd(program);
 
 try {
   await program.parseAsync(process.argv);

@@ -15,6 +15,7 @@ import { bnEvalJvp, bnTrainJvp } from './rules-bn.js';
 import {
   cosineJvp, crossEntropyJvp, logSoftmaxJvp, maxpoolJvp, prototypesJvp, reluJvp, scaleJvp, sliceRowsJvp, sqEuclideanJvp,
 } from './rules-misc.js';
+import { rotateJvp } from './rules-rotate.js';
 
 export interface Dual {
   readonly v: Tensor;
@@ -105,6 +106,11 @@ export class DualOps implements TensorOps<Dual> {
   crossEntropy(logp: Dual, labels: Int32Array): Dual {
     const l = this.device.run('crossEntropy', { logp: logp.v, labels }, {});
     return this.out(l, crossEntropyJvp(this.k, logp, labels));
+  }
+
+  rotate(x: Dual, angle: Dual): Dual {
+    const y = this.device.run('rotate', { x: x.v, angle: angle.v }, {});
+    return this.out(y, rotateJvp(this.device, this.k, x, angle, y));
   }
 }
 

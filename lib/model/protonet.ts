@@ -25,17 +25,19 @@ export interface ForwardOptions {
 
 /**
  * Embeddings [N, E] for images [N, cin, S, S]. `params` is the flat vector;
- * `leaf` turns each parameter view into an op value (a constant, or a tape leaf).
+ * `leaf` turns each parameter view into an op value (a constant, or a tape leaf);
+ * `transform`, if given, is applied to the image batch first (e.g. a differentiable rotation).
  */
 export function embed<V>(
   ops: TensorOps<V>, layout: ProtoNetLayout, params: FloatArray, bn: BnState, images: Tensor,
-  opts: ForwardOptions, leaf: (name: string, t: Tensor) => V = (_n, t) => ops.constant(t),
+  opts: ForwardOptions, leaf: (name: string, t: Tensor) => V = (_n, t) => ops.constant(t), transform?: (images: V) => V,
 ): V {
   const cfg = layout.config;
   if (images.rank !== 4 || images.shape[1] !== cfg.inChannels || images.shape[2] !== cfg.imageSize || images.shape[3] !== cfg.imageSize) {
     throw new RangeError(`images must be [N, ${cfg.inChannels}, ${cfg.imageSize}, ${cfg.imageSize}] for this model, got [${images.shape.join(', ')}]`);
   }
   let h = ops.constant(images.data instanceof Float64Array || params instanceof Float32Array ? images : images.cast('float64'));
+  if (transform) h = transform(h);
   for (let i = 0; i < cfg.blocks; i++) {
     const p = (s: string): V => leaf(`encoder.${i}.${s}`, layout.view(params, `encoder.${i}.${s}`));
     h = ops.conv2d(h, p('0.weight'), p('0.bias'), { stride: 1, padding: 1 });
@@ -101,12 +103,12 @@ export interface EpisodeOutput<V> {
  */
 export function episodeLoss<V>(
   ops: TensorOps<V>, layout: ProtoNetLayout, params: FloatArray, bn: BnState, ep: Episode, opts: LossOptions,
-  leaf?: (name: string, t: Tensor) => V,
+  leaf?: (name: string, t: Tensor) => V, transform?: (images: V) => V,
 ): EpisodeOutput<V> {
   const ns = ep.support.shape[0]!, nq = ep.query.shape[0]!;
   if (ep.supportLabels.length !== ns) throw new RangeError(`episode: ${ep.supportLabels.length} support labels for ${ns} support images`);
   if (ep.queryLabels.length !== nq) throw new RangeError(`episode: ${ep.queryLabels.length} query labels for ${nq} query images`);
-  const z = embed(ops, layout, params, bn, concatImages(ep.support, ep.query), opts, leaf);
+  const z = embed(ops, layout, params, bn, concatImages(ep.support, ep.query), opts, leaf, transform);
   const zs = ops.sliceRows(z, 0, ns), zq = ops.sliceRows(z, ns, ns + nq);
   const protos = ops.prototypes(zs, ep.supportLabels, ep.way);
   const logits = (opts.distance ?? 'euclidean') === 'euclidean'

@@ -123,7 +123,7 @@ export interface MeteredOps<V> {
 
 const OP_METHODS = new Set([
   'conv2d', 'batchnorm2dTrain', 'batchnorm2dEval', 'relu', 'maxpool2d', 'sliceRows',
-  'prototypes', 'sqEuclidean', 'cosine', 'scale', 'logSoftmax', 'crossEntropy',
+  'prototypes', 'sqEuclidean', 'cosine', 'scale', 'logSoftmax', 'crossEntropy', 'rotate',
 ]);
 
 /**

@@ -28,6 +28,8 @@ export interface TensorOps<V> {
   scale(x: V, alpha: number): V;
   logSoftmax(x: V): V;
   crossEntropy(logp: V, labels: Int32Array): V;
+  /** Bilinear rotation of images [N, C, H, W] by angle [1] radians, counter-clockwise (see OpSpecs.rotate); differentiable in both. */
+  rotate(x: V, angle: V): V;
 }
 
 /**
@@ -89,4 +91,5 @@ export class DirectOps implements DenseOps<Tensor> {
   sumTo(x: Tensor, shape: readonly number[]): Tensor { return this.device.run('sumTo', { x }, { shape }); }
   sigmoid(x: Tensor): Tensor { return this.device.run('sigmoid', { x }, {}); }
   tanh(x: Tensor): Tensor { return this.device.run('tanh', { x }, {}); }
+  rotate(x: Tensor, angle: Tensor): Tensor { return this.device.run('rotate', { x, angle }, {}); }
 }

@@ -59,6 +59,24 @@ export interface OpSpecs {
   crossEntropy: { inputs: { logp: Tensor; labels: Int32Array }; attrs: Record<string, never>; output: Tensor };
   crossEntropyBackward: { inputs: { dloss: number; logp: Tensor; labels: Int32Array }; attrs: Record<string, never>; output: Tensor };
 
+  /**
+   * Bilinear rotation of an image batch x [N, C, H, W] by angle[0] radians (angle has shape [1]),
+   * counter-clockwise as displayed (row 0 at the top), about the centre (cx, cy) = ((W-1)/2, (H-1)/2)
+   * in pixel-centre coordinates; samples outside the image read 0. Output pixel (row i, column j)
+   * reads the input at column u = cx + (j-cx) cos a - (i-cy) sin a, row v = cy + (j-cx) sin a + (i-cy) cos a,
+   * bilinearly: j0 = floor(u), fu = u - j0 (i0, fv likewise), y = (1-fu)(1-fv) x[i0][j0] + fu(1-fv) x[i0][j0+1]
+   * + (1-fu)fv x[i0+1][j0] + fu fv x[i0+1][j0+1]. a = pi/2 is lib/data/preprocess.ts's 90 degrees
+   * (out[i][j] = in[j][W-1-i]); a = 0 is the identity.
+   */
+  rotate: { inputs: { x: Tensor; angle: Tensor }; attrs: Record<string, never>; output: Tensor };
+  /**
+   * Gradients of rotate given dy: dx (dy resampled back with the same weights) and dangle [1] =
+   * sum dy * dy_out/da, where the derivative of the bilinear weights is taken on the cell [j0, j0+1] x
+   * [i0, i0+1] of the floor convention: at an integer sample coordinate it is the one-sided derivative
+   * from above (PyTorch grid_sample's convention); elsewhere it is the exact derivative.
+   */
+  rotateBackward: { inputs: { dy: Tensor; x: Tensor; angle: Tensor }; attrs: Record<string, never>; output: { dx: Tensor; dangle: Tensor } };
+
   /** Fraction of rows whose argmax (first on ties) equals the label. Not differentiable. */
   accuracy: { inputs: { scores: Tensor; labels: Int32Array }; attrs: Record<string, never>; output: number };
 
@@ -95,4 +113,5 @@ export const OP_NAMES: readonly OpName[] = [
   'prototypes', 'prototypesBackward', 'sqEuclidean', 'sqEuclideanBackward', 'cosine', 'cosineBackward',
   'scale', 'logSoftmax', 'logSoftmaxBackward', 'crossEntropy', 'crossEntropyBackward', 'accuracy',
   'matmul', 'add', 'mul', 'sumTo', 'sigmoid', 'sigmoidBackward', 'tanh', 'tanhBackward',
+  'rotate', 'rotateBackward',
 ];

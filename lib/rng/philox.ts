@@ -18,7 +18,7 @@
 const M0 = 0xd2511f53, M1 = 0xcd9e8d57, W0 = 0x9e3779b9, W1 = 0xbb67ae85;
 
 /** Streams (the key's second word) used by the library, one per purpose. */
-export const STREAM = { esNoise: 0, init: 1, sampler: 2, split: 3, general: 4 } as const;
+export const STREAM = { esNoise: 0, init: 1, sampler: 2, split: 3, general: 4, evograd: 5 } as const;
 
 function mulhi(a: number, b: number): number {
   const ah = a >>> 16, al = a & 0xffff, bh = b >>> 16, bl = b & 0xffff;

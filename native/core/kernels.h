@@ -46,4 +46,10 @@ double crossEntropy(int m, int k, const float* logp, const int32_t* labels);
 void crossEntropyBackward(int m, int k, double dloss, const int32_t* labels, float* d);
 double accuracy(int m, int k, const float* scores, const int32_t* labels);
 
+// Rotation: the per-pixel sampling (index[4 px], weight[4 px], dweight[4 px]) applied to `planes` planes of px pixels.
+void rotateResample(long planes, long px, const int32_t* index, const double* weight, const float* x, float* y);
+// dx (overwritten) and the returned d angle = sum dy * dweight-resampled x.
+double rotateBackward(long planes, long px, const int32_t* index, const double* weight, const double* dweight,
+                      const float* dy, const float* x, float* dx);
+
 }  // namespace evometa

@@ -27,6 +27,8 @@ Napi::Value LogSoftmaxBackward(const Napi::CallbackInfo& info);
 Napi::Value CrossEntropy(const Napi::CallbackInfo& info);
 Napi::Value CrossEntropyBackward(const Napi::CallbackInfo& info);
 Napi::Value Accuracy(const Napi::CallbackInfo& info);
+Napi::Value Rotate(const Napi::CallbackInfo& info);
+Napi::Value RotateBackward(const Napi::CallbackInfo& info);
 
 // population loop, noise, and device info
 Napi::Value EvaluatePopulation(const Napi::CallbackInfo& info);  // Promise<Float64Array>

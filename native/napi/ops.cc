@@ -274,4 +274,24 @@ Napi::Value Accuracy(const Napi::CallbackInfo& info) {
   return Napi::Number::New(a.env(), accuracy(m, k, scores, labels.data()));
 }
 
+// Rotation: the sampling arrays come from lib/device/cpu-ts/rotate.ts (rotationSampling); index values lie in [-1, px).
+Napi::Value Rotate(const Napi::CallbackInfo& info) {
+  Args a(info, "rotate", {"planes", "px", "index", "weight", "x", "y"});
+  const int64_t planes = a.integer("planes", 0, int64_t(1) << 31), px = a.integer("px", 1, int64_t(1) << 31);
+  if (planes * px > (int64_t(1) << 40)) a.rangeError("too large");
+  const std::vector<int32_t> index = a.indices("index", 4 * px, -1, px);
+  rotateResample((long)planes, (long)px, index.data(), a.f64("weight", 4 * px), a.f32("x", planes * px), a.f32("y", planes * px));
+  return none(a);
+}
+
+Napi::Value RotateBackward(const Napi::CallbackInfo& info) {
+  Args a(info, "rotateBackward", {"planes", "px", "index", "weight", "dweight", "dy", "x", "dx"});
+  const int64_t planes = a.integer("planes", 0, int64_t(1) << 31), px = a.integer("px", 1, int64_t(1) << 31);
+  if (planes * px > (int64_t(1) << 40)) a.rangeError("too large");
+  const std::vector<int32_t> index = a.indices("index", 4 * px, -1, px);
+  const double da = rotateBackward((long)planes, (long)px, index.data(), a.f64("weight", 4 * px), a.f64("dweight", 4 * px),
+                                   a.f32("dy", planes * px), a.f32("x", planes * px), a.f32("dx", planes * px));
+  return Napi::Number::New(a.env(), da);
+}
+
 }  // namespace evometa

@@ -115,6 +115,36 @@ function broadcastIndex(idx: readonly number[], small: readonly number[]): numbe
 
 const logistic = (v: number): number => (v < 0 ? Math.exp(v) / (1 + Math.exp(v)) : 1 / (1 + Math.exp(-v)));
 
+/**
+ * Rotation written as bilinear sampling with the tent kernel, summed over EVERY source pixel
+ * (the kernels visit four corners): y[p] = sum_q tent(u_p - col q) tent(v_p - row q) x[q],
+ * tent(d) = max(0, 1 - |d|). Its angle derivative takes tent' on the floor convention of the
+ * contract: -1 on [0, 1), +1 on [-1, 0), 0 elsewhere.
+ */
+function rotateRef(x: Tensor, a: number, dy?: Tensor): { y: number[]; dx: number[]; da: number } {
+  const [n, c, h, w] = x.shape as [number, number, number, number];
+  const cx = (w - 1) / 2, cy = (h - 1) / 2, cs = Math.cos(a), sn = Math.sin(a);
+  const tent = (d: number): number => Math.max(0, 1 - Math.abs(d));
+  const tentD = (d: number): number => (d >= 0 && d < 1 ? -1 : d >= -1 && d < 0 ? 1 : 0);
+  const y = new Array<number>(x.size).fill(0), dx = new Array<number>(x.size).fill(0);
+  let da = 0;
+  for (let plane = 0; plane < n * c; plane++) {
+    const o = plane * h * w;
+    for (let i = 0; i < h; i++) for (let j = 0; j < w; j++) {
+      const u = cx + (j - cx) * cs - (i - cy) * sn, v = cy + (j - cx) * sn + (i - cy) * cs;
+      const du = -(j - cx) * sn - (i - cy) * cs, dv = (j - cx) * cs - (i - cy) * sn;
+      const g = dy ? dy.data[o + i * w + j]! : 0;
+      for (let r = 0; r < h; r++) for (let col = 0; col < w; col++) {
+        const tr = tent(v - r), tc = tent(u - col), xv = x.data[o + r * w + col]!;
+        y[o + i * w + j]! += tr * tc * xv;
+        dx[o + r * w + col]! += tr * tc * g;
+        da += g * xv * (tentD(u - col) * du * tr + tc * tentD(v - r) * dv);
+      }
+    }
+  }
+  return { y, dx, da };
+}
+
 type RefTable = { [K in OpName]: (inputs: OpInputs<K>, attrs: OpAttrs<K>) => RefOutput };
 
 const REF: RefTable = {
@@ -232,6 +262,11 @@ const REF: RefTable = {
   sigmoidBackward: ({ dy, y }) => t64(Array.from(dy.data, (g, i) => g * y.data[i]! * (1 - y.data[i]!)), y.shape),
   tanh: ({ x }) => t64(Array.from(x.data, (v) => 2 * logistic(2 * v) - 1), x.shape),
   tanhBackward: ({ dy, y }) => t64(Array.from(dy.data, (g, i) => g * (1 - y.data[i]! * y.data[i]!)), y.shape),
+  rotate: ({ x, angle }) => t64(rotateRef(x, angle.data[0]!).y, x.shape),
+  rotateBackward: ({ dy, x, angle }) => {
+    const r = rotateRef(x, angle.data[0]!, dy);
+    return { dx: t64(r.dx, x.shape), dangle: t64([r.da], [1]) };
+  },
 };
 
 /** The float64 reference output of `op` on these inputs. */

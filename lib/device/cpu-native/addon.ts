@@ -70,6 +70,9 @@ export interface NativeAddon {
   maxpool2dBackward(a: Args): void;
   prototypes(a: Args): void;
   prototypesBackward(a: Args): void;
+  /** Rotation: the cpu-ts sampling (index, weight, dweight) applied to every plane; rotateBackward returns d angle. */
+  rotate(a: Args): void;
+  rotateBackward(a: Args): number;
   sqEuclidean(a: Args): void;
   sqEuclideanBackward(a: Args): void;
   cosine(a: Args): void;

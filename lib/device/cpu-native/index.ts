@@ -6,6 +6,7 @@
  */
 import './kernels.js';
 import './dense.js';
+import './rotate.js';
 import { KernelDevice, registerDevice } from '../registry.js';
 import { populationEvaluatorDevices, registerPopulationEvaluator } from '../../es/evaluators.js';
 import { loadAddon, type NativeInfo } from './addon.js';

@@ -8,6 +8,7 @@ import './distance.js';
 import './softmax.js';
 import './dense.js';
 import './activation.js';
+import './rotate.js';
 import { KernelDevice, registerDevice } from '../registry.js';
 
 registerDevice('cpu-ts', {

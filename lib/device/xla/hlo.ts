@@ -52,7 +52,7 @@ export function literal(v: number, dtype: ElemType): string {
 
 export type BinaryOp = 'add' | 'subtract' | 'multiply' | 'divide' | 'maximum' | 'minimum' | 'and' | 'or' | 'xor'
   | 'shift_left' | 'shift_right_logical' | 'remainder' | 'power';
-export type UnaryOp = 'negate' | 'exponential' | 'log' | 'sqrt' | 'rsqrt' | 'abs' | 'floor' | 'count_leading_zeros' | 'not' | 'tanh';
+export type UnaryOp = 'negate' | 'exponential' | 'log' | 'sqrt' | 'rsqrt' | 'abs' | 'floor' | 'count_leading_zeros' | 'not' | 'tanh' | 'cosine' | 'sine';
 export type CompareDir = 'EQ' | 'NE' | 'LT' | 'LE' | 'GT' | 'GE';
 export type ReduceOp = 'add' | 'maximum' | 'minimum';
 

@@ -7,3 +7,4 @@ import './prototypes.js';
 import './distance.js';
 import './softmax.js';
 import './dense.js';
+import './rotate.js';

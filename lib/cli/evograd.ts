@@ -1,0 +1,159 @@
+/**
+ * `evometa evograd --task rotation`: EvoGrad (or plain training, or the second-order baseline) on
+ * the rotation task, the EvoGradMethod (lib/evograd/method.ts) on the one training loop: presets,
+ * progress, metrics JSONL, atomic checkpoints of (theta, angle), Ctrl-C and exact --resume, test
+ * episodes (rotated and upright) at the end.
+ */
+import { existsSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import type { Command } from 'commander';
+import { UserError, parseChoice, parseNum } from '../errors.js';
+import { getDevice } from '../device/registry.js';
+import '../index.js';
+import { loadCheckpoint } from '../model/checkpoint.js';
+import { EVOGRAD_PRESETS, DEFAULT_EVOGRAD_PRESET, EVOGRAD_RESUME_CHANGEABLE, EVOGRAD_TASKS, resolveEvoGradConfig, type EvoGradConfig, type EvoGradConfigInput } from '../evograd/config.js';
+import { COPY_NOISES } from '../evograd/noise.js';
+import { EvoGradMethod, evaluateModel } from '../evograd/method.js';
+import { rotationSources, rotationTestEpisodes } from '../evograd/data.js';
+import { readRunState, resolveResumePath, resumeConfig } from '../train/run-files.js';
+import { log, pct, runTraining } from './run.js';
+
+export interface EvoGradCliOptions {
+  task?: string; preset?: string; mode?: string; device?: string;
+  copies?: string; sigma?: string; tau?: string; noise?: string; lr?: string; hyperLr?: string;
+  initAngle?: string; valAngle?: string; channels?: string; imageSize?: string; distance?: string;
+  way?: string; shot?: string; query?: string; valWay?: string; valShot?: string; valQuery?: string;
+  seed?: string; valSeed?: string; steps?: string; valEvery?: string; valEpisodes?: string; checkpointEvery?: string;
+  maxMinutes?: string; testEpisodes?: string; out?: string; resume?: string; data?: string; cache?: string;
+  showConfig?: boolean; csv?: boolean; report?: boolean; progress: boolean;
+}
+
+/** Test episodes: 5-way 5-shot 15-query, as the ProtoNet trainers report. */
+const TEST_SHAPE = { way: 5, shot: 5, query: 15 };
+const TEST_SEED = 0;
+
+export function evoGradInput(o: EvoGradCliOptions): EvoGradConfigInput {
+  const int = (name: string, v: string | undefined, min: number, max?: number): number | undefined => parseNum(name, v, { int: true, min, ...(max !== undefined ? { max } : {}) });
+  return {
+    task: parseChoice('task', o.task, EVOGRAD_TASKS),
+    mode: parseChoice('mode', o.mode, ['evograd', 'plain', 'second-order'] as const),
+    model: { channels: int('channels', o.channels, 1), imageSize: int('image-size', o.imageSize, 1) },
+    distance: parseChoice('distance', o.distance, ['euclidean', 'cosine'] as const),
+    copies: int('copies', o.copies, 2), sigma: parseNum('sigma', o.sigma), tau: parseNum('tau', o.tau),
+    noise: parseChoice('noise', o.noise, COPY_NOISES),
+    lr: parseNum('lr', o.lr), hyperLr: parseNum('hyper-lr', o.hyperLr),
+    initAngle: parseNum('init-angle', o.initAngle), valAngle: parseNum('val-angle', o.valAngle),
+    train: { way: int('way', o.way, 2), shot: int('shot', o.shot, 1), query: int('query', o.query, 1) },
+    val: { way: int('val-way', o.valWay, 2), shot: int('val-shot', o.valShot, 1), query: int('val-query', o.valQuery, 1) },
+    seed: int('seed', o.seed, 0, 0xffffffff), valSeed: int('val-seed', o.valSeed, 0, 0xffffffff),
+    steps: int('steps', o.steps, 1), valEpisodes: int('val-episodes', o.valEpisodes, 0),
+  };
+}
+
+export async function evoGradCli(o: EvoGradCliOptions): Promise<void> {
+  const preset = o.preset ?? DEFAULT_EVOGRAD_PRESET;
+  const input = evoGradInput(o);
+  const device = getDevice(o.device);
+  const valEvery = parseNum('val-every', o.valEvery, { int: true, min: 0 }) ?? 100;
+  const checkpointEvery = parseNum('checkpoint-every', o.checkpointEvery, { int: true, min: 0 }) ?? valEvery;
+  const maxMinutes = parseNum('max-minutes', o.maxMinutes, { min: 0 });
+  const testEpisodes = parseNum('test-episodes', o.testEpisodes, { int: true, min: 0, max: 1_000_000 }) ?? 0;
+  let cfg: EvoGradConfig;
+  let statePath: string | undefined;
+  if (o.resume !== undefined) {
+    if (o.preset !== undefined) throw new UserError('--preset does not apply with --resume (the saved run\'s configuration is used)');
+    statePath = resolveResumePath(o.resume);
+    const saved = readRunState(statePath);
+    if (saved.method !== 'evograd') throw new UserError(`--resume ${o.resume}: a ${saved.method} run, not an evograd run`);
+    cfg = resolveEvoGradConfig(resumeConfig(o.resume, saved.config as unknown as EvoGradConfigInput, input, EVOGRAD_RESUME_CHANGEABLE));
+  } else {
+    cfg = resolveEvoGradConfig(input, preset);
+  }
+  if (o.showConfig) {
+    process.stdout.write(`${JSON.stringify(cfg, null, 2)}\n`);
+    return;
+  }
+  const out = o.out ?? (statePath ? dirname(statePath) : join('runs', `evograd-${cfg.task}-${cfg.mode}-seed${cfg.seed}-${new Date().toISOString().replace(/[:.]/g, '-')}`));
+  if (!statePath && existsSync(join(out, 'last.state.safetensors'))) {
+    throw new UserError(`${out} already holds a run: continue it with --resume ${out}, or choose another --out`);
+  }
+  const { dataset, sources } = rotationSources(cfg, device, {
+    ...(o.data !== undefined ? { dataDir: o.data } : {}), ...(o.cache !== undefined ? { cacheDir: o.cache } : {}),
+    onProgress: (p) => { if (p.done === 0) log(`omniglot: ${p.phase}...`); },
+  });
+  const method = new EvoGradMethod(cfg, cfg.valEpisodes > 0 ? sources : { train: sources.train, hyperVal: sources.hyperVal }, { device });
+  let resume;
+  if (statePath) {
+    const saved = readRunState(statePath);
+    method.loadState(saved.state);
+    resume = saved.loop;
+  }
+  const how = cfg.mode === 'evograd' ? `EvoGrad K ${cfg.copies}, sigma ${cfg.sigma}, tau ${cfg.tau}, ${cfg.noise} noise, angle Adam lr ${cfg.hyperLr}`
+    : cfg.mode === 'second-order' ? `second-order (T1-T2) hypergradient, angle Adam lr ${cfg.hyperLr}` : `plain training at ${cfg.initAngle} degrees`;
+  await runTraining({
+    method, out, ...(resume ? { resume } : {}), valEvery: cfg.valEpisodes > 0 ? valEvery : 0, checkpointEvery,
+    collapse: { window: 0, lossFactor: 10, valChecks: 0 }, ...(maxMinutes !== undefined ? { maxMinutes } : {}), progress: o.progress,
+    csv: o.csv === true, report: o.report !== false,
+    startRecord: { preset: statePath ? null : preset, device: device.name, params: method.layout.numParams },
+    describe: [
+      `evometa evograd --task ${cfg.task}: ${how}; C ${cfg.model.channels}, ${cfg.model.imageSize}x${cfg.model.imageSize}, ${method.layout.numParams} parameters; ` +
+        `train ${cfg.train.way}-way ${cfg.train.shot}-shot ${cfg.train.query}-query upright, validation rotated ${cfg.valAngle} degrees; ` +
+        `device ${device.name}; output ${out}${resume ? `; resuming at step ${resume.step}` : ''}`,
+    ],
+    after: async (r, metrics) => {
+      log(`learned angle: ${method.angle.toFixed(2)} degrees (validation episodes are rotated by ${cfg.valAngle})`);
+      if (testEpisodes <= 0) return;
+      const ck = r.bestCheckpoint ? loadCheckpoint(r.bestCheckpoint) : { layout: method.layout, params: method.params, bn: method.bn };
+      for (const [what, degrees] of [['rotated', cfg.valAngle], ['upright', 0]] as const) {
+        const t = evaluateModel(device, ck.layout, ck.params, ck.bn, rotationTestEpisodes(dataset, TEST_SHAPE, TEST_SEED, degrees, device), testEpisodes, cfg.distance);
+        metrics.write({ type: 'test', checkpoint: r.bestCheckpoint ?? 'final', test: what, angle: degrees, episodes: testEpisodes, ...TEST_SHAPE, test_acc: t.acc, test_ci95: t.ci95, test_loss: t.loss });
+        log(`test (${r.bestCheckpoint ? 'best checkpoint' : 'final parameters'}, ${testEpisodes} 5-way 5-shot episodes ${what === 'rotated' ? `rotated ${degrees} degrees` : 'upright'}): ${pct(t.acc)} +- ${pct(t.ci95)}`);
+      }
+    },
+  });
+}
+
+export function registerEvograd(program: Command): void {
+  const presets = Object.keys(EVOGRAD_PRESETS).join(', ');
+  program
+    .command('evograd')
+    .description('learn hyperparameters by EvoGrad (Bohdal et al. 2021): --task rotation learns the rotation of the training images of a ProtoNet whose validation episodes are rotated')
+    .option('--task <t>', EVOGRAD_TASKS.join(' | '), 'rotation')
+    .option('--preset <name>', `${presets} (default ${DEFAULT_EVOGRAD_PRESET}); explicit options override it`)
+    .option('--mode <m>', 'evograd | plain (the angle fixed at --init-angle) | second-order (T1-T2 hypergradient)')
+    .option('--copies <k>', 'EvoGrad: perturbed copies K (paper: 2)')
+    .option('--sigma <x>', 'EvoGrad: perturbation scale (paper: 0.001)')
+    .option('--tau <x>', 'EvoGrad: softmax temperature of the copies\' weights (paper: 0.05)')
+    .option('--noise <n>', 'EvoGrad: sign | gaussian')
+    .option('--lr <x>', 'Adam learning rate of the model (second-order: also the inner step)')
+    .option('--hyper-lr <x>', 'Adam learning rate of the angle (degrees)')
+    .option('--init-angle <deg>', 'the learned angle\'s start (degrees)')
+    .option('--val-angle <deg>', 'rotation of the validation and test episodes (degrees, counter-clockwise)')
+    .option('--channels <n>', 'channels per conv block')
+    .option('--image-size <n>', 'image side')
+    .option('--distance <d>', 'euclidean | cosine')
+    .option('--way <n>', 'training episode classes')
+    .option('--shot <n>', 'support examples per class')
+    .option('--query <n>', 'query examples per class')
+    .option('--val-way <n>', 'validation episode classes')
+    .option('--val-shot <n>', 'validation support examples per class')
+    .option('--val-query <n>', 'validation query examples per class')
+    .option('--seed <n>', 'random seed (model, episodes, copy noise)')
+    .option('--val-seed <n>', 'seed of the fixed validation episodes (default: --seed)')
+    .option('--steps <n>', 'training steps (the only option --resume may change)')
+    .option('--val-every <n>', 'validate every n steps (default 100; 0: at the start and end only)')
+    .option('--val-episodes <n>', 'validation episodes per pass (0: none)')
+    .option('--checkpoint-every <n>', 'write the last checkpoint every n steps (default: --val-every)')
+    .option('--max-minutes <x>', 'stop (saving a checkpoint) after this much wall time')
+    .option('--test-episodes <n>', 'after training, evaluate the best checkpoint on n rotated and n upright test episodes')
+    .option('--out <dir>', 'output directory (checkpoints, metrics.jsonl)')
+    .option('--resume <file>', 'continue a run from its last.safetensors (or its directory)')
+    .option('--device <name>', 'device (default: the best available)')
+    .option('--data <dir>', 'a directory with Lake\'s Omniglot zips (default: the embedded copy)')
+    .option('--cache <dir>', 'preprocessed-image cache directory')
+    .option('--show-config', 'print the resolved configuration as JSON and exit')
+    .option('--csv', 'also write the metrics as CSV files in the run directory')
+    .option('--no-report', 'do not write report.html at the end')
+    .option('--no-progress', 'no progress bar')
+    .action(async (o: EvoGradCliOptions) => { await evoGradCli(o); });
+}

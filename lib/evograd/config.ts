@@ -1,0 +1,135 @@
+/**
+ * Configuration of EvoGrad training on the rotation task: presets, defaults, and validation with
+ * clear errors naming the field and its CLI option.
+ *
+ * Preset 'rotation' follows the authors' rotation experiment (K = 2 copies, sigma 0.001, random
+ * signs, tau 0.05, Adam at 1e-3 for the model, Adam at 1e-2 radians = 0.573 degrees for the
+ * angle, starting at 0) on a CPU-sized ProtoNet: ConvNet-4 with 16 channels on 28x28 Omniglot,
+ * 10-way 5-shot 5-query episodes of upright characters for training, 10-way 5-shot 10-query
+ * episodes rotated by 30 degrees for the hypergradient's validation batches and the validation
+ * passes, 1200 steps. (Few-shot episodes of new classes give a noisy hypergradient: the larger
+ * the episodes, the less noise per step; docs/evograd.md has the measurements.)
+ * Preset 'quick' is a smoke-test size.
+ */
+import { UserError } from '../errors.js';
+import { modelConfig, type ModelConfig } from '../model/layout.js';
+import type { Distance } from '../model/protonet.js';
+import { COPY_NOISES, type CopyNoise } from './noise.js';
+
+export type EvoGradTask = 'rotation';
+export const EVOGRAD_TASKS: readonly EvoGradTask[] = ['rotation'];
+export type EvoGradMode = 'evograd' | 'plain' | 'second-order';
+
+export interface RotationEpisodeShape { way: number; shot: number; query: number }
+
+export interface EvoGradConfig {
+  task: EvoGradTask;
+  /**
+   * 'evograd': learn the angle by EvoGrad; 'plain': ordinary training with the angle fixed at initAngle
+   * (the baseline); 'second-order': learn it by the T1-T2 hypergradient (back-propagation through one
+   * inner SGD step of size lr; lookahead/t1t2.ts), the second-order comparison.
+   */
+  mode: EvoGradMode;
+  model: ModelConfig;
+  distance: Distance;
+  /** Training episodes (upright) and validation episodes (rotated by valAngle). */
+  train: RotationEpisodeShape;
+  val: RotationEpisodeShape;
+  /** Angle of the validation and test episodes, degrees counter-clockwise. */
+  valAngle: number;
+  /** The learned angle's starting value, degrees. */
+  initAngle: number;
+  copies: number;
+  sigma: number;
+  tau: number;
+  noise: CopyNoise;
+  /** Adam learning rate of the model, and of the angle (degrees per step at most, roughly). */
+  lr: number;
+  hyperLr: number;
+  seed: number;
+  /** Seed of the fixed validation episodes (default: seed). */
+  valSeed: number;
+  /** Training steps (one episode and one hypergradient each). */
+  steps: number;
+  /** Validation episodes per validation pass (0: none). */
+  valEpisodes: number;
+}
+
+export type EvoGradConfigInput = Partial<Omit<EvoGradConfig, 'model' | 'train' | 'val'>> & {
+  model?: Partial<ModelConfig>;
+  train?: Partial<RotationEpisodeShape>;
+  val?: Partial<RotationEpisodeShape>;
+};
+
+const ROTATION: EvoGradConfigInput = {
+  task: 'rotation', mode: 'evograd', model: { channels: 16, imageSize: 28 }, distance: 'euclidean',
+  train: { way: 10, shot: 5, query: 5 }, val: { way: 10, shot: 5, query: 10 }, valAngle: 30, initAngle: 0,
+  copies: 2, sigma: 0.001, tau: 0.05, noise: 'sign', lr: 1e-3, hyperLr: 0.573, seed: 0, steps: 1200, valEpisodes: 50,
+};
+
+export const EVOGRAD_PRESETS: Readonly<Record<string, EvoGradConfigInput>> = {
+  rotation: ROTATION,
+  quick: { ...ROTATION, model: { channels: 8, imageSize: 28 }, steps: 40, valEpisodes: 10 },
+};
+export const DEFAULT_EVOGRAD_PRESET = 'rotation';
+
+/** Config field -> CLI option, for error messages. */
+const FLAG: Record<string, string> = {
+  task: '--task', mode: '--mode', distance: '--distance', valAngle: '--val-angle', initAngle: '--init-angle', copies: '--copies',
+  sigma: '--sigma', tau: '--tau', noise: '--noise', lr: '--lr', hyperLr: '--hyper-lr', seed: '--seed', valSeed: '--val-seed',
+  steps: '--steps', valEpisodes: '--val-episodes', 'train.way': '--way', 'train.shot': '--shot', 'train.query': '--query',
+  'val.way': '--val-way', 'val.shot': '--val-shot', 'val.query': '--val-query', preset: '--preset',
+};
+
+function bad(field: string, msg: string): never {
+  throw new UserError(`evograd config: ${field}${FLAG[field] ? ` (${FLAG[field]})` : ''} ${msg}`);
+}
+
+function int(field: string, v: number, min: number, max = Number.MAX_SAFE_INTEGER): void {
+  if (!Number.isInteger(v) || v < min || v > max) bad(field, `must be an integer in [${min}, ${max}], got ${v}`);
+}
+
+function positive(field: string, v: number): void {
+  if (!(Number.isFinite(v) && v > 0)) bad(field, `must be a finite number > 0, got ${v}`);
+}
+
+function oneOf<T extends string>(field: string, v: T, choices: readonly T[]): void {
+  if (!choices.includes(v)) bad(field, `must be one of ${choices.join(', ')}, got ${JSON.stringify(v)}`);
+}
+
+/** The preset's values overlaid with `input` (undefined fields ignored), validated. */
+export function resolveEvoGradConfig(input: EvoGradConfigInput, preset: string = DEFAULT_EVOGRAD_PRESET): EvoGradConfig {
+  const base = EVOGRAD_PRESETS[preset];
+  if (!base) bad('preset', `must be one of ${Object.keys(EVOGRAD_PRESETS).join(', ')}, got ${JSON.stringify(preset)}`);
+  const defined = <T extends object>(o: T | undefined): Partial<T> => Object.fromEntries(Object.entries(o ?? {}).filter(([, v]) => v !== undefined)) as Partial<T>;
+  let model: ModelConfig;
+  try {
+    model = modelConfig({ ...base.model, ...defined(input.model) });
+  } catch (e) {
+    throw new UserError(`evograd config: ${(e as Error).message}`);
+  }
+  const c = { ...base, ...defined(input), model, train: { ...base.train, ...defined(input.train) }, val: { ...base.val, ...defined(input.val) } } as EvoGradConfig;
+  oneOf('task', c.task, EVOGRAD_TASKS);
+  oneOf('mode', c.mode, ['evograd', 'plain', 'second-order'] as const);
+  oneOf('distance', c.distance, ['euclidean', 'cosine'] as const);
+  oneOf('noise', c.noise, COPY_NOISES);
+  if (model.inChannels !== 1) bad('model.inChannels', `must be 1 (Omniglot is grey), got ${model.inChannels}`);
+  for (const f of ['valAngle', 'initAngle'] as const) if (!Number.isFinite(c[f]) || Math.abs(c[f]) > 360) bad(f, `must be a number of degrees in [-360, 360], got ${c[f]}`);
+  int('copies', c.copies, 2, 4096);
+  for (const f of ['sigma', 'tau', 'lr', 'hyperLr'] as const) positive(f, c[f]);
+  int('seed', c.seed, 0, 0xffffffff);
+  if (input.valSeed === undefined) c.valSeed = c.seed;
+  int('valSeed', c.valSeed, 0, 0xffffffff);
+  int('steps', c.steps, 1);
+  int('valEpisodes', c.valEpisodes, 0);
+  for (const part of ['train', 'val'] as const) {
+    int(`${part}.way`, c[part].way, 2);
+    int(`${part}.shot`, c[part].shot, 1);
+    int(`${part}.query`, c[part].query, 1);
+    if (c[part].shot + c[part].query > 20) bad(`${part}.query`, `plus shot must be at most 20 (the drawings of an Omniglot character), got ${c[part].shot} + ${c[part].query}`);
+  }
+  return c;
+}
+
+/** Fields a resumed run may change: they do not alter the steps already done or to come. */
+export const EVOGRAD_RESUME_CHANGEABLE: readonly string[] = ['steps'];

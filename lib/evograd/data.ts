@@ -1,0 +1,45 @@
+/**
+ * Omniglot sources of the rotation task: the Vinyals split's upright classes (rotation 0 only),
+ * training episodes upright, validation and test episodes rotated by the task's angle.
+ *  - train:    upright train split, EpisodeSampler(seed), episode t for step t;
+ *  - hyperVal: upright val split rotated by valAngle, EpisodeSampler(hyperValSeed(seed)), episode t for step t;
+ *  - val:      the same classes and angle, EpisodeSampler(valSeed), the fixed episodes 0..valEpisodes-1;
+ *  - test:     upright test split, rotated by any angle (the task's, or 0 for upright test episodes).
+ */
+import type { Device } from '../device/registry.js';
+import { loadOmniglot, type LoadProgress, type OmniglotDataset } from '../data/omniglot.js';
+import { getSplit, type SplitPart } from '../data/splits.js';
+import { EpisodeSampler } from '../data/sampler.js';
+import type { RandomAccessEpisodes } from '../train/backprop-source.js';
+import type { EvoGradConfig, RotationEpisodeShape } from './config.js';
+import type { EvoGradSources } from './method.js';
+import { RotatedEpisodes, uprightSplit } from './rotation.js';
+
+/** The hypergradient's validation episodes use a seed of their own, so they differ from the fixed validation episodes. */
+export function hyperValSeed(seed: number): number {
+  return (seed + 0x9e3779b9) >>> 0;
+}
+
+export interface RotationData { dataset: OmniglotDataset; sources: EvoGradSources }
+
+export function uprightSampler(dataset: OmniglotDataset, part: SplitPart, shape: RotationEpisodeShape, seed: number): EpisodeSampler {
+  return new EpisodeSampler(uprightSplit(getSplit(dataset, 'vinyals', part)), { ...shape, seed });
+}
+
+export function rotationSources(cfg: EvoGradConfig, device: Device, opts: { dataset?: OmniglotDataset; dataDir?: string; cacheDir?: string | false; onProgress?: (p: LoadProgress) => void } = {}): RotationData {
+  const dataset = opts.dataset ?? loadOmniglot({ imageSize: cfg.model.imageSize, dataDir: opts.dataDir, cacheDir: opts.cacheDir, onProgress: opts.onProgress });
+  return {
+    dataset,
+    sources: {
+      train: uprightSampler(dataset, 'train', cfg.train, cfg.seed),
+      hyperVal: new RotatedEpisodes(uprightSampler(dataset, 'val', cfg.val, hyperValSeed(cfg.seed)), cfg.valAngle, device),
+      val: new RotatedEpisodes(uprightSampler(dataset, 'val', cfg.val, cfg.valSeed), cfg.valAngle, device),
+    },
+  };
+}
+
+/** Test episodes of the upright test split rotated by `degrees` (0: upright). */
+export function rotationTestEpisodes(dataset: OmniglotDataset, shape: RotationEpisodeShape, seed: number, degrees: number, device: Device): RandomAccessEpisodes {
+  return new RotatedEpisodes(uprightSampler(dataset, 'test', shape, seed), degrees, device);
+}
+

@@ -1,0 +1,176 @@
+/**
+ * EvoGrad training of ProtoNet on the rotation task as a TrainMethod (lib/train/method.ts): the
+ * one training loop drives it (validation schedule, checkpoints, Ctrl-C, resume).
+ *
+ * Step t trains on training episode t (upright) and, in 'evograd' mode, takes the hypergradient
+ * of the angle on validation episode t of the hypergradient source (rotated by valAngle). Every
+ * source is random access and the copy noise is (seed, t, copy), so the state -- theta, BN
+ * running statistics, the angle, both Adam states and t -- determines the rest of the run:
+ * saveState() after step k and loadState() into a fresh instance continue bit for bit.
+ */
+import { getDevice, type Device } from '../device/registry.js';
+import { DirectOps } from '../ops/api.js';
+import { episodeLoss, type Episode } from '../model/protonet.js';
+import { initialBnState, ProtoNetLayout, type BnState } from '../model/layout.js';
+import { initParams } from '../model/init.js';
+import { CHECKPOINT_FORMAT } from '../model/checkpoint.js';
+import { summarize } from '../eval/stats.js';
+import type { RandomAccessEpisodes } from '../train/backprop-source.js';
+import type { ExportedModel, MethodState, StepMetrics, TrainMethod, ValResult } from '../train/method.js';
+import { UserError } from '../errors.js';
+import { tapeObjective } from './objective.js';
+import { EvoGradLearner } from './learner.js';
+import { rotationProgram } from './rotation.js';
+import { lookaheadHypergradient } from './lookahead/t1t2.js';
+import type { EvoGradConfig } from './config.js';
+
+export const EVOGRAD_STATE_FORMAT = 'evometa-evograd-state-1';
+
+export interface EvoGradSources {
+  /** Training episodes (upright), episode t for step t. */
+  train: RandomAccessEpisodes;
+  /** Validation episodes (rotated) for the hypergradient, episode t for step t. */
+  hyperVal: RandomAccessEpisodes;
+  /** Fixed validation episodes 0..valEpisodes-1 (rotated) for validate(). */
+  val?: RandomAccessEpisodes;
+}
+
+export interface RotationEvalResult { acc: number; ci95: number; loss: number; episodes: number }
+
+/** Mean loss and accuracy over episodes 0..n-1 of `source`, BN running statistics (eval mode). */
+export function evaluateModel(device: Device, layout: ProtoNetLayout, params: Float32Array, bn: BnState, source: RandomAccessEpisodes, n: number, distance: EvoGradConfig['distance']): RotationEvalResult {
+  const ops = new DirectOps(device);
+  const accs: number[] = [], losses: number[] = [];
+  for (let i = 0; i < n; i++) {
+    const ep = source.episode(i);
+    const { loss, logits } = episodeLoss(ops, layout, params, bn, ep, { bn: 'running', distance });
+    losses.push(loss.data[0]!);
+    accs.push(device.run('accuracy', { scores: logits, labels: ep.queryLabels }, {}));
+  }
+  const a = summarize(accs);
+  return { acc: a.mean, ci95: a.ci95, loss: summarize(losses).mean, episodes: n };
+}
+
+export class EvoGradMethod implements TrainMethod {
+  readonly name = 'evograd';
+  readonly workUnit = 'episodes';
+  readonly chanceScore: number;
+  readonly layout: ProtoNetLayout;
+  readonly device: Device;
+  readonly bn: BnState;
+  readonly learner: EvoGradLearner<Episode>;
+  private closed = false;
+
+  constructor(readonly config: EvoGradConfig, readonly sources: EvoGradSources, init: { device?: Device | string } = {}) {
+    this.layout = new ProtoNetLayout(config.model);
+    this.device = typeof init.device === 'object' ? init.device : getDevice(init.device);
+    this.bn = initialBnState(this.layout);
+    this.chanceScore = 1 / config.val.way;
+    const learns = config.mode !== 'plain';
+    const program = rotationProgram(this.layout, this.bn, config.distance, learns || config.initAngle !== 0);
+    const objective = tapeObjective(this.device, program);
+    const secondOrder = (theta: Float32Array, lambda: Float32Array, tb: Episode, vb: Episode) =>
+      lookaheadHypergradient(this.device, program, theta, lambda, tb, vb, config.lr);
+    this.learner = new EvoGradLearner(objective, initParams(this.layout, config.seed), Float32Array.of(config.initAngle), {
+      settings: { copies: config.copies, sigma: config.sigma, tau: config.tau, noise: config.noise, seed: config.seed },
+      thetaOptimizer: { name: 'adam', lr: config.lr },
+      lambdaOptimizer: { name: 'adam', lr: config.hyperLr },
+      hyper: config.mode === 'evograd' ? true : config.mode === 'second-order' ? secondOrder : false,
+    });
+  }
+
+  get step(): number { return this.learner.step; }
+  get totalSteps(): number { return this.config.steps; }
+  /** The current angle (degrees). */
+  get angle(): number { return this.learner.lambda[0]!; }
+  get params(): Float32Array { return this.learner.theta; }
+
+  async trainStep(signal?: AbortSignal): Promise<StepMetrics | null> {
+    if (signal?.aborted) return null;
+    if (this.closed) throw new Error('evograd: trainStep after close()');
+    const t = this.learner.step;
+    const t0 = performance.now();
+    const r = this.learner.trainStep(this.sources.train.episode(t), this.sources.hyperVal.episode(t));
+    if (!Number.isFinite(r.trainLoss)) throw new UserError(`training diverged: the loss of step ${t} is ${r.trainLoss} (try a smaller --lr)`);
+    const m: StepMetrics = { loss: r.trainLoss, work: 1, angle: r.lambda[0]!, step_s: (performance.now() - t0) / 1000 };
+    if (r.hypergrad) {
+      m['hypergrad'] = r.hypergrad[0]!;
+      m['val_loss'] = r.valLoss!;
+      if (r.weights) m['weight0'] = r.weights[0]!;
+    }
+    return m;
+  }
+
+  async validate(): Promise<ValResult> {
+    if (!this.sources.val || this.config.valEpisodes <= 0) throw new Error('evograd: validate() needs a validation source and valEpisodes > 0');
+    const r = evaluateModel(this.device, this.layout, this.learner.theta, this.bn, this.sources.val, this.config.valEpisodes, this.config.distance);
+    return { score: r.acc, ci95: r.ci95, loss: r.loss, angle: this.angle };
+  }
+
+  /** Accuracy of the current model on episodes 0..n-1 of `source` (BN running statistics). */
+  evaluate(source: RandomAccessEpisodes, n: number): RotationEvalResult {
+    return evaluateModel(this.device, this.layout, this.learner.theta, this.bn, source, n, this.config.distance);
+  }
+
+  saveState(): MethodState {
+    const s = this.learner.state();
+    const tensors: Record<string, Float32Array> = { theta: s.theta, lambda: s.lambda, bn: this.bn.buffers.slice() };
+    for (const [k, v] of Object.entries(s.thetaOpt.tensors)) tensors[`opt.theta.${k}`] = v;
+    for (const [k, v] of Object.entries(s.lambdaOpt.tensors)) tensors[`opt.lambda.${k}`] = v;
+    return {
+      tensors,
+      meta: {
+        format: EVOGRAD_STATE_FORMAT, config: this.config, step: s.step, numBatchesTracked: this.bn.numBatchesTracked,
+        thetaOptStep: s.thetaOpt.step, lambdaOptStep: s.lambdaOpt.step,
+      },
+    };
+  }
+
+  loadState(state: MethodState): void {
+    const m = state.meta as { format?: string; step?: number; numBatchesTracked?: number; thetaOptStep?: number; lambdaOptStep?: number };
+    if (m.format !== EVOGRAD_STATE_FORMAT) throw new UserError(`not an EvoGrad training state (format ${JSON.stringify(m.format)}, expected ${EVOGRAD_STATE_FORMAT})`);
+    const f32 = (name: string): Float32Array => {
+      const t = state.tensors[name];
+      if (!t) throw new UserError(`EvoGrad training state: missing tensor ${name}`);
+      return Float32Array.from(t);
+    };
+    const opt = (prefix: string): Record<string, Float32Array> => Object.fromEntries(
+      Object.keys(state.tensors).filter((k) => k.startsWith(prefix)).map((k) => [k.slice(prefix.length), f32(k)]));
+    const bn = f32('bn');
+    if (bn.length !== this.bn.buffers.length) throw new UserError(`EvoGrad training state: BN buffers have ${bn.length} values, the model ${this.bn.buffers.length}`);
+    this.learner.load({
+      step: m.step ?? 0, theta: f32('theta'), lambda: f32('lambda'),
+      thetaOpt: { step: m.thetaOptStep ?? 0, tensors: opt('opt.theta.') }, lambdaOpt: { step: m.lambdaOptStep ?? 0, tensors: opt('opt.lambda.') },
+    });
+    this.bn.buffers.set(bn);
+    this.bn.numBatchesTracked = m.numBatchesTracked ?? 0;
+  }
+
+  exportModel(): ExportedModel {
+    const { layout, bn } = this;
+    const params = this.learner.theta;
+    const tensors: ExportedModel['tensors'] = {};
+    for (let i = 0; i < layout.config.blocks; i++) {
+      for (const s of ['0.weight', '0.bias', '1.weight', '1.bias']) {
+        const e = layout.param(`encoder.${i}.${s}`);
+        tensors[e.name] = { shape: e.shape, data: params.slice(e.offset, e.offset + e.size) };
+      }
+      for (const s of ['running_mean', 'running_var']) {
+        const e = layout.buffer(`encoder.${i}.1.${s}`);
+        tensors[e.name] = { shape: e.shape, data: bn.buffers.slice(e.offset, e.offset + e.size) };
+      }
+      tensors[`encoder.${i}.1.num_batches_tracked`] = { shape: [], data: BigInt64Array.of(BigInt(bn.numBatchesTracked)) };
+    }
+    return {
+      tensors,
+      metadata: {
+        format: CHECKPOINT_FORMAT, model: JSON.stringify(layout.config), method: 'evograd', step: String(this.step),
+        angle_degrees: String(this.angle), config: JSON.stringify(this.config),
+      },
+    };
+  }
+
+  async close(): Promise<void> {
+    this.closed = true;
+  }
+}

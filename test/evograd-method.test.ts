@@ -1,0 +1,97 @@
+/**
+ * EvoGrad training as a TrainMethod (lib/evograd/method.ts) on synthetic episodes: the exact
+ * state round trip (save after k steps, load into a fresh instance, continue: bit-identical to
+ * an uninterrupted run), an aborted step changes nothing, plain training keeps the angle, the
+ * exported model, and configuration errors that name the option.
+ */
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import '../lib/device/cpu-ts/index.js';
+import { getDevice } from '../lib/device/registry.js';
+import { resolveEvoGradConfig, type EvoGradConfigInput } from '../lib/evograd/config.js';
+import { EvoGradMethod, type EvoGradSources } from '../lib/evograd/method.js';
+import { RotatedEpisodes } from '../lib/evograd/rotation.js';
+import { TemplateEpisodes } from '../lib/train/backprop-source.js';
+import { UserError } from '../lib/errors.js';
+import type { MethodState } from '../lib/train/method.js';
+
+const dev = getDevice('cpu-ts');
+const SMALL: EvoGradConfigInput = { model: { channels: 4, imageSize: 12, blocks: 2 }, train: { way: 3, shot: 2, query: 2 }, val: { way: 3, shot: 2, query: 2 }, steps: 6, valEpisodes: 3, seed: 4 };
+
+function sources(): EvoGradSources {
+  const mk = (seed: number) => new TemplateEpisodes({ classes: 8, way: 3, shot: 2, query: 2, imageSize: 12, seed });
+  return { train: mk(1), hyperVal: new RotatedEpisodes(mk(2), 30, dev), val: new RotatedEpisodes(mk(3), 30, dev) };
+}
+
+const make = (over: EvoGradConfigInput = {}): EvoGradMethod => new EvoGradMethod(resolveEvoGradConfig({ ...SMALL, ...over }, 'quick'), sources(), { device: dev });
+
+/** Through a JSON round trip of meta and copies of the tensors, as a checkpoint file would carry them. */
+function viaFile(s: MethodState): MethodState {
+  return { tensors: Object.fromEntries(Object.entries(s.tensors).map(([k, v]) => [k, v.slice()])), meta: JSON.parse(JSON.stringify(s.meta)) as Record<string, unknown> };
+}
+
+function sameState(a: MethodState, b: MethodState): void {
+  assert.equal(Object.keys(a.tensors).sort(), Object.keys(b.tensors).sort());
+  for (const k of Object.keys(a.tensors)) assert.ok(Buffer.compare(Buffer.from(a.tensors[k]!.buffer, a.tensors[k]!.byteOffset, a.tensors[k]!.byteLength), Buffer.from(b.tensors[k]!.buffer, b.tensors[k]!.byteOffset, b.tensors[k]!.byteLength)) === 0, `tensor ${k} differs`);
+  assert.equal(a.meta, b.meta);
+}
+
+test('state round trip: save after 3 steps, load into a fresh instance, continue to 6: bit-identical to 6 uninterrupted steps', async () => {
+  const full = make();
+  while (full.step < full.totalSteps) await full.trainStep();
+  const first = make();
+  for (let i = 0; i < 3; i++) await first.trainStep();
+  const saved = viaFile(first.saveState());
+  await first.close();
+  const resumed = make();
+  resumed.loadState(saved);
+  assert.is(resumed.step, 3);
+  while (resumed.step < resumed.totalSteps) await resumed.trainStep();
+  sameState(resumed.saveState(), full.saveState());
+  assert.ok(full.angle !== 0, 'EvoGrad moved the angle');
+});
+
+test('an aborted step changes nothing; plain training keeps the angle; validation and export', async () => {
+  const m = make();
+  const before = viaFile(m.saveState());
+  const ac = new AbortController();
+  ac.abort();
+  assert.is(await m.trainStep(ac.signal), null);
+  sameState(viaFile(m.saveState()), before);
+  const r = await m.trainStep();
+  assert.ok(r && Number.isFinite(r.loss) && Number.isFinite(r['hypergrad']!) && r['angle'] === m.angle);
+  const so = make({ mode: 'second-order' });
+  const r2 = await so.trainStep();
+  assert.ok(r2 && Number.isFinite(r2['hypergrad']!) && so.angle !== 0, 'the second-order mode moves the angle');
+  const plain = make({ mode: 'plain', initAngle: 12 });
+  for (let i = 0; i < 3; i++) await plain.trainStep();
+  assert.is(plain.angle, 12);
+  const v = await m.validate();
+  assert.ok(v.score >= 0 && v.score <= 1 && Number.isFinite(v.loss!));
+  const ex = m.exportModel();
+  assert.equal(ex.tensors['encoder.0.0.weight']!.shape, [4, 1, 3, 3]);
+  assert.ok(ex.tensors['encoder.1.1.num_batches_tracked']!.data instanceof BigInt64Array);
+  assert.is(Number(ex.metadata['angle_degrees']), m.angle);
+  assert.throws(() => m.loadState({ tensors: {}, meta: { format: 'something-else' } }), (e: unknown) => e instanceof UserError && /not an EvoGrad training state/.test((e as Error).message));
+});
+
+test('configuration errors name the option', () => {
+  const bad = (input: EvoGradConfigInput, re: RegExp, preset?: string): void => {
+    assert.throws(() => resolveEvoGradConfig(input, preset), (e: unknown) => e instanceof UserError && re.test((e as Error).message), `${JSON.stringify(input)} should fail with ${re}`);
+  };
+  bad({ copies: 1 }, /copies \(--copies\) must be an integer in \[2/);
+  bad({ sigma: 0 }, /sigma \(--sigma\) must be a finite number > 0/);
+  bad({ noise: 'uniform' as never }, /noise \(--noise\) must be one of sign, gaussian/);
+  bad({ mode: 'third-order' as never }, /mode \(--mode\) must be one of evograd, plain, second-order/);
+  bad({ train: { shot: 5, query: 16 } }, /train.query \(--query\) plus shot must be at most 20/);
+  bad({ valAngle: 1000 }, /valAngle \(--val-angle\)/);
+  bad({}, /preset \(--preset\) must be one of rotation, quick/, 'nope');
+  const c = resolveEvoGradConfig({ seed: 9 });
+  assert.is(c.valSeed, 9);
+  assert.is(c.copies, 2);
+  assert.is(c.sigma, 0.001);
+  assert.is(c.tau, 0.05);
+  assert.is(c.noise, 'sign');
+});
+
+test.run();
