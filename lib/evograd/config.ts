@@ -67,10 +67,12 @@ const ROTATION: EvoGradConfigInput = {
   copies: 2, sigma: 0.001, tau: 0.05, noise: 'sign', lr: 1e-3, hyperLr: 0.573, seed: 0, steps: 1200, valEpisodes: 50,
 };
 
+/** Named EvoGrad configurations: `rotation` (the experiment of docs/evograd.md) and `quick` (a small smoke run). */
 export const EVOGRAD_PRESETS: Readonly<Record<string, EvoGradConfigInput>> = {
   rotation: ROTATION,
   quick: { ...ROTATION, model: { channels: 8, imageSize: 28 }, steps: 40, valEpisodes: 10 },
 };
+/** The preset `evometa evograd` uses when none is named. */
 export const DEFAULT_EVOGRAD_PRESET = 'rotation';
 
 /** Config field -> CLI option, for error messages. */

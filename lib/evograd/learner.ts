@@ -43,6 +43,10 @@ export interface LearnerState {
   lambdaOpt: { step: number; tensors: Record<string, Float32Array> };
 }
 
+/**
+ * EvoGrad training of a model and its hyperparameters: each step updates theta on the training
+ * batch (lambda applied), then lambda by the EvoGrad hypergradient on the validation batch.
+ */
 export class EvoGradLearner<TB, VB = TB> {
   /** Steps done (= the index of the next step, and its noise counter). */
   step = 0;

@@ -51,6 +51,10 @@ export function evaluateModel(device: Device, layout: ProtoNetLayout, params: Fl
   return { acc: a.mean, ci95: a.ci95, loss: summarize(losses).mean, episodes: n };
 }
 
+/**
+ * The rotation experiment as a TrainMethod of the one training loop: ProtoNet ConvNet-4 on
+ * upright training episodes, a learned rotation angle, validation on rotated episodes.
+ */
 export class EvoGradMethod implements TrainMethod {
   readonly name = 'evograd';
   readonly workUnit = 'episodes';
