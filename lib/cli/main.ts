@@ -6,6 +6,7 @@ import { registerEval } from './eval.js';
 import { registerDevices } from './devices.js';
 import { registerExport } from './export.js';
 import { registerReport } from './report.js';
+import { registerWorker } from './worker.js';
 
 const program = new Command();
 program
@@ -18,6 +19,7 @@ registerEval(program);
 registerDevices(program);
 registerExport(program);
 registerReport(program);
+registerWorker(program);
 
 try {
   await program.parseAsync(process.argv);
