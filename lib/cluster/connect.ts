@@ -122,8 +122,8 @@ export class RedisLink {
   private end(e: Error): void {
     if (this.fail) return;
     this.fail = e;
-    // ends both connections: pending commands reject, no more retries
-    setImmediate(() => { this.cmd.disconnect(); this.blk.disconnect(); });
+    // each connection ends at its next retry (retryStrategy returns null), which rejects its pending
+    // commands; disconnect() here would strand the queue of a connection that is between retries
   }
 
   /** Why the link ended (null while it is usable or retrying). */

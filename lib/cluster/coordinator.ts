@@ -86,7 +86,8 @@ function newRunId(): string {
   return `${Date.now().toString(36)}-${randomBytes(6).toString('hex')}`;
 }
 
-const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+/** Resolves after ms without keeping the process alive. */
+const sleep = (ms: number): Promise<void> => new Promise((r) => { setTimeout(r, ms).unref(); });
 
 export class RedisRunner implements PopulationRunner {
   readonly run: string;
@@ -315,17 +316,21 @@ export class RedisRunner implements PopulationRunner {
     return res.slice(res.length - which.length).map(([, id]) => String(id));
   }
 
-  /** After a reconnection: if the server lost the run (a restart without persistence), publish it again, with the units still missing. */
-  private async republishIfLost(t: number, blob: Buffer, header: StepHeader, got: Array<UnitResult | null>, ids: string[]): Promise<void> {
+  /**
+   * After a reconnection: if the server lost the run (a restart without
+   * persistence), publish the run again (metadata, consumer group) and forget
+   * what it held (the next snapshot and step blobs are published afresh).
+   * Returns whether it had been lost.
+   */
+  private async restoreRun(): Promise<boolean> {
     this.reconnected = false;
-    const have = await this.link.cmd.exists(keys.step(this.prefix, this.run, t));
-    if (have) return;
-    this.notice(`Redis at ${this.link.where} came back without this run's data (restarted without persistence?): publishing step ${t} again`);
+    if (await this.link.cmd.hexists(keys.run(this.prefix, this.run), 'meta')) return false;
+    this.notice(`Redis at ${this.link.where} came back without this run's data (restarted without persistence?): publishing it again`);
     await this.publishRun();
-    const missing = got.flatMap((g, u) => (g ? [] : [u]));
     this.kept = [];
+    this.snapStep = null;
     this.resultsId = '0-0';
-    ids.push(...await this.publish(t, blob, header, missing, true));
+    return true;
   }
 
   private async step(kind: UnitKind, job: EvaluateJob, units: number, x: { rule: StepHeader['rule']; square: boolean }): Promise<UnitResult[]> {
@@ -339,6 +344,7 @@ export class RedisRunner implements PopulationRunner {
     const fresh = this.lastStep === null;
     let ids: string[];
     try {
+      if (this.reconnected) await this.restoreRun();
       ids = await this.publish(t, blob, header, Array.from({ length: units }, (_, u) => u), fresh);
     } catch (e) {
       throw this.link.explain(e);
@@ -353,7 +359,10 @@ export class RedisRunner implements PopulationRunner {
       if (this.closed) throw new Error('RedisRunner is closed');
       let reply: unknown;
       try {
-        if (this.reconnected) await this.republishIfLost(t, blob, header, got, ids);
+        if (this.reconnected && await this.restoreRun()) {
+          this.notice(`step ${t}: publishing the step and its ${units - n} missing unit(s) again`);
+          ids.push(...await this.publish(t, blob, header, got.flatMap((g, u) => (g ? [] : [u])), true));
+        }
         reply = await this.link.blk.callBuffer('XREAD', 'COUNT', '256', 'BLOCK', '1000', 'STREAMS', resultsKey, this.resultsId);
       } catch (e) {
         if (this.closed) throw new Error('RedisRunner is closed');

@@ -59,6 +59,9 @@ interface RunEntry {
   replicaLock: Promise<unknown>;
 }
 
+/** How long a stopping worker waits for its units in flight. */
+export const STOP_GRACE_MS = 10000;
+
 /** A Redis command failed: the unit stays pending for someone else. */
 class RedisOpError extends Error {}
 
@@ -66,6 +69,12 @@ const sleep = (ms: number, signal?: AbortSignal): Promise<void> => new Promise((
   const t = setTimeout(r, ms);
   signal?.addEventListener('abort', () => { clearTimeout(t); r(); }, { once: true });
 });
+
+/** p, or nothing after ms (the timer does not keep the process alive). */
+function within(p: Promise<unknown>, ms: number): Promise<unknown> {
+  let timer: NodeJS.Timeout | undefined;
+  return Promise.race([p, new Promise<void>((r) => { timer = setTimeout(r, ms); timer.unref(); })]).finally(() => clearTimeout(timer));
+}
 
 export class ClusterWorker {
   readonly name: string;
@@ -121,8 +130,9 @@ export class ClusterWorker {
       beat = setInterval(() => { heartbeat(this.r, this.prefix, info).catch(() => undefined); }, 5000);
       this.log(`serving ${this.streams.map((s) => s.device).join(', ')} with ${this.threads} thread(s) at ${this.link.where} (evometa ${VERSION}, claim timeout ${this.claimMs / 1000} s)`);
       await this.loop();
-      await Promise.allSettled([...this.inflight]);
-      await unregister(this.r, this.prefix, this.name).catch(() => undefined);
+      // finish the units in flight (bounded: with Redis away they cannot deliver; they stay pending for others)
+      await within(Promise.allSettled([...this.inflight]), STOP_GRACE_MS);
+      await within(unregister(this.r, this.prefix, this.name).catch(() => undefined), 1000);
       return this.summary;
     } finally {
       if (beat) clearInterval(beat);
@@ -167,7 +177,7 @@ export class ClusterWorker {
           }
           if (claimed > 0) continue;
         }
-        const reply = await this.link!.blk.callBuffer('XREADGROUP', 'GROUP', GROUP, this.name, 'COUNT', String(free), 'BLOCK', String(block), 'STREAMS', ...this.streams.map((s) => s.key), ...this.streams.map(() => '>'));
+        const reply = await this.untilStopped(this.link!.blk.callBuffer('XREADGROUP', 'GROUP', GROUP, this.name, 'COUNT', String(free), 'BLOCK', String(block), 'STREAMS', ...this.streams.map((s) => s.key), ...this.streams.map(() => '>')));
         if (!Array.isArray(reply)) continue;
         for (const sr of reply as unknown[]) {
           if (!Array.isArray(sr) || !Buffer.isBuffer(sr[0])) continue;
@@ -188,6 +198,18 @@ export class ClusterWorker {
         await sleep(500, signal);
       }
     }
+  }
+
+  /** The read's reply, or null as soon as the worker is told to stop (a read can wait forever while Redis is away). */
+  private untilStopped<T>(p: Promise<T>): Promise<T | null> {
+    const signal = this.o.signal;
+    if (!signal) return p;
+    if (signal.aborted) return Promise.resolve(null);
+    return new Promise<T | null>((resolve, reject) => {
+      const onAbort = (): void => resolve(null);
+      signal.addEventListener('abort', onAbort, { once: true });
+      p.then((v) => { signal.removeEventListener('abort', onAbort); resolve(v); }, (e: unknown) => { signal.removeEventListener('abort', onAbort); reject(e); });
+    });
   }
 
   private dispatch(s: { key: string; device: string }, id: string, fields: unknown[], claimed: boolean): void {
