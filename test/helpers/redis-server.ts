@@ -63,22 +63,24 @@ export class RedisServer {
   readonly dir: string;
   log = '';
 
-  private constructor(readonly port: number, readonly extra: string[]) {
+  private constructor(readonly port: number, readonly extra: string[], readonly tls: boolean) {
     this.dir = mkdtempSync(join(tmpdir(), 'evometa-redis-'));
   }
 
   /** Plain TCP URL (a password, if any, is not in it). */
   get url(): string { return `redis://127.0.0.1:${this.port}`; }
 
-  static async start(extra: string[] = []): Promise<RedisServer> {
-    const s = new RedisServer(await freePort(), extra);
+  /** extra: more redis-server options; tls: the port speaks TLS only (give the --tls-* files in extra). */
+  static async start(extra: string[] = [], o: { tls?: boolean } = {}): Promise<RedisServer> {
+    const s = new RedisServer(await freePort(), extra, o.tls ?? false);
     await s.launch();
     return s;
   }
 
   /** Start (again) on the same port and directory. */
   async launch(): Promise<void> {
-    const args = ['--port', String(this.port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', this.dir, ...this.extra];
+    const ports = this.tls ? ['--port', '0', '--tls-port', String(this.port)] : ['--port', String(this.port)];
+    const args = [...ports, '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', this.dir, ...this.extra];
     const p = spawn('redis-server', args, { stdio: ['ignore', 'pipe', 'pipe'] });
     p.stdout!.on('data', (d: Buffer) => { this.log += d.toString(); });
     p.stderr!.on('data', (d: Buffer) => { this.log += d.toString(); });
