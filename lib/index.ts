@@ -74,3 +74,4 @@ export * from './eval/stats.js';
 export * from './export/source.js';
 export * from './export/onnx.js';
 export * from './export/pytorch.js';
+export * from './cluster/index.js';

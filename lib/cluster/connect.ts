@@ -15,6 +15,9 @@
 import { readFileSync } from 'node:fs';
 import { Redis, type RedisOptions } from 'ioredis';
 import { UserError } from '../errors.js';
+import { RedisUnavailableError } from './errors.js';
+
+export { RedisUnavailableError };
 
 export interface RedisConnectOptions {
   /** redis://[user:password@]host:port[/db] or rediss://... (TLS). */
@@ -29,14 +32,6 @@ export interface RedisConnectOptions {
   name: string;
   /** Called once per outage, when it starts (for a log line). */
   onDown?: (reason: string) => void;
-}
-
-/** Redis went away for longer than the timeout, or refused the credentials. */
-export class RedisUnavailableError extends Error {
-  constructor(message: string) {
-    super(message);
-    this.name = 'RedisUnavailableError';
-  }
 }
 
 /** The URL with any password replaced by ***. */

@@ -24,18 +24,13 @@ import { createRunner, memberRange, type EstimateJob, type EstimateResult, type 
 import type { EvolutionStrategy } from '../es/strategy.js';
 import type { EpisodeScore } from '../es/validate.js';
 import { RedisLink, type RedisConnectOptions } from './connect.js';
-import { checkPrefix, DEFAULT_PREFIX, GROUP, keys, parseResult, streamEntries, perturbationHeader, PROTOCOL, SNAP_MAGIC, STEP_MAGIC, unitFields, type Expect, type StepHeader, type SyncMode, type UnitKind, type UnitResult } from './protocol.js';
+import { ClusterError } from './errors.js';
+
+export { ClusterError };
+import { checkPrefix, DEFAULT_PREFIX, DEFAULT_SYNC, GROUP, keys, parseResult, streamEntries, perturbationHeader, PROTOCOL, SNAP_MAGIC, STEP_MAGIC, unitFields, type Expect, type StepHeader, type SyncMode, type UnitKind, type UnitResult } from './protocol.js';
 import { configHash, type DataDescriptor, type RunMeta } from './protonet.js';
 import { assertLittleEndian, episodeDigest, packBlob, stateHash, WireError, type FloatArray } from './wire.js';
 import { listWorkers, type WorkerInfo } from './registry.js';
-
-/** A worker reported that it could not compute a unit (bad data, a diverged replica, ...): the step is not applied. */
-export class ClusterError extends Error {
-  constructor(message: string) {
-    super(message);
-    this.name = 'ClusterError';
-  }
-}
 
 export interface RedisRunnerOptions extends Omit<RedisConnectOptions, 'name'> {
   /** The run's resolved ES-ProtoNet config (workers validate and hash it). */
@@ -59,8 +54,6 @@ export interface RedisRunnerOptions extends Omit<RedisConnectOptions, 'name'> {
   noticeAfterMs?: number;
 }
 
-/** The default sync mode (from bench/results/cluster: see docs/distributed.md). */
-export const DEFAULT_SYNC: SyncMode = 'mean';
 
 export interface ClusterStats {
   steps: number;
