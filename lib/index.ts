@@ -81,6 +81,13 @@ export type { PopulationRunner } from './es/runner.js';
 export type { NonFinitePolicy } from './es/estimators.js';
 export type { Schedule, ScheduleKind } from './es/schedule.js';
 
+// --- Distributed ES over Redis: coordinator runner and worker loop (ioredis loads on first use).
+export {
+  createRedisRunner, runClusterWorker, ClusterError, RedisUnavailableError, DEFAULT_SYNC,
+  type SyncMode, type RedisRunner, type RedisRunnerOptions, type ClusterStats, type WorkerOptions, type WorkerSummary,
+  type RedisConnectOptions, type DataDescriptor, type RunMeta,
+} from './cluster/index.js';
+
 // --- Training: the one loop every method plugs into, its metrics sinks, the methods and their presets.
 export { runLoop, CollapseError, type LoopOptions, type LoopResult, type LoopEnd } from './train/loop.js';
 export type { CollapseConfig } from './train/collapse.js';

@@ -118,3 +118,4 @@ export * from './evograd/data.js';
 export * from './evograd/cost.js';
 export * from './evograd/lookahead/graph.js';
 export * from './evograd/lookahead/t1t2.js';
+export * from './cluster/index.js';

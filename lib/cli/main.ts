@@ -10,6 +10,7 @@ import { registerL2l } from './l2l.js';
 import { warnDeviceFallback } from './devices.js';
 import { VERSION } from '../version.js';
 import { registerEvograd } from './evograd.js';
+import { registerWorker } from './worker.js';
 
 const program = new Command();
 program
@@ -30,6 +31,7 @@ registerExport(program);
 registerReport(program);
 registerL2l(program);
 registerEvograd(program);
+registerWorker(program);
 
 try {
   await program.parseAsync(process.argv);

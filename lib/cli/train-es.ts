@@ -11,6 +11,19 @@ import { omniglotSources, omniglotTestSampler, TEST_SEED } from '../methods/prot
 import { evaluatorSpecFor } from '../es/evaluators.js';
 import { readRunState, resolveResumePath, resumeConfig } from '../train/run-files.js';
 import { log, pct, runTraining } from './run.js';
+import type { EvaluatorSpec } from '../es/evaluators.js';
+import type { RedisRunner } from '../cluster/coordinator.js';
+
+/** --redis: the population runner over Redis (workers are `evometa worker` processes). */
+async function redisRunner(o: TrainCliOptions, cfg: EsConfig, spec: EvaluatorSpec): Promise<RedisRunner> {
+  const sync = parseChoice('redis-sync', o.redisSync, ['mean', 'fitness'] as const);
+  const timeout = parseNum('redis-timeout', o.redisTimeout, { min: 0.1 }) ?? 60;
+  const { RedisRunner } = await import('../cluster/coordinator.js');
+  return RedisRunner.create({
+    url: o.redis!, config: cfg, data: { kind: 'omniglot' }, spec, localWorkers: cfg.workers, timeoutMs: timeout * 1000, onNotice: (m) => log(`cluster: ${m}`),
+    ...(sync ? { sync } : {}), ...(o.redisCa !== undefined ? { caFile: o.redisCa } : {}), ...(o.redisPrefix !== undefined ? { prefix: o.redisPrefix } : {}),
+  });
+}
 
 /** The EsConfigInput fields given explicitly on the command line. */
 export function cliConfig(o: TrainCliOptions): EsConfigInput {
@@ -98,7 +111,15 @@ export async function trainEsCli(o: TrainCliOptions): Promise<void> {
   const spec = evaluatorSpecFor(device);
   const loadMsg = (p: { phase: string; done: number; total: number }): void => { if (p.done === 0) log(`omniglot: ${p.phase}...`); };
   const sources = omniglotSources(cfg, { dataDir: o.data, cacheDir: o.cache, onProgress: loadMsg, onWarning: (m) => log(`evometa: warning: ${m}`) });
-  const method = await ProtoNetEsMethod.create(cfg, sources, { device: spec.device });
+  const cluster = o.redis !== undefined ? await redisRunner(o, cfg, spec) : undefined;
+  let method: ProtoNetEsMethod;
+  try {
+    method = await ProtoNetEsMethod.create(cfg, sources, { device: spec.device, ...(cluster ? { runner: cluster } : {}) });
+  } catch (e) {
+    await cluster?.close();
+    throw e;
+  }
+  cluster?.attachStrategy(method.strategy);
   let resume;
   if (statePath) {
     try {
@@ -115,11 +136,15 @@ export async function trainEsCli(o: TrainCliOptions): Promise<void> {
     method, out, ...(resume ? { resume } : {}), valEvery: cfg.valEpisodes > 0 ? cfg.valEvery : 0, checkpointEvery: cfg.checkpointEvery,
     collapse: { window: cfg.collapseWindow, lossFactor: cfg.collapseLossFactor, valChecks: cfg.collapseValChecks },
     ...(maxMinutes !== undefined ? { maxMinutes } : {}), progress: o.progress, csv: o.csv === true, report: o.report !== false,
-    startRecord: { preset: o.resume ? null : (o.preset ?? ES_DEFAULT_PRESET), device: spec.device, evaluator: spec.reason, params: d, workers: method.runner.workers },
+    startRecord: {
+      preset: o.resume ? null : (o.preset ?? ES_DEFAULT_PRESET), device: spec.device, evaluator: spec.reason, params: d, workers: method.runner.workers,
+      ...(cluster ? { redis: cluster.where, redis_sync: cluster.sync, redis_run: cluster.run } : {}),
+    },
     describe: [
       `evometa train (ES): ${cfg.estimator} (${cfg.scheme} scheme), pop ${cfg.pop} in ${cfg.shards} shard(s) on ${method.runner.workers} worker(s), sigma ${cfg.sigma}, lr ${cfg.lr} (${cfg.optimizer}${cfg.lrSchedule !== 'constant' ? `, ${cfg.lrSchedule} schedule` : ''})`,
       `  model C ${cfg.model.channels}, ${cfg.model.imageSize}x${cfg.model.imageSize}, ${d} parameters; ${cfg.train.way}-way ${cfg.train.shot}-shot ${cfg.train.query}-query episodes from ${cfg.split}/train${cfg.episodesPerStep > 1 ? ` (${cfg.episodesPerStep} per step)` : ''}; validation ${cfg.val.way}-way ${cfg.val.shot}-shot on ${cfg.valEpisodes} fixed ${cfg.split}/val episodes`,
       `  population on ${spec.reason}; output ${out}${resume ? `; resuming at step ${resume.step}` : ''}`,
+      ...(cluster ? [`  over Redis at ${cluster.where}: run ${cluster.run}, sync ${cluster.sync}; shards computed by \`evometa worker\` processes (${cluster.connected} connected now); ${cfg.workers} local thread(s) for validation and noise sums`] : []),
     ],
     after: async (r, metrics) => {
       if (testEpisodes <= 0) return;
@@ -134,6 +159,7 @@ export async function trainEsCli(o: TrainCliOptions): Promise<void> {
       }
     },
   });
+  if (cluster) log(`cluster: ${cluster.summary()}`);
 }
 
 /** --test-shots 5,1: the shots of the test episodes (default: the validation shot). */

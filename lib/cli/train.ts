@@ -72,6 +72,11 @@ export interface TrainCliOptions {
   maxSpeed?: string;
   testShots?: string;
   showConfig?: boolean;
+  redis?: string;
+  redisSync?: string;
+  redisCa?: string;
+  redisTimeout?: string;
+  redisPrefix?: string;
   csv?: boolean;
   report?: boolean;
   progress: boolean;
@@ -141,12 +146,18 @@ export function registerTrain(program: Command): void {
     .option('--max-speed <x>', 'ES clipup: the largest step (default 2 x --lr)')
     .option('--test-shots <list>', 'shots of the --test-episodes evaluations, e.g. 5,1 (default: the validation shot)')
     .option('--show-config', 'print the resolved configuration (preset + options) as JSON and exit')
+    .option('--redis <url>', 'ES: coordinate the run over Redis (redis://[:PASSWORD@]host:port or rediss://); `evometa worker --redis URL` processes compute the shards')
+    .option('--redis-sync <s>', 'ES over Redis: mean (publish mu each step; default) or fitness (publish the fitness; every worker applies the update)')
+    .option('--redis-ca <file>', 'ES over Redis: PEM file of the CA that signed the server\'s TLS certificate')
+    .option('--redis-timeout <s>', 'ES over Redis: stop with an error when Redis has been unreachable this long (default 60)')
+    .option('--redis-prefix <p>', 'ES over Redis: key prefix (default evometa)')
     .option('--csv', 'also write the metrics as CSV files (metrics-step.csv, metrics-val.csv, ...) in the run directory')
     .option('--no-report', 'do not write report.html (the run\'s charts) at the end')
     .option('--no-progress', 'no progress bar')
     .addHelpText('after', presetHelp)
     .action(async (opts: TrainCliOptions) => {
       if (opts.method === 'backprop') {
+        if (opts.redis !== undefined) throw new UserError('--redis applies to --method es only');
         const { trainBackpropCli } = await import('./train-backprop.js');
         await trainBackpropCli(opts);
       } else if (opts.method === 'es') {
