@@ -34,19 +34,23 @@
         'native/napi/job.cc',
         'native/napi/ops.cc',
         'native/napi/population.cc',
+        'native/napi/bf16.cc',
         'native/core/cpu.cc',
         'native/core/threadpool.cc',
         'native/core/ops_conv.cc',
         'native/core/ops_bn.cc',
         'native/core/ops_misc.cc',
         'native/core/population.cc',
+        'native/core/peak.cc',
+        'native/core/bf16.cc',
+        'native/core/bf16_check.cc',
       ],
       'include_dirs': ["<!(node -p \"require('node-addon-api').include_dir\")"],
       'defines': ['NAPI_VERSION=8', 'NAPI_CPP_EXCEPTIONS', 'NODE_ADDON_API_CPP_EXCEPTIONS_ALL', 'NODE_API_SWALLOW_UNTHROWABLE_EXCEPTIONS'],
       'dependencies': ['evometa_isa_scalar', 'evometa_noise'],
       'conditions': [
         ['target_arch=="x64"', {
-          'dependencies': ['evometa_isa_avx2', 'evometa_isa_avx512', 'evometa_noise_avx512'],
+          'dependencies': ['evometa_isa_avx2', 'evometa_isa_avx512', 'evometa_noise_avx512', 'evometa_isa_avx512bf16', 'evometa_isa_amx'],
         }],
       ],
     },
@@ -74,6 +78,20 @@
           'type': 'static_library',
           'cflags': ['-mavx512f', '-mavx512dq', '-mavx512bw', '-mavx512vl', '-mavx2', '-mfma'],
           'sources': ['native/isa/isa_avx512.cc'],
+        },
+        {
+          # bf16 conv kernels of the population loop (native/isa/isa_bf16.h), picked at run time
+          # by native/core/bf16.cc; the AMX one also needs the Linux tile-data permission.
+          'target_name': 'evometa_isa_avx512bf16',
+          'type': 'static_library',
+          'cflags': ['-mavx512f', '-mavx512dq', '-mavx512bw', '-mavx512vl', '-mavx512bf16', '-mavx2', '-mfma'],
+          'sources': ['native/isa/isa_avx512bf16.cc'],
+        },
+        {
+          'target_name': 'evometa_isa_amx',
+          'type': 'static_library',
+          'cflags': ['-mavx512f', '-mavx512dq', '-mavx512bw', '-mavx512vl', '-mavx512bf16', '-mavx2', '-mfma', '-mamx-tile', '-mamx-bf16'],
+          'sources': ['native/isa/isa_amx.cc'],
         },
         {
           'target_name': 'evometa_noise_avx512',

@@ -45,6 +45,9 @@ napi_value Init(napi_env env, napi_value exports) {
       {"setThreads", guarded<SetThreads>},
       {"workingBytes", guarded<WorkingBytes>},
       {"fmaPeak", guarded<FmaPeak>},
+      {"setBf16Kernel", guarded<SetBf16Kernel>},
+      {"bf16Round", guarded<Bf16Round>},
+      {"bf16Conv", guarded<Bf16Conv>},
   };
   for (const auto& e : table) {
     if (!exportFunction(env, exports, e.name, e.fn)) return nullptr;

@@ -41,4 +41,9 @@ Napi::Value SetThreads(const Napi::CallbackInfo& info);
 Napi::Value WorkingBytes(const Napi::CallbackInfo& info);
 Napi::Value FmaPeak(const Napi::CallbackInfo& info);  // GFLOP/s of an FMA loop
 
+// bf16 (napi/bf16.cc): the kernel choice and the test drivers
+Napi::Value SetBf16Kernel(const Napi::CallbackInfo& info);
+Napi::Value Bf16Round(const Napi::CallbackInfo& info);
+Napi::Value Bf16Conv(const Napi::CallbackInfo& info);
+
 }  // namespace evometa

@@ -1,0 +1,170 @@
+#include "core/bf16.h"
+
+#include <atomic>
+#include <cerrno>
+#include <cstring>
+#include <string>
+
+#include "core/cpu.h"
+#include "isa/isa_bf16.h"
+
+#if defined(EVOMETA_X64) && (defined(__GNUC__) || defined(__clang__))
+#include <cpuid.h>
+#endif
+#if defined(__linux__)
+#include <sys/syscall.h>
+#include <unistd.h>
+#endif
+
+namespace evometa {
+
+namespace {
+
+struct Support {
+  bool avx512bf16 = false;
+  bool amx = false;
+  std::string reason;
+};
+
+#if defined(EVOMETA_X64) && (defined(__GNUC__) || defined(__clang__))
+uint64_t xcr0() {
+  uint32_t lo = 0, hi = 0;
+  __asm__ volatile("xgetbv" : "=a"(lo), "=d"(hi) : "c"(0));
+  return ((uint64_t)hi << 32) | lo;
+}
+#endif
+
+// Once per process: the CPU flags, and for AMX the OS state and the Linux permission.
+const Support& support() {
+  static const Support s = [] {
+    Support r;
+#if defined(EVOMETA_X64) && (defined(__GNUC__) || defined(__clang__))
+    unsigned a = 0, b = 0, c = 0, d = 0;
+    bool bf16 = false, amxBf16 = false, amxTile = false;
+    if (__get_cpuid_count(7, 0, &a, &b, &c, &d)) {
+      amxBf16 = (d >> 22) & 1;
+      amxTile = (d >> 24) & 1;
+      const unsigned maxSub = a;
+      unsigned a1 = 0, b1 = 0, c1 = 0, d1 = 0;
+      if (maxSub >= 1 && __get_cpuid_count(7, 1, &a1, &b1, &c1, &d1)) bf16 = (a1 >> 5) & 1;
+    }
+    const bool avx512 = detectIsa() == Isa::avx512;  // avx512f/dq/bw/vl, OS state included
+    r.avx512bf16 = bf16 && avx512;
+    r.reason = std::string("cpu: avx512_bf16 ") + (bf16 ? "yes" : "no") + (avx512 ? "" : " (no avx512 variant)") +
+               ", amx_bf16+amx_tile " + (amxBf16 && amxTile ? "yes" : "no");
+    if (amxBf16 && amxTile && r.avx512bf16) {
+      if ((xcr0() & (3u << 17)) != (3u << 17)) {
+        r.reason += "; AMX: the OS does not enable the tile state (XCR0)";
+      } else {
+#if defined(__linux__)
+        constexpr int kArchReqXcompPerm = 0x1023, kXfeatureXtiledata = 18;
+        errno = 0;
+        if (syscall(SYS_arch_prctl, kArchReqXcompPerm, kXfeatureXtiledata) == 0) {
+          r.amx = true;
+          r.reason += "; AMX tile data granted (arch_prctl ARCH_REQ_XCOMP_PERM)";
+        } else {
+          r.reason += std::string("; AMX tile data refused by arch_prctl(ARCH_REQ_XCOMP_PERM): ") + std::strerror(errno);
+        }
+#else
+        r.reason += "; AMX used on Linux only (the tile-data permission)";
+#endif
+      }
+    }
+#else
+    r.reason = "not an x86-64 build: no bf16 kernels";
+#endif
+    return r;
+  }();
+  return s;
+}
+
+std::atomic<int> chosen{-1};
+
+}  // namespace
+
+Bf16Kernel detectBf16Kernel() {
+  const Support& s = support();
+  return s.amx ? Bf16Kernel::amx : s.avx512bf16 ? Bf16Kernel::avx512bf16 : Bf16Kernel::none;
+}
+
+Bf16Kernel activeBf16Kernel() {
+  const int k = chosen.load();
+  return k < 0 ? detectBf16Kernel() : static_cast<Bf16Kernel>(k);
+}
+
+bool bf16KernelAvailable(Bf16Kernel k) {
+  const Support& s = support();
+  switch (k) {
+    case Bf16Kernel::emulated: return true;
+    case Bf16Kernel::avx512bf16: return s.avx512bf16;
+    case Bf16Kernel::amx: return s.amx;
+    default: return false;
+  }
+}
+
+bool setBf16Kernel(Bf16Kernel k) {
+  if (k == Bf16Kernel::none) {
+    chosen.store(-1);
+    return true;
+  }
+  if (!bf16KernelAvailable(k)) return false;
+  chosen.store(static_cast<int>(k));
+  return true;
+}
+
+const char* bf16KernelName(Bf16Kernel k) {
+  switch (k) {
+    case Bf16Kernel::amx: return "amx";
+    case Bf16Kernel::avx512bf16: return "avx512bf16";
+    case Bf16Kernel::emulated: return "emulated";
+    default: return "none";
+  }
+}
+
+bool parseBf16Kernel(const char* name, Bf16Kernel* out) {
+  if (!std::strcmp(name, "amx")) *out = Bf16Kernel::amx;
+  else if (!std::strcmp(name, "avx512bf16")) *out = Bf16Kernel::avx512bf16;
+  else if (!std::strcmp(name, "emulated")) *out = Bf16Kernel::emulated;
+  else if (!std::strcmp(name, "auto")) *out = Bf16Kernel::none;
+  else return false;
+  return true;
+}
+
+const char* bf16Reason() { return support().reason.c_str(); }
+
+const Bf16Ops* bf16Ops(Bf16Kernel k) {
+#if defined(EVOMETA_X64)
+  if (k == Bf16Kernel::amx) return &bf16OpsAmx();
+  if (k == Bf16Kernel::avx512bf16) return &bf16OpsAvx512();
+#endif
+  return nullptr;
+}
+
+uint16_t toBf16Bits(float x) {
+  uint32_t u;
+  std::memcpy(&u, &x, 4);
+  if ((u & 0x7f800000u) == 0) return (uint16_t)((u >> 16) & 0x8000u);            // zero, denormal
+  if ((u & 0x7fffffffu) > 0x7f800000u) return (uint16_t)((u >> 16) | 0x0040u);    // NaN: quiet
+  return (uint16_t)((u + 0x7fffu + ((u >> 16) & 1u)) >> 16);                      // nearest even
+}
+
+float roundBf16(float x) {
+  const uint32_t u = (uint32_t)toBf16Bits(x) << 16;
+  float r;
+  std::memcpy(&r, &u, 4);
+  return r;
+}
+
+void packWeightsBf16(const float* w, int c, int cp, int nb, int kp, uint16_t* out) {
+  std::memset(out, 0, sizeof(uint16_t) * (size_t)cp * kp);
+  for (int co = 0; co < c; co++) {
+    uint16_t* blk = out + (long)(co / nb) * kp * nb + (co % nb) * 2;
+    for (int ci = 0; ci < c; ci++)
+      for (int t = 0; t < 9; t++) {
+        const long k = (long)t * cp + ci;
+        blk[(k / 2) * nb * 2 + (k & 1)] = toBf16Bits(w[((long)co * c + ci) * 9 + t]);
+      }
+  }
+}
+
+}  // namespace evometa

@@ -1,0 +1,88 @@
+// bf16 conv kernel on AVX512_BF16 (compiled with -mavx512f/dq/bw/vl -mavx512bf16; see
+// binding.gyp). VDPBF16PS multiplies pairs of bf16 and adds both exact products into an fp32
+// lane: 32 multiply-adds per instruction, twice an fp32 FMA. The micro-kernel is the fp32 one
+// of engine_impl.h with a K step of one pair: R pixels x NV vectors of 16 output channels in
+// registers, the weight panel in VNNI order [k/2][nb][2], each pixel's pair of inputs broadcast
+// as one 32-bit element.
+#include <immintrin.h>
+
+#include "isa/isa_bf16.h"
+
+namespace evometa {
+namespace avx512bf16 {
+
+#include "isa/bf16_impl.h"
+
+constexpr int rowsFor(int nv) { return nv == 4 ? 6 : nv == 2 ? 12 : 24; }
+static int blockWidth(int cp) { return cp % 64 == 0 ? 64 : cp % 32 == 0 ? 32 : 16; }
+constexpr int kTileGroup = 8;
+static int tileRows(int cp) { return kTileGroup * rowsFor(blockWidth(cp) / 16); }
+
+// ctile[r][n] (+)= sum over pairs kk < kpairs of a[r][2kk..2kk+1] . b[kk][n][0..1]
+template <int NV, int R>
+static inline void microKernel(const uint16_t* a, long lda, int kpairs, const uint16_t* b, float* ctile, bool accumulate) {
+  constexpr int NB = NV * 16;
+  __m512 acc[R][NV];
+#pragma GCC unroll 32
+  for (int r = 0; r < R; r++)
+#pragma GCC unroll 4
+    for (int v = 0; v < NV; v++) acc[r][v] = accumulate ? _mm512_loadu_ps(ctile + r * NB + v * 16) : _mm512_setzero_ps();
+  for (int kk = 0; kk < kpairs; kk++) {
+    __m512bh bv[NV];
+#pragma GCC unroll 4
+    for (int v = 0; v < NV; v++) bv[v] = (__m512bh)_mm512_loadu_si512(b + ((long)kk * NB + v * 16) * 2);
+#pragma GCC unroll 32
+    for (int r = 0; r < R; r++) {
+      int32_t pair;
+      __builtin_memcpy(&pair, a + r * lda + 2 * kk, 4);
+      const __m512bh av = (__m512bh)_mm512_set1_epi32(pair);
+#pragma GCC unroll 4
+      for (int v = 0; v < NV; v++) acc[r][v] = _mm512_dpbf16_ps(acc[r][v], av, bv[v]);
+    }
+  }
+#pragma GCC unroll 32
+  for (int r = 0; r < R; r++)
+#pragma GCC unroll 4
+    for (int v = 0; v < NV; v++) _mm512_storeu_ps(ctile + r * NB + v * 16, acc[r][v]);
+}
+
+template <int NV>
+static void convRawT(const ConvBf16Args& a) {
+  constexpr int NB = NV * 16;
+  constexpr int R = rowsFor(NV);
+  constexpr int TG = kTileGroup;
+  constexpr int KC = 8192 / NB;  // pairs per K block: kc x nb bf16 pairs = 32 KB of the panel
+  alignas(64) float cgroup[TG * R * NB];
+  const int nblk = a.cp / NB, kpairs = a.kp / 2;
+  for (int g0 = 0; g0 < a.nPix; g0 += R * TG) {
+    const int tiles = imin(TG, (a.nPix - g0 + R - 1) / R);
+    packRowsBf16(a, g0, tiles * R);
+    for (int blk = 0; blk < nblk; blk++) {
+      const uint16_t* panel = a.wpk + (long)blk * a.kp * NB;
+      for (int k0 = 0; k0 < kpairs; k0 += KC) {
+        const int kl = imin(KC, kpairs - k0);
+        for (int t = 0; t < tiles; t++)
+          microKernel<NV, R>(a.atile + (long)t * R * a.kp + 2 * k0, a.kp, kl, panel + (long)k0 * NB * 2, cgroup + t * R * NB, k0 > 0);
+      }
+      storeGroup<NV>(a, cgroup, g0, imin(tiles * R, a.nPix - g0), blk * NB);
+    }
+  }
+}
+
+static void convRaw(const ConvBf16Args& a) {
+  switch (blockWidth(a.cp) / 16) {
+    case 4: convRawT<4>(a); break;
+    case 2: convRawT<2>(a); break;
+    default: convRawT<1>(a); break;
+  }
+}
+
+}  // namespace avx512bf16
+
+const Bf16Ops& bf16OpsAvx512() {
+  static const Bf16Ops ops = {"avx512bf16", 2, avx512bf16::blockWidth, avx512bf16::tileRows, avx512bf16::convRaw,
+                              avx512bf16::toBf16};
+  return ops;
+}
+
+}  // namespace evometa
