@@ -2,6 +2,7 @@
 
 #include <atomic>
 #include <cerrno>
+#include <cstdlib>
 #include <cstring>
 #include <string>
 
@@ -52,7 +53,17 @@ const Support& support() {
     r.avx512bf16 = bf16 && avx512;
     r.reason = std::string("cpu: avx512_bf16 ") + (bf16 ? "yes" : "no") + (avx512 ? "" : " (no avx512 variant)") +
                ", amx_bf16+amx_tile " + (amxBf16 && amxTile ? "yes" : "no");
-    if (amxBf16 && amxTile && r.avx512bf16) {
+    // EVOMETA_BF16=off: behave as a CPU without bf16; =noamx: as one without AMX (tests, and a
+    // way around a misbehaving AMX setup).
+    const char* env = std::getenv("EVOMETA_BF16");
+    const bool off = env && !std::strcmp(env, "off"), noAmx = off || (env && !std::strcmp(env, "noamx"));
+    if (off && r.avx512bf16) {
+      r.avx512bf16 = false;
+      r.reason += "; avx512_bf16 hidden by EVOMETA_BF16=off";
+    }
+    if (noAmx && amxBf16 && amxTile) {
+      r.reason += std::string("; AMX hidden by EVOMETA_BF16=") + env;
+    } else if (amxBf16 && amxTile && r.avx512bf16) {
       if ((xcr0() & (3u << 17)) != (3u << 17)) {
         r.reason += "; AMX: the OS does not enable the tile state (XCR0)";
       } else {

@@ -4,10 +4,12 @@
 #include <ctime>
 #include <vector>
 
+#include "core/bf16.h"
 #include "core/cpu.h"
 #include "core/population.h"
 #include "core/threadpool.h"
 #include "isa/isa.h"
+#include "isa/isa_bf16.h"
 
 namespace evometa {
 
@@ -45,6 +47,22 @@ FmaPeakResult fmaPeak(int threads, double seconds) {
     if (cpu[i] > 0) perCpu = std::max(perCpu, flops[i] / cpu[i]);
   }
   return FmaPeakResult{total / dt / 1e9, perCpu / 1e9};
+}
+
+double bf16PeakGflops(Bf16Kernel kernel, double seconds) {
+  const Bf16Ops* ops = bf16Ops(kernel);
+  if (ops == nullptr) return 0;
+  const long chunk = 1L << 16;
+  double done = 0;
+  volatile float sink = 0;
+  const double c0 = threadCpuSeconds();
+  const auto start = std::chrono::steady_clock::now();
+  while (std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count() < seconds) {
+    sink = sink + ops->peakLoop(chunk);
+    done += (double)chunk * ops->peakFlops;
+  }
+  const double cpu = threadCpuSeconds() - c0;
+  return cpu > 0 ? done / cpu / 1e9 : 0;
 }
 
 }  // namespace evometa

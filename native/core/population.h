@@ -101,4 +101,8 @@ struct FmaPeakResult {
   double perCoreGflops;
 };
 FmaPeakResult fmaPeak(int threads, double seconds);
+// The same for a bf16 kernel (core/bf16.h) on the calling thread: GFLOP per CPU-second of its
+// dot-product instruction (VDPBF16PS, TDPBF16PS); 0 for the emulated kernel.
+enum class Bf16Kernel;
+double bf16PeakGflops(Bf16Kernel kernel, double seconds);
 }  // namespace evometa

@@ -76,7 +76,7 @@ static void convRawT(const ConvBf16Args& a) {
   }
 }
 
-static void convRaw(const ConvBf16Args& a) {
+static void configureTiles() {
   TileConfig cfg;
   __builtin_memset(&cfg, 0, sizeof cfg);
   cfg.palette = 1;
@@ -85,15 +85,44 @@ static void convRaw(const ConvBf16Args& a) {
     cfg.colsb[t] = 64;
   }
   _tile_loadconfig(&cfg);
+}
+
+static void convRaw(const ConvBf16Args& a) {
+  configureTiles();
   if (blockWidth(a.cp) == 32) convRawT<2>(a);
   else convRawT<1>(a);
   _tile_release();
 }
 
+// Four independent TDPBF16PS per round (C tiles 0..3), operands already in tiles 4..7.
+static float peakLoop(long iters) {
+  alignas(64) uint16_t ab[16 * 32];
+  alignas(64) float c[16 * 16];
+  for (int i = 0; i < 16 * 32; i++) ab[i] = 0x3f80;  // 1.0
+  configureTiles();
+  _tile_zero(0);
+  _tile_zero(1);
+  _tile_zero(2);
+  _tile_zero(3);
+  _tile_loadd(4, ab, 64);
+  _tile_loadd(5, ab, 64);
+  _tile_loadd(6, ab, 64);
+  _tile_loadd(7, ab, 64);
+  for (long it = 0; it < iters; it++) {
+    _tile_dpbf16ps(0, 4, 6);
+    _tile_dpbf16ps(1, 4, 7);
+    _tile_dpbf16ps(2, 5, 6);
+    _tile_dpbf16ps(3, 5, 7);
+  }
+  _tile_stored(0, c, 64);
+  _tile_release();
+  return c[0];
+}
+
 }  // namespace amx
 
 const Bf16Ops& bf16OpsAmx() {
-  static const Bf16Ops ops = {"amx", 32, amx::blockWidth, amx::tileRows, amx::convRaw, amx::toBf16};
+  static const Bf16Ops ops = {"amx", 32, amx::blockWidth, amx::tileRows, amx::convRaw, amx::toBf16, amx::peakLoop, 4 * 16 * 16 * 32 * 2.0};
   return ops;
 }
 

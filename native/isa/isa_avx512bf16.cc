@@ -77,11 +77,29 @@ static void convRaw(const ConvBf16Args& a) {
   }
 }
 
+constexpr int kPeakChains = 24;
+
+static float peakLoop(long iters) {
+  __m512 acc[kPeakChains];
+  __m512bh a = (__m512bh)_mm512_set1_epi32(0x3f803f80), b = (__m512bh)_mm512_set1_epi32(0x33d633d6);  // 1, 1e-7
+#pragma GCC unroll 32
+  for (int i = 0; i < kPeakChains; i++) acc[i] = _mm512_set1_ps((float)i);
+  for (long it = 0; it < iters; it++) {
+#pragma GCC unroll 32
+    for (int i = 0; i < kPeakChains; i++) acc[i] = _mm512_dpbf16_ps(acc[i], a, b);
+  }
+  __m512 s = acc[0];
+  for (int i = 1; i < kPeakChains; i++) s = _mm512_max_ps(s, acc[i]);
+  alignas(64) float out[16];
+  _mm512_store_ps(out, s);
+  return out[0];
+}
+
 }  // namespace avx512bf16
 
 const Bf16Ops& bf16OpsAvx512() {
   static const Bf16Ops ops = {"avx512bf16", 2, avx512bf16::blockWidth, avx512bf16::tileRows, avx512bf16::convRaw,
-                              avx512bf16::toBf16};
+                              avx512bf16::toBf16, avx512bf16::peakLoop, avx512bf16::kPeakChains * 16 * 2 * 2.0};
   return ops;
 }
 

@@ -37,6 +37,10 @@ struct Bf16Ops {
   // out[i] = the bf16 bits of x[i], by the hardware conversion (VCVTNEPS2BF16: round to nearest
   // even, denormal inputs to signed zero, NaN quieted).
   void (*toBf16)(const float* x, uint16_t* out, long n);
+  // The peak probe: iters rounds of independent bf16 dot products from registers (tiles),
+  // peakFlops FLOPs each (a multiply-add counts 2); returns a value to keep it live.
+  float (*peakLoop)(long iters);
+  double peakFlops;
 };
 
 #if defined(EVOMETA_X64)

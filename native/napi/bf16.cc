@@ -4,6 +4,7 @@
 #include <string>
 
 #include "core/bf16.h"
+#include "core/population.h"
 #include "napi/args.h"
 #include "napi/bindings.h"
 
@@ -58,6 +59,15 @@ Napi::Value Bf16Conv(const Napi::CallbackInfo& info) {
   double* sumsq = a.f64("sumsq", c);
   convForTest(k, n, side, c, act, w, out, sum, sumsq);
   return a.env().Undefined();
+}
+
+Napi::Value Bf16Peak(const Napi::CallbackInfo& info) {
+  Args a(info, "bf16Peak", {"kernel", "seconds"});
+  const Bf16Kernel k = kernelField(a, "fp32");
+  const double seconds = a.positive("seconds");
+  if (seconds > 60) a.rangeError("seconds must be at most 60");
+  if (k == Bf16Kernel::none || k == Bf16Kernel::emulated) a.rangeError("field 'kernel' must be a hardware bf16 kernel (amx, avx512bf16)");
+  return Napi::Number::New(a.env(), bf16PeakGflops(k, seconds));
 }
 
 }  // namespace evometa

@@ -45,5 +45,6 @@ Napi::Value FmaPeak(const Napi::CallbackInfo& info);  // GFLOP/s of an FMA loop
 Napi::Value SetBf16Kernel(const Napi::CallbackInfo& info);
 Napi::Value Bf16Round(const Napi::CallbackInfo& info);
 Napi::Value Bf16Conv(const Napi::CallbackInfo& info);
+Napi::Value Bf16Peak(const Napi::CallbackInfo& info);  // GFLOP per CPU-second of a bf16 dot loop
 
 }  // namespace evometa

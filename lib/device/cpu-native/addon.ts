@@ -113,6 +113,8 @@ export interface NativeAddon {
    * NHWC images act [images][side][side][channels], weights [channels][channels][3][3]: out
    * (NHWC) and the per-channel sum and sum of squares of the outputs.
    */
+  /** GFLOP per CPU-second of a bf16 kernel's dot-product instruction from registers / tiles (the bf16 peak per core). */
+  bf16Peak(a: { kernel: 'amx' | 'avx512bf16'; seconds: number }): number;
   bf16Conv(a: { kernel: 'fp32' | Bf16Kernel; images: number; side: number; channels: number; act: Float32Array; w: Float32Array; out: Float32Array; sum: Float64Array; sumsq: Float64Array }): void;
 }
 
