@@ -166,16 +166,4 @@ float roundBf16(float x) {
   return r;
 }
 
-void packWeightsBf16(const float* w, int c, int cp, int nb, int kp, uint16_t* out) {
-  std::memset(out, 0, sizeof(uint16_t) * (size_t)cp * kp);
-  for (int co = 0; co < c; co++) {
-    uint16_t* blk = out + (long)(co / nb) * kp * nb + (co % nb) * 2;
-    for (int ci = 0; ci < c; ci++)
-      for (int t = 0; t < 9; t++) {
-        const long k = (long)t * cp + ci;
-        blk[(k / 2) * nb * 2 + (k & 1)] = toBf16Bits(w[((long)co * c + ci) * 9 + t]);
-      }
-  }
-}
-
 }  // namespace evometa

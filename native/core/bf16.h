@@ -40,10 +40,6 @@ uint16_t toBf16Bits(float x);
 // x rounded to bf16, as a float (its low 16 bits zero).
 float roundBf16(float x);
 
-// Packs conv weights [c][c][3][3] into bf16 panels [cp / nb][kp / 2][nb][2] (k = tap * cp + ci,
-// pairs of consecutive k per output channel; padding channels and k >= 9 * cp are zero).
-void packWeightsBf16(const float* w, int c, int cp, int nb, int kp, uint16_t* out);
-
 }  // namespace evometa
 
 namespace evometa {

@@ -46,9 +46,11 @@ void convForTest(Bf16Kernel kernel, int n, int side, int c, const float* act, co
   std::vector<double> s(cp, 0.0), ss(cp, 0.0);
   const Bf16Ops* ops = bf16Ops(kernel);
   if (ops) {
-    const int k = 9 * cp, kp = (k + ops->kAlign - 1) / ops->kAlign * ops->kAlign;
-    std::vector<uint16_t> wpk((size_t)cp * kp), atile((size_t)ops->tileRows(cp) * kp);
-    packWeightsBf16(w, c, cp, ops->blockWidth(cp), kp, wpk.data());
+    std::vector<int32_t> virt;
+    convVirtualRows(side, cp, off, virt);
+    const long elems = (long)n * sp * sp * cp;
+    std::vector<uint16_t> wpk((size_t)ops->weightElems(cp)), scratch((size_t)ops->scratchElems(cp, elems));
+    ops->packWeights(w, c, cp, wpk.data());
     ConvBf16Args a{};
     a.act = in.data();
     a.pixOff = off.data();
@@ -56,15 +58,15 @@ void convForTest(Bf16Kernel kernel, int n, int side, int c, const float* act, co
     a.imgStride = (long)sp * sp * cp;
     a.nPix = n * per;
     a.tapOff = tapOff;
+    a.side = side;
+    a.virtMap = virt.data();
     a.cin = cp;
-    a.k = k;
-    a.kp = kp;
     a.wpk = wpk.data();
     a.cp = cp;
     a.raw = raw.data();
     a.sum = s.data();
     a.sumsq = ss.data();
-    a.atile = atile.data();
+    a.scratch = scratch.data();
     ops->convRaw(a);
   } else {
     const IsaOps& isa = currentIsaOps();

@@ -26,6 +26,17 @@ inline void convPixelOffsets(int sd, int cp, std::vector<int32_t>& off, int32_t 
   for (int t = 0; t < 9; t++) tapOff[t] = ((t / 3) * sp + t % 3) * cp;
 }
 
+// virt[v] for the virtual output pixels v = y * (sd + 2) + x (y < sd, x < sd + 2) of an image:
+// the index of pixel (y, x) in `off` (convPixelOffsets order), or -1 for x >= sd.
+inline void convVirtualRows(int sd, int cp, const std::vector<int32_t>& off, std::vector<int32_t>& virt) {
+  const int sp = sd + 2;
+  virt.assign((size_t)sd * sp, -1);
+  for (size_t j = 0; j < off.size(); j++) {
+    const int pix = off[j] / cp, y = pix / sp, x = pix % sp;  // the window's top-left = the output pixel
+    virt[(size_t)y * sp + x] = (int32_t)j;
+  }
+}
+
 // Packs conv weights [c][cin][3][3] (cin = c) into [cp/nb][9*cp][nb], k = tap*cp + ci.
 inline void packWeights(const float* w, int c, int cp, int nb, float* out) {
   const long k = 9L * cp;

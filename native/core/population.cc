@@ -60,6 +60,7 @@ struct Plan {
   std::vector<float> patches;  // block 0, pooling-window pixels, centered: [n * win0 * 4][k1]
   std::vector<double> cov;     // [k1][k1] patch covariance over all pixels of block 0
   std::vector<int32_t> pixOff[kMaxBlocks];  // per image: window offsets in the padded input, pooling order
+  std::vector<int32_t> virtMap[kMaxBlocks];  // per image: virtual pixel (rows of the padded grid) -> pixOff index or -1
   int32_t tapOff[kMaxBlocks][9];
   int chunk[kMaxBlocks];                    // images per chunk whose block-l input stays in cache
   long emb;  // embedding row length (cp * side^2)
@@ -137,28 +138,22 @@ void buildPlan(const PopulationSpec& s, Plan& p) {
   for (int l = 1; l < s.blocks; l++) {
     const int sp = p.side[l] + 2;
     convPixelOffsets(p.side[l], p.cp, p.pixOff[l], p.tapOff[l]);
+    convVirtualRows(p.side[l], p.cp, p.pixOff[l], p.virtMap[l]);
     p.chunk[l] = (int)std::min<long>(p.n, std::max(1L, (512L * 1024) / ((long)sp * sp * p.cp * 4)));
   }
 }
 
 // How blocks 1.. multiply: fp32 (kernel none), bf16-rounded operands on the fp32 kernels
-// (emulated), or a hardware bf16 kernel (ops) with K padded to kp.
+// (emulated), or a hardware bf16 kernel (ops).
 struct ConvMode {
   Bf16Kernel kernel = Bf16Kernel::none;
   const Bf16Ops* ops = nullptr;
-  int kp = 0, nb = 0, tileRows = 0;
 };
 
-ConvMode convMode(int bf16, int cp) {
+ConvMode convMode(int bf16) {
   ConvMode m;
   m.kernel = static_cast<Bf16Kernel>(bf16);
   m.ops = bf16Ops(m.kernel);
-  if (m.ops) {
-    const int k = 9 * cp;
-    m.kp = (k + m.ops->kAlign - 1) / m.ops->kAlign * m.ops->kAlign;
-    m.nb = m.ops->blockWidth(cp);
-    m.tileRows = m.ops->tileRows(cp);
-  }
   return m;
 }
 
@@ -174,8 +169,10 @@ struct Workspace {
   void prepare(const Plan& p, long numParams, int tileRows, const ConvMode& mode, const std::string& signature) {
     if (sig == signature) return;
     sig.clear();
-    wbf.assign(mode.ops ? (size_t)p.cp * mode.kp : 0, 0);
-    abf.assign(mode.ops ? (size_t)mode.tileRows * mode.kp : 0, 0);
+    long chunkElems = 0;
+    for (int l = 1; l < p.blocks; l++) chunkElems = std::max(chunkElems, (long)p.chunk[l] * (p.side[l] + 2) * (p.side[l] + 2) * p.cp);
+    wbf.assign(mode.ops ? (size_t)mode.ops->weightElems(p.cp) : 0, 0);
+    abf.assign(mode.ops ? (size_t)mode.ops->scratchElems(p.cp, chunkElems) : 0, 0);
     theta.assign(numParams, 0.f);
     w1.assign((size_t)p.k1 * p.cp, 0.f);
     shift1.assign(p.cp, 0.f);
@@ -343,15 +340,15 @@ double evaluateMember(const Plan& p, const PopulationSpec& s, const IsaOps& isa,
       a.imgStride = (long)(p.side[l] + 2) * (p.side[l] + 2) * cp;
       a.nPix = (int)((n1 - n0) * per);
       a.tapOff = p.tapOff[l];
+      a.side = p.side[l];
+      a.virtMap = p.virtMap[l].data();
       a.cin = cp;
-      a.k = 9 * cp;
-      a.kp = mode.kp;
       a.wpk = ws.wbf.data();
       a.cp = cp;
       a.raw = ws.raw.data() + n0 * per * cp;
       a.sum = ws.sum.data();
       a.sumsq = ws.sumsq.data();
-      a.atile = ws.abf.data();
+      a.scratch = ws.abf.data();
       mode.ops->convRaw(a);
       return;
     }
@@ -386,7 +383,7 @@ double evaluateMember(const Plan& p, const PopulationSpec& s, const IsaOps& isa,
   };
   auto startConv = [&](int l) {
     if (mode.ops) {
-      packWeightsBf16(theta + p.off.w[l], c, cp, mode.nb, mode.kp, ws.wbf.data());
+      mode.ops->packWeights(theta + p.off.w[l], c, cp, ws.wbf.data());
     } else {
       packWeights(theta + p.off.w[l], c, cp, isa.blockWidth(cp), ws.wpk.data());
       if (mode.kernel == Bf16Kernel::emulated)
@@ -453,14 +450,16 @@ double populationBytes(const PopulationSpec& s, int threads) {
   for (int l = 1; l < s.blocks; l++) plan += 4 * side[l] * side[l];
   // one workspace (see Workspace::prepare; the chunk buffers hold at most all images)
   double ws = 4.0 * s.numParams + 4 * k1 * cp + 4 * cp + 4 * 9 * cp * cp + 4 * n * emb + 4 * 192 * 9 * cp + 8 * cp + 16 * cp;
-  double raw = 0;
+  double raw = 0, chunk = 0;
   for (int l = 1; l < s.blocks; l++) {
     const double sp = side[l] + 2;
-    ws += 4 * std::min(n, std::max(1.0, std::floor(512.0 * 1024 / (sp * sp * cp * 4)))) * sp * sp * cp;
+    const double act = 4 * std::min(n, std::max(1.0, std::floor(512.0 * 1024 / (sp * sp * cp * 4)))) * sp * sp * cp;
+    ws += act;
+    chunk = std::max(chunk, act);
     raw = std::max(raw, 4 * n * side[l] * side[l] * cp);
   }
   ws += raw + 8.0 * s.way * emb + 12.0 * s.way;
-  if (s.bf16 != 0) ws += 2 * (cp + 192) * (9 * cp + 32);  // bf16 weight panels and packed inputs
+  if (s.bf16 != 0) ws += 2 * (cp + 192) * (9 * cp + 32) + chunk / 2 + 2 * (64 * cp + 64);  // bf16 weights, packed or converted inputs
   return plan + std::max(1, threads) * ws;
 }
 
@@ -482,7 +481,7 @@ void evaluatePopulation(const PopulationSpec& s, double* fitness) {
   buildPlan(s, p);
   const IsaOps& isa = currentIsaOps();
   const int tr = isa.tileRows(p.cp);
-  const ConvMode mode = convMode(s.bf16, p.cp);
+  const ConvMode mode = convMode(s.bf16);
   if (s.bf16 < 0 || s.bf16 > (int)Bf16Kernel::amx || (s.bf16 > (int)Bf16Kernel::emulated && mode.ops == nullptr)) {
     throw std::runtime_error("evaluatePopulation: no such bf16 kernel in this build");
   }

@@ -1,13 +1,22 @@
 // bf16 conv kernel on AMX tiles (compiled with -mamx-tile -mamx-bf16 plus AVX-512 + AVX512_BF16
-// for packing; see binding.gyp). TDPBF16PS multiplies a 16 x 32 bf16 tile of pixels by a
+// for the conversion; see binding.gyp). TDPBF16PS multiplies a 16 x 32 bf16 tile of pixels by a
 // 32 x 16 tile of weights (VNNI pairs) into a 16 x 16 fp32 tile: 8192 multiply-adds per
 // instruction, exact products, fp32 accumulation.
 //
-// Tiles: C 0..3 (2 pixel tiles x up to 2 channel tiles), A 4, 5 (pixels), B 6, 7 (weights), all
-// 16 rows x 64 bytes; K steps of 32 (kAlign 32: K is padded with zeros). Each call configures
-// the tiles (LDTILECFG) on its thread and releases them at the end (TILERELEASE), so the thread
-// carries no tile state between calls. The caller must hold the Linux tile-data permission
-// (native/core/bf16.cc asks for it once per process).
+// No im2col: the chunk's padded NHWC input is converted to bf16 once, and the convolution runs
+// as a sum of shifted GEMMs over "virtual" output pixels v = y * (side + 2) + x, the rows of the
+// padded grid (x up to side + 1). For 16 consecutive virtual pixels a tap's inputs lie at one
+// stride (cp elements), so an A tile is one TILELOADD straight from the converted input; the
+// virtual pixels with x >= side are computed and dropped (side / (side + 2) of the work is kept:
+// 7/8 in block 1 at 28x28). K blocks of 32: for cp = 16 the taps (dy, 0) and (dy, 1) are
+// adjacent in memory and share one block, (dy, 2) fills half of another; for cp >= 32 each tap
+// has ceil(cp / 32) blocks. Weight rows past a block's real inputs are zero, so whatever the
+// tile reads there (the next pixel's channels) adds nothing.
+//
+// Tiles: C 0..3 (2 pixel tiles x up to 2 channel tiles), A 4, 5, B 6, 7, all 16 rows x 64 bytes.
+// Each call configures the tiles (LDTILECFG) on its thread and releases them at the end
+// (TILERELEASE), so the thread carries no tile state between calls. The caller must hold the
+// Linux tile-data permission (native/core/bf16.cc asks for it once per process).
 #include <immintrin.h>
 
 #include "isa/isa_bf16.h"
@@ -17,9 +26,49 @@ namespace amx {
 
 #include "isa/bf16_impl.h"
 
-constexpr int kGroupRows = 64;  // pixels packed per group (two pixel-tile pairs)
 static int blockWidth(int cp) { return cp % 32 == 0 ? 32 : 16; }
-static int tileRows(int) { return kGroupRows; }
+// K blocks of 32 inputs per output pixel (see above)
+static int kBlocks(int cp) { return cp == 16 ? 6 : 9 * ((cp + 31) / 32); }
+
+// The input element offset of K block kb relative to a virtual pixel's window (top-left tap).
+static inline long aOffset(int kb, int cp, int sp) {
+  if (cp == 16) return ((long)(kb / 2) * sp + (kb % 2) * 2) * 16;
+  const int per = (cp + 31) / 32, t = kb / per, j = kb % per;
+  return ((long)(t / 3) * sp + t % 3) * cp + 32L * j;
+}
+
+// Weights: panels [cp / nb][kBlocks][16 pairs][nb][2]; input k of block kb is (tap, ci) below.
+static long weightElems(int cp) { return (long)kBlocks(cp) * 32 * cp; }
+static void packWeights(const float* w, int c, int cp, uint16_t* out) {
+  const int nb = blockWidth(cp), nkb = kBlocks(cp), per = (cp + 31) / 32;
+  const long n = weightElems(cp);
+  for (long i = 0; i < n; i++) out[i] = 0;
+  for (int ci = 0; ci < c; ci++) {
+    long off[9];  // where tap t of input channel ci goes, relative to an output channel's base
+    for (int t = 0; t < 9; t++) {
+      int kb, k;
+      if (cp == 16) {
+        kb = (t / 3) * 2 + (t % 3 == 2);
+        k = t % 3 == 2 ? ci : (t % 3) * 16 + ci;
+      } else {
+        kb = t * per + ci / 32;
+        k = ci % 32;
+      }
+      off[t] = ((long)kb * 16 + k / 2) * nb * 2 + (k & 1);
+    }
+    for (int co = 0; co < c; co++) {
+      uint16_t* base = out + (long)(co / nb) * nkb * 32 * nb + (co % nb) * 2;
+      alignas(32) uint16_t b[16];
+      _mm256_store_si256(reinterpret_cast<__m256i*>(b), (__m256i)_mm512_cvtneps_pbh(_mm512_maskz_loadu_ps(0x1ff, w + ((long)co * c + ci) * 9)));
+#pragma GCC unroll 9
+      for (int t = 0; t < 9; t++) base[off[t]] = b[t];
+    }
+  }
+}
+
+// The converted input plus slack: the last tile rows of the last image read up to
+// (sp^2 + 36) cp + 32 elements past its start.
+static long scratchElems(int cp, long chunkElems) { return chunkElems + 64L * cp + 64; }
 
 struct alignas(64) TileConfig {
   uint8_t palette;
@@ -32,28 +81,28 @@ struct alignas(64) TileConfig {
 template <int NT>
 static void convRawT(const ConvBf16Args& a) {
   constexpr int NB = NT * 16;
-  alignas(64) float cgroup[kGroupRows * NB];
-  const long lda = (long)a.kp * 2, ldb = NB * 4, ldc = NB * 4;  // bytes
-  const int nblk = a.cp / NB;
-  for (int g0 = 0; g0 < a.nPix; g0 += kGroupRows) {
-    const int valid = imin(kGroupRows, a.nPix - g0);
-    const int rows = (valid + 31) / 32 * 32;
-    packRowsBf16(a, g0, rows);
-    for (int blk = 0; blk < nblk; blk++) {
-      const uint16_t* panel = a.wpk + (long)blk * a.kp * NB;
-      for (int r0 = 0; r0 < rows; r0 += 32) {
-        const uint16_t* a0 = a.atile + (long)r0 * a.kp;
-        const uint16_t* a1 = a0 + 16L * a.kp;
+  alignas(64) float ctile[32 * NB];
+  const int cp = a.cp, sp = a.side + 2, nImg = a.nPix / a.perImg, nkb = kBlocks(cp), virt = a.side * sp;
+  const long elems = (long)nImg * a.imgStride, slack = scratchElems(cp, 0);
+  toBf16(a.act, a.scratch, elems);
+  for (long i = elems; i < elems + slack; i++) a.scratch[i] = 0;
+  const long lda = (long)cp * 2, ldb = NB * 4, ldc = NB * 4;  // bytes
+  for (int img = 0; img < nImg; img++) {
+    const uint16_t* in = a.scratch + img * a.imgStride;
+    for (int r0 = 0; r0 < virt; r0 += 32) {
+      for (int blk = 0; blk < cp / NB; blk++) {
+        const uint16_t* panel = a.wpk + (long)blk * nkb * 32 * NB;
         _tile_zero(0);
         _tile_zero(2);
         if (NT == 2) {
           _tile_zero(1);
           _tile_zero(3);
         }
-        for (int k0 = 0; k0 < a.kp; k0 += 32) {
-          const uint16_t* b = panel + (long)(k0 / 2) * NB * 2;
-          _tile_loadd(4, a0 + k0, lda);
-          _tile_loadd(5, a1 + k0, lda);
+        for (int kb = 0; kb < nkb; kb++) {
+          const uint16_t* a0 = in + (long)r0 * cp + aOffset(kb, cp, sp);
+          const uint16_t* b = panel + (long)kb * 32 * NB;
+          _tile_loadd(4, a0, lda);
+          _tile_loadd(5, a0 + 16L * cp, lda);
           _tile_loadd(6, b, ldb);
           _tile_dpbf16ps(0, 4, 6);
           _tile_dpbf16ps(2, 5, 6);
@@ -63,15 +112,22 @@ static void convRawT(const ConvBf16Args& a) {
             _tile_dpbf16ps(3, 5, 7);
           }
         }
-        float* c = cgroup + r0 * NB;
-        _tile_stored(0, c, ldc);
-        _tile_stored(2, c + 16 * NB, ldc);
+        _tile_stored(0, ctile, ldc);
+        _tile_stored(2, ctile + 16 * NB, ldc);
         if (NT == 2) {
-          _tile_stored(1, c + 16, ldc);
-          _tile_stored(3, c + 16 * NB + 16, ldc);
+          _tile_stored(1, ctile + 16, ldc);
+          _tile_stored(3, ctile + 16 * NB + 16, ldc);
         }
+        // keep the real pixels, in pixOff order
+        const int c0 = blk * NB, rows = imin(32, virt - r0);
+        Stats<NT> st;
+        float* raw = a.raw + (long)img * a.perImg * cp + c0;
+        for (int r = 0; r < rows; r++) {
+          const int j = a.virtMap[r0 + r];
+          if (j >= 0) st.row(ctile + r * NB, raw + (long)j * cp);
+        }
+        st.flush(a.sum + c0, a.sumsq + c0);
       }
-      storeGroup<NT>(a, cgroup, g0, valid, blk * NB);
     }
   }
 }
@@ -122,7 +178,8 @@ static float peakLoop(long iters) {
 }  // namespace amx
 
 const Bf16Ops& bf16OpsAmx() {
-  static const Bf16Ops ops = {"amx", 32, amx::blockWidth, amx::tileRows, amx::convRaw, amx::toBf16, amx::peakLoop, 4 * 16 * 16 * 32 * 2.0};
+  static const Bf16Ops ops = {"amx",         amx::weightElems, amx::packWeights, amx::scratchElems, amx::convRaw,
+                              amx::toBf16,   amx::peakLoop,    4 * 16 * 16 * 32 * 2.0};
   return ops;
 }
 

@@ -18,6 +18,47 @@ static int blockWidth(int cp) { return cp % 64 == 0 ? 64 : cp % 32 == 0 ? 32 : 1
 constexpr int kTileGroup = 8;
 static int tileRows(int cp) { return kTileGroup * rowsFor(blockWidth(cp) / 16); }
 
+// Weights [c][c][3][3] -> panels [cp / nb][k / 2][nb][2], k = tap * cp + ci (9 cp, even): the pair
+// (k, k + 1) of output channel n is one 32-bit lane; padding channels are zero.
+static long weightElems(int cp) { return 9L * cp * cp; }
+static void packWeights(const float* w, int c, int cp, uint16_t* out) {
+  const int nb = blockWidth(cp);
+  const long k = 9L * cp;
+  for (long i = 0; i < k * cp; i++) out[i] = 0;
+  for (int co = 0; co < c; co++) {
+    uint16_t* blk = out + (long)(co / nb) * k * nb + (co % nb) * 2;
+    for (int ci = 0; ci < c; ci++) {
+      alignas(32) uint16_t b[16];
+      _mm256_store_si256(reinterpret_cast<__m256i*>(b), (__m256i)_mm512_cvtneps_pbh(_mm512_maskz_loadu_ps(0x1ff, w + ((long)co * c + ci) * 9)));
+#pragma GCC unroll 9
+      for (int t = 0; t < 9; t++) {
+        const long kk = (long)t * cp + ci;
+        blk[(kk / 2) * nb * 2 + (kk & 1)] = b[t];
+      }
+    }
+  }
+}
+static long scratchElems(int cp, long) { return (long)tileRows(cp) * 9 * cp; }
+
+// Implicit im2col of `rows` pixels from g0 into bf16 rows of k = 9 cin (tap-major,
+// channel-minor); rows past the last pixel repeat pixel g0 and are never stored.
+static inline void packRows(const ConvBf16Args& a, int g0, int rows) {
+  const int k = 9 * a.cin;
+  for (int r = 0; r < rows; r++) {
+    const int gp = g0 + r < a.nPix ? g0 + r : g0;
+    const float* src = a.act + (gp / a.perImg) * a.imgStride + a.pixOff[gp % a.perImg];
+    uint16_t* dst = a.scratch + (long)r * k;
+    for (int t = 0; t < 9; t++) {
+      const float* s = src + a.tapOff[t];
+      uint16_t* d = dst + t * a.cin;
+      for (int c = 0; c < a.cin; c += 16) {
+        const __m256bh v = _mm512_cvtneps_pbh(_mm512_loadu_ps(s + c));
+        _mm256_storeu_si256(reinterpret_cast<__m256i*>(d + c), (__m256i)v);
+      }
+    }
+  }
+}
+
 // ctile[r][n] (+)= sum over pairs kk < kpairs of a[r][2kk..2kk+1] . b[kk][n][0..1]
 template <int NV, int R>
 static inline void microKernel(const uint16_t* a, long lda, int kpairs, const uint16_t* b, float* ctile, bool accumulate) {
@@ -53,18 +94,21 @@ static void convRawT(const ConvBf16Args& a) {
   constexpr int TG = kTileGroup;
   constexpr int KC = 8192 / NB;  // pairs per K block: kc x nb bf16 pairs = 32 KB of the panel
   alignas(64) float cgroup[TG * R * NB];
-  const int nblk = a.cp / NB, kpairs = a.kp / 2;
+  const int k = 9 * a.cin, nblk = a.cp / NB, kpairs = k / 2;
   for (int g0 = 0; g0 < a.nPix; g0 += R * TG) {
     const int tiles = imin(TG, (a.nPix - g0 + R - 1) / R);
-    packRowsBf16(a, g0, tiles * R);
+    packRows(a, g0, tiles * R);
     for (int blk = 0; blk < nblk; blk++) {
-      const uint16_t* panel = a.wpk + (long)blk * a.kp * NB;
+      const uint16_t* panel = a.wpk + (long)blk * k * NB;
       for (int k0 = 0; k0 < kpairs; k0 += KC) {
         const int kl = imin(KC, kpairs - k0);
         for (int t = 0; t < tiles; t++)
-          microKernel<NV, R>(a.atile + (long)t * R * a.kp + 2 * k0, a.kp, kl, panel + (long)k0 * NB * 2, cgroup + t * R * NB, k0 > 0);
+          microKernel<NV, R>(a.scratch + (long)t * R * k + 2 * k0, k, kl, panel + (long)k0 * NB * 2, cgroup + t * R * NB, k0 > 0);
       }
-      storeGroup<NV>(a, cgroup, g0, imin(tiles * R, a.nPix - g0), blk * NB);
+      Stats<NV> st;
+      const int rows = imin(tiles * R, a.nPix - g0), c0 = blk * NB;
+      for (int r = 0; r < rows; r++) st.row(cgroup + r * NB, a.raw + (long)(g0 + r) * a.cp + c0);
+      st.flush(a.sum + c0, a.sumsq + c0);
     }
   }
 }
@@ -98,8 +142,9 @@ static float peakLoop(long iters) {
 }  // namespace avx512bf16
 
 const Bf16Ops& bf16OpsAvx512() {
-  static const Bf16Ops ops = {"avx512bf16", 2, avx512bf16::blockWidth, avx512bf16::tileRows, avx512bf16::convRaw,
-                              avx512bf16::toBf16, avx512bf16::peakLoop, avx512bf16::kPeakChains * 16 * 2 * 2.0};
+  static const Bf16Ops ops = {"avx512bf16",          avx512bf16::weightElems, avx512bf16::packWeights,
+                              avx512bf16::scratchElems, avx512bf16::convRaw,     avx512bf16::toBf16,
+                              avx512bf16::peakLoop,     avx512bf16::kPeakChains * 16 * 2 * 2.0};
   return ops;
 }
 

@@ -11,28 +11,34 @@
 namespace evometa {
 
 struct ConvBf16Args {
-  const float* act;       // padded NHWC fp32 input (as ConvRawArgs)
-  const int32_t* pixOff;  // [perImg]
-  int perImg;
-  long imgStride;
-  int nPix;
+  const float* act;       // padded NHWC fp32 input (as ConvRawArgs): images [0, nPix / perImg), imgStride apart
+  const int32_t* pixOff;  // [perImg] (pooling-window order, as ConvRawArgs)
+  int perImg;             // output pixels per image (side^2)
+  long imgStride;         // (side + 2)^2 * cp
+  int nPix;               // a multiple of perImg
   const int32_t* tapOff;  // [9]
-  int cin;                // channels per tap (= input channel stride, a multiple of 16)
-  int k;                  // 9 * cin
-  int kp;                 // k rounded up to the kernel's kAlign (the padding is zero)
-  const uint16_t* wpk;    // bf16 weights [cp / nb][kp / 2][nb][2], nb = blockWidth(cp)
+  int side;               // output side of the block (the input is (side + 2)^2 with its zero border)
+  // virtual output pixels v = y * (side + 2) + x of an image (x up to side + 1: rows of the padded
+  // grid, so that 16 consecutive ones read their taps at one stride): virtMap[v] = the index of
+  // pixel (y, x) in pixOff order, or -1 for x >= side. [side * (side + 2)]
+  const int32_t* virtMap;
+  int cin;                // channels per tap (= input channel stride cp, a multiple of 16)
+  const uint16_t* wpk;    // bf16 weights in the kernel's layout (Bf16Ops::packWeights)
   int cp;
-  float* raw;             // [nPix][cp] fp32
+  float* raw;             // [nPix][cp] fp32, pixOff order
   double* sum;            // [cp]
   double* sumsq;          // [cp]
-  uint16_t* atile;        // scratch: tileRows(cp) * kp bf16
+  uint16_t* scratch;      // Bf16Ops::scratchElems(cp, nPix / perImg * imgStride) bf16
 };
 
 struct Bf16Ops {
   const char* name;
-  int kAlign;                  // K is padded to a multiple of this (2: a bf16 pair; 32: an AMX tile row)
-  int (*blockWidth)(int cp);   // output channels per weight panel
-  int (*tileRows)(int cp);     // pixels packed per group (rows of atile)
+  // bf16 elements of the packed weights of one block with cp (padded) channels
+  long (*weightElems)(int cp);
+  // Packs conv weights [c][c][3][3] (fp32, rounded here to nearest even) into the kernel's layout.
+  void (*packWeights)(const float* w, int c, int cp, uint16_t* out);
+  // bf16 elements of scratch convRaw needs for a chunk of `chunkElems` fp32 input elements
+  long (*scratchElems)(int cp, long chunkElems);
   void (*convRaw)(const ConvBf16Args& a);
   // out[i] = the bf16 bits of x[i], by the hardware conversion (VCVTNEPS2BF16: round to nearest
   // even, denormal inputs to signed zero, NaN quieted).
