@@ -71,6 +71,7 @@ export interface TrainCliOptions {
   maxSpeed?: string;
   testShots?: string;
   showConfig?: boolean;
+  precision?: string;
   csv?: boolean;
   report?: boolean;
   progress: boolean;
@@ -139,6 +140,7 @@ export function registerTrain(program: Command): void {
     .option('--shaping <s>', 'ES pgpe: fitness shaping, ranks (default) or raw')
     .option('--max-speed <x>', 'ES clipup: the largest step (default 2 x --lr)')
     .option('--test-shots <list>', 'shots of the --test-episodes evaluations, e.g. 5,1 (default: the validation shot)')
+    .option('--precision <p>', 'ES: fp32 (default) or bf16: the population\'s conv products on bf16 operands (cpu-native, AVX512_BF16 or AMX-BF16 CPUs)')
     .option('--show-config', 'print the resolved configuration (preset + options) as JSON and exit')
     .option('--csv', 'also write the metrics as CSV files (metrics-step.csv, metrics-val.csv, ...) in the run directory')
     .option('--no-report', 'do not write report.html (the run\'s charts) at the end')
