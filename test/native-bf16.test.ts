@@ -1,7 +1,7 @@
 /**
- * cpu-native precision 'bf16': the conv products of blocks 1.. on bf16-rounded operands with
- * fp32 accumulation, on every kernel this CPU has (amx, avx512bf16; 'emulated' everywhere, on
- * every ISA variant), skipped with the reason where it lacks one.
+ * cpu-native precision 'bf16': every convolution's products on bf16-rounded operands with fp32
+ * accumulation, on every kernel this CPU has (amx, avx512bf16; 'emulated' everywhere, on every
+ * ISA variant), skipped with the reason where it lacks one.
  *
  * The bounds (u = 2^-8, the unit roundoff of bf16's 8-bit significand; g(K) = K 2^-24 / (1 - K 2^-24)):
  * - rounding: every conversion equals an independent round-to-nearest-even reference, bit for bit;
@@ -314,6 +314,21 @@ withHw('fitness: the process-wide bf16 kernel choice (setNativeBf16Kernel) is wh
   }
   assert.is(nativeInfo().bf16.kernel, bf!.detected);
   assert.is(new NativePopulationEvaluator().info().kernel, 'none');
+});
+
+withAddon('fitness: NaN or inf in the parameters gives a non-finite fitness on every bf16 kernel (as fp32)', async () => {
+  const req = requestFor(POP[0]!, new Rng(8));
+  const layout = new ProtoNetLayout(POP[0]!.model);
+  for (const [what, v, at] of [['NaN in a block-0 weight', NaN, 3], ['inf in a block-3 weight', Infinity, layout.numParams - 200], ['NaN in a block-1 weight', NaN, 16 * 9 + 16 * 3 + 50]] as const) {
+    const mu = Float32Array.from(req.mu);
+    mu[at] = v;
+    const bad = { ...req, mu, start: 0, end: 2 };
+    assert.ok((await new NativePopulationEvaluator({ threads: 1 }).evaluate(bad)).every((f) => !Number.isFinite(f)), `fp32: ${what}`);
+    for (const k of ['emulated' as const, ...HW]) {
+      const got = await new NativePopulationEvaluator({ threads: 1, precision: 'bf16', bf16Kernel: k }).evaluate(bad);
+      assert.ok(got.every((f) => !Number.isFinite(f)), `${k}: ${what}: fitness ${[...got]}`);
+    }
+  }
 });
 
 // ---- the boundary ----

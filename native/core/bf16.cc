@@ -5,6 +5,8 @@
 #include <cstdlib>
 #include <cstring>
 #include <string>
+#include <vector>
+#include <algorithm>
 
 #include "core/cpu.h"
 #include "isa/isa_bf16.h"
@@ -164,6 +166,29 @@ float roundBf16(float x) {
   float r;
   std::memcpy(&r, &u, 4);
   return r;
+}
+
+// Block-0 patches for precision bf16: rows of kp = k1 rounded up to 32, plus 32 zero rows
+// (a bf16 layer1 reads whole tiles), or rounded to bf16 in place of the fp32 ones.
+void bf16Patches(const std::vector<float>& patches, int k1, std::vector<uint16_t>& out, int& kp) {
+  kp = (k1 + 31) / 32 * 32;
+  const size_t rows = patches.size() / k1;
+  out.assign((rows + 32) * kp, 0);
+  for (size_t r = 0; r < rows; r++)
+    for (int k = 0; k < k1; k++) out[r * kp + k] = toBf16Bits(patches[r * k1 + k]);
+}
+
+void roundedPatches(const std::vector<float>& patches, std::vector<float>& out) {
+  out.resize(patches.size());
+  for (size_t i = 0; i < patches.size(); i++) out[i] = roundBf16(patches[i]);
+}
+
+// Block-0 weights w1 [k1][cp] -> bf16 B tiles [cp / 16][kp / 32][16 pairs][16][2].
+void packLayer1Bf16(const float* w1, int k1, int cp, int kp, uint16_t* out) {
+  std::fill(out, out + (size_t)cp * kp, 0);
+  for (int k = 0; k < k1; k++)
+    for (int co = 0; co < cp; co++)
+      out[(((size_t)(co / 16) * (kp / 32) + k / 32) * 16 + (k % 32) / 2) * 32 + (co % 16) * 2 + (k & 1)] = toBf16Bits(w1[(size_t)k * cp + co]);
 }
 
 }  // namespace evometa

@@ -11,6 +11,7 @@
 // studies on CPUs without bf16).
 #pragma once
 #include <cstdint>
+#include <vector>
 
 namespace evometa {
 
@@ -39,6 +40,14 @@ const Bf16Ops* bf16Ops(Bf16Kernel k);
 uint16_t toBf16Bits(float x);
 // x rounded to bf16, as a float (its low 16 bits zero).
 float roundBf16(float x);
+
+// Block-0 operands for precision bf16 (the population loop): the centered patches [rows][k1]
+// as bf16 rows of kp = k1 rounded up to 32 plus 32 zero rows (for a kernel's layer1), or rounded
+// to bf16 as fp32 (for the fp32 layer1); the folded weights w1 [k1][cp] as bf16 B tiles
+// [cp / 16][kp / 32][16 pairs][16][2].
+void bf16Patches(const std::vector<float>& patches, int k1, std::vector<uint16_t>& out, int& kp);
+void roundedPatches(const std::vector<float>& patches, std::vector<float>& out);
+void packLayer1Bf16(const float* w1, int k1, int cp, int kp, uint16_t* out);
 
 }  // namespace evometa
 

@@ -58,6 +58,11 @@ struct Plan {
   int side[kMaxBlocks + 1];  // side[l]: input side of block l; side[blocks]: embedding side
   int k1;                    // 9 * cin
   std::vector<float> patches;  // block 0, pooling-window pixels, centered: [n * win0 * 4][k1]
+  // precision bf16: the patches rounded to bf16, as fp32 (kernels without a bf16 block 0), or as
+  // bf16 rows of kp1 = k1 rounded up to 32 plus 32 zero rows (a kernel's layer1)
+  std::vector<float> patchesRounded;
+  std::vector<uint16_t> patchesBf16;
+  int kp1 = 0;
   std::vector<double> cov;     // [k1][k1] patch covariance over all pixels of block 0
   std::vector<int32_t> pixOff[kMaxBlocks];  // per image: window offsets in the padded input, pooling order
   std::vector<int32_t> virtMap[kMaxBlocks];  // per image: virtual pixel (rows of the padded grid) -> pixOff index or -1
@@ -160,7 +165,7 @@ ConvMode convMode(int bf16) {
 // One worker's buffers, reused across calls while the geometry is unchanged.
 struct Workspace {
   std::vector<float> theta, w1, shift1, wpk, act[kMaxBlocks], raw, emb, atile, scale, shift;
-  std::vector<uint16_t> wbf, abf;  // bf16 weight panels and packed inputs (hardware bf16 kernels)
+  std::vector<uint16_t> wbf, abf, w1bf;  // bf16 weight panels, packed inputs, block-0 weights (hardware bf16 kernels)
   std::vector<double> sum, sumsq, proto, logits;
   std::vector<int> counts;
   std::string sig;
@@ -172,6 +177,7 @@ struct Workspace {
     long chunkElems = 0;
     for (int l = 1; l < p.blocks; l++) chunkElems = std::max(chunkElems, (long)p.chunk[l] * (p.side[l] + 2) * (p.side[l] + 2) * p.cp);
     wbf.assign(mode.ops ? (size_t)mode.ops->weightElems(p.cp) : 0, 0);
+    w1bf.assign((size_t)p.cp * p.kp1, 0);
     abf.assign(mode.ops ? (size_t)mode.ops->scratchElems(p.cp, chunkElems) : 0, 0);
     theta.assign(numParams, 0.f);
     w1.assign((size_t)p.k1 * p.cp, 0.f);
@@ -200,7 +206,7 @@ struct Workspace {
     long b = 0;
     for (const auto* v : {&theta, &w1, &shift1, &wpk, &raw, &emb, &atile, &scale, &shift}) b += (long)v->capacity() * 4;
     for (const auto& a : act) b += (long)a.capacity() * 4;
-    b += (long)(wbf.capacity() + abf.capacity()) * 2;
+    b += (long)(wbf.capacity() + abf.capacity() + w1bf.capacity()) * 2;
     for (const auto* v : {&sum, &sumsq, &proto, &logits}) b += (long)v->capacity() * 8;
     return b;
   }
@@ -307,6 +313,9 @@ double evaluateMember(const Plan& p, const PopulationSpec& s, const IsaOps& isa,
       for (int k = 0; k < p.k1; k++) ws.w1[(size_t)k * cp + co] = (float)(wc[k] * sc);
       ws.shift1[co] = beta[co];
     }
+    if (p.kp1 > 0) packLayer1Bf16(ws.w1.data(), p.k1, cp, p.kp1, ws.w1bf.data());
+    else if (mode.kernel != Bf16Kernel::none)
+      for (float& x : ws.w1) x = roundBf16(x);
   }
   // Blocks run image chunk by image chunk where they can, so each chunk's activations are
   // consumed by the next convolution while still in cache: block 0 needs no batch statistics
@@ -319,8 +328,21 @@ double evaluateMember(const Plan& p, const PopulationSpec& s, const IsaOps& isa,
     return PoolDst{ws.act[l + 1].data(), sd, 1, cp};  // the chunk buffer: image n0 at its start
   };
   auto block0 = [&](int n0, int n1) {
+    if (p.kp1 > 0) {
+      Layer1Bf16Args a{};
+      a.patches = p.patchesBf16.data() + (long)n0 * win0 * 4 * p.kp1;
+      a.nImg = n1 - n0;
+      a.winPerImg = win0;
+      a.kp = p.kp1;
+      a.wpk = ws.w1bf.data();
+      a.shift = ws.shift1.data();
+      a.cp = cp;
+      a.dst = dstFor(0, n0);
+      mode.ops->layer1(a);
+      return;
+    }
     Layer1Args a{};
-    a.patches = p.patches.data() + (long)n0 * win0 * 4 * p.k1;
+    a.patches = (mode.kernel != Bf16Kernel::none ? p.patchesRounded.data() : p.patches.data()) + (long)n0 * win0 * 4 * p.k1;
     a.nImg = n1 - n0;
     a.winPerImg = win0;
     a.k1 = p.k1;
@@ -459,7 +481,10 @@ double populationBytes(const PopulationSpec& s, int threads) {
     raw = std::max(raw, 4 * n * side[l] * side[l] * cp);
   }
   ws += raw + 8.0 * s.way * emb + 12.0 * s.way;
-  if (s.bf16 != 0) ws += 2 * (cp + 192) * (9 * cp + 32) + chunk / 2 + 2 * (64 * cp + 64);  // bf16 weights, packed or converted inputs
+  if (s.bf16 != 0) {
+    ws += 2 * (cp + 192) * (9 * cp + 32) + chunk / 2 + 2 * (64 * cp + 64) + 2 * cp * (k1 + 32);  // bf16 weights, packed or converted inputs
+    plan += 4 * n * ps * ps * 4 * (k1 + 32) + 2 * 32 * (k1 + 32);                                   // rounded or bf16 patches
+  }
   return plan + std::max(1, threads) * ws;
 }
 
@@ -482,6 +507,8 @@ void evaluatePopulation(const PopulationSpec& s, double* fitness) {
   const IsaOps& isa = currentIsaOps();
   const int tr = isa.tileRows(p.cp);
   const ConvMode mode = convMode(s.bf16);
+  if (mode.ops && mode.ops->layer1) bf16Patches(p.patches, p.k1, p.patchesBf16, p.kp1);
+  else if (mode.kernel != Bf16Kernel::none) roundedPatches(p.patches, p.patchesRounded);
   if (s.bf16 < 0 || s.bf16 > (int)Bf16Kernel::amx || (s.bf16 > (int)Bf16Kernel::emulated && mode.ops == nullptr)) {
     throw std::runtime_error("evaluatePopulation: no such bf16 kernel in this build");
   }

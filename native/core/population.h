@@ -49,8 +49,9 @@ struct PopulationSpec {
   long start, end;  // global member indices [start, end)
   int threads;      // 0: the whole pool
   const CancelToken* cancel;  // checked between members; nullable
-  // Precision of the conv products of blocks 1..: 0 (Bf16Kernel::none) fp32; otherwise the
-  // Bf16Kernel (core/bf16.h) that multiplies bf16-rounded operands with fp32 accumulation.
+  // Precision of the convolutions' products: 0 (Bf16Kernel::none) fp32; otherwise the Bf16Kernel
+  // (core/bf16.h) that multiplies bf16-rounded operands with fp32 accumulation (block 0: its
+  // centered patches and BN-folded weights; blocks 1..: activations and weights).
   // Everything else (noise, theta, block 0, BN, ReLU, pool, distances, loss) stays fp32/fp64.
   int bf16;
 };

@@ -4,6 +4,12 @@
 
 static inline int imin(int a, int b) { return a < b ? a : b; }
 
+// max(a, b), NaN when either is NaN (as the fp32 kernels' Vec::maxNan)
+// (MAXPS returns its second operand when either is NaN.)
+static inline __m512 maxNan(__m512 a, __m512 b) {
+  return _mm512_mask_mov_ps(_mm512_max_ps(a, b), _mm512_cmp_ps_mask(a, a, _CMP_UNORD_Q), a);
+}
+
 // Per-channel sum and sum of squares of the rows of a tile of results, kept in fp32 per tile and
 // added to the float64 totals (the same arithmetic as the fp32 kernels' epilogue).
 template <int NV>

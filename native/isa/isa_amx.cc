@@ -78,15 +78,33 @@ struct alignas(64) TileConfig {
   uint8_t rows[16];
 };
 
+// Keeps the real pixels of a step's results (ctile: 32 virtual pixels from r0 of image img x
+// NB channels from c0), in pixOff order, and adds their statistics.
+template <int NT>
+static inline void convKeep(const ConvBf16Args& a, const float* ctile, int img, int r0, int c0) {
+  constexpr int NB = NT * 16;
+  const int rows = imin(32, a.side * (a.side + 2) - r0);
+  Stats<NT> st;
+  float* raw = a.raw + (long)img * a.perImg * a.cp + c0;
+  for (int r = 0; r < rows; r++) {
+    const int j = a.virtMap[r0 + r];
+    if (j >= 0) st.row(ctile + r * NB, raw + (long)j * a.cp);
+  }
+  st.flush(a.sum + c0, a.sumsq + c0);
+}
+
+// The epilogue of a step runs after the next step's tiles are stored (two result buffers), so
+// it never waits for a tile store to reach memory.
 template <int NT>
 static void convRawT(const ConvBf16Args& a) {
   constexpr int NB = NT * 16;
-  alignas(64) float ctile[32 * NB];
+  alignas(64) float ctile[2][32 * NB];
   const int cp = a.cp, sp = a.side + 2, nImg = a.nPix / a.perImg, nkb = kBlocks(cp), virt = a.side * sp;
   const long elems = (long)nImg * a.imgStride, slack = scratchElems(cp, 0);
   toBf16(a.act, a.scratch, elems);
   for (long i = elems; i < elems + slack; i++) a.scratch[i] = 0;
   const long lda = (long)cp * 2, ldb = NB * 4, ldc = NB * 4;  // bytes
+  int pImg = -1, pR0 = 0, pC0 = 0, cur = 0;
   for (int img = 0; img < nImg; img++) {
     const uint16_t* in = a.scratch + img * a.imgStride;
     for (int r0 = 0; r0 < virt; r0 += 32) {
@@ -112,23 +130,98 @@ static void convRawT(const ConvBf16Args& a) {
             _tile_dpbf16ps(3, 5, 7);
           }
         }
-        _tile_stored(0, ctile, ldc);
-        _tile_stored(2, ctile + 16 * NB, ldc);
+        float* c = ctile[cur];
+        _tile_stored(0, c, ldc);
+        _tile_stored(2, c + 16 * NB, ldc);
         if (NT == 2) {
-          _tile_stored(1, ctile + 16, ldc);
-          _tile_stored(3, ctile + 16 * NB + 16, ldc);
+          _tile_stored(1, c + 16, ldc);
+          _tile_stored(3, c + 16 * NB + 16, ldc);
         }
-        // keep the real pixels, in pixOff order
-        const int c0 = blk * NB, rows = imin(32, virt - r0);
-        Stats<NT> st;
-        float* raw = a.raw + (long)img * a.perImg * cp + c0;
-        for (int r = 0; r < rows; r++) {
-          const int j = a.virtMap[r0 + r];
-          if (j >= 0) st.row(ctile + r * NB, raw + (long)j * cp);
-        }
-        st.flush(a.sum + c0, a.sumsq + c0);
+        if (pImg >= 0) convKeep<NT>(a, ctile[cur ^ 1], pImg, pR0, pC0);
+        pImg = img;
+        pR0 = r0;
+        pC0 = blk * NB;
+        cur ^= 1;
       }
     }
+  }
+  if (pImg >= 0) convKeep<NT>(a, ctile[cur ^ 1], pImg, pR0, pC0);
+}
+
+// Block 0: 32 pixels (8 pooling windows) x NB channels per step, K blocks of 32; then the max
+// of each window's 4 rows, the shift and ReLU (NaN-propagating, as the fp32 kernels). The
+// epilogue of a step runs after the next step's tiles are stored (two result buffers), so it
+// never waits for a tile store to reach memory; with one K block (k1 <= 32) the weight tiles
+// stay loaded for a whole channel block.
+template <int NT>
+static inline void layer1Pool(const Layer1Bf16Args& a, const float* ctile, long r0, long rows, int c0) {
+  constexpr int NB = NT * 16;
+  const __m512 zero = _mm512_setzero_ps();
+  const int side = a.dst.side, wins = (int)((rows - r0 < 32 ? rows - r0 : 32) / 4);
+  const long sp = side + 2 * a.dst.pad;
+  for (int w = 0; w < wins; w++) {
+    const long g = r0 / 4 + w;
+    const int n = (int)(g / a.winPerImg), wi = (int)(g % a.winPerImg);
+    float* out = a.dst.base + ((n * sp + wi / side + a.dst.pad) * sp + wi % side + a.dst.pad) * (long)a.dst.cp + c0;
+#pragma GCC unroll 2
+    for (int v = 0; v < NT; v++) {
+      const float* x = ctile + 4 * w * NB + v * 16;
+      __m512 m = _mm512_loadu_ps(x);
+      for (int q = 1; q < 4; q++) m = maxNan(m, _mm512_loadu_ps(x + q * NB));
+      m = maxNan(_mm512_add_ps(m, _mm512_loadu_ps(a.shift + c0 + v * 16)), zero);
+      _mm512_storeu_ps(out + v * 16, m);
+    }
+  }
+}
+
+template <int NT>
+static void layer1T(const Layer1Bf16Args& a) {
+  constexpr int NB = NT * 16;
+  alignas(64) float ctile[2][32 * NB];
+  const long rows = (long)a.nImg * a.winPerImg * 4, lda = (long)a.kp * 2, ldb = 64, ldc = NB * 4;
+  const int nkb = a.kp / 32;
+  for (int blk = 0; blk < a.cp / NB; blk++) {
+    const uint16_t* b0 = a.wpk + (long)(blk * NT) * nkb * 512;
+    if (nkb == 1) {
+      _tile_loadd(6, b0, ldb);
+      if (NT == 2) _tile_loadd(7, b0 + 512, ldb);
+    }
+    long prev = -1;
+    int cur = 0;
+    for (long r0 = 0; r0 < rows; r0 += 32) {
+      const uint16_t* a0 = a.patches + r0 * a.kp;
+      _tile_zero(0);
+      _tile_zero(2);
+      if (NT == 2) {
+        _tile_zero(1);
+        _tile_zero(3);
+      }
+      for (int kb = 0; kb < nkb; kb++) {
+        _tile_loadd(4, a0 + kb * 32, lda);
+        _tile_loadd(5, a0 + 16L * a.kp + kb * 32, lda);
+        if (nkb > 1) {
+          _tile_loadd(6, b0 + (long)kb * 512, ldb);
+          if (NT == 2) _tile_loadd(7, b0 + (long)(nkb + kb) * 512, ldb);  // the next 16 channels
+        }
+        _tile_dpbf16ps(0, 4, 6);
+        _tile_dpbf16ps(2, 5, 6);
+        if (NT == 2) {
+          _tile_dpbf16ps(1, 4, 7);
+          _tile_dpbf16ps(3, 5, 7);
+        }
+      }
+      float* c = ctile[cur];
+      _tile_stored(0, c, ldc);
+      _tile_stored(2, c + 16 * NB, ldc);
+      if (NT == 2) {
+        _tile_stored(1, c + 16, ldc);
+        _tile_stored(3, c + 16 * NB + 16, ldc);
+      }
+      if (prev >= 0) layer1Pool<NT>(a, ctile[cur ^ 1], prev, rows, blk * NB);
+      prev = r0;
+      cur ^= 1;
+    }
+    if (prev >= 0) layer1Pool<NT>(a, ctile[cur ^ 1], prev, rows, blk * NB);
   }
 }
 
@@ -147,6 +240,13 @@ static void convRaw(const ConvBf16Args& a) {
   configureTiles();
   if (blockWidth(a.cp) == 32) convRawT<2>(a);
   else convRawT<1>(a);
+  _tile_release();
+}
+
+static void layer1(const Layer1Bf16Args& a) {
+  configureTiles();
+  if (a.cp % 32 == 0) layer1T<2>(a);
+  else layer1T<1>(a);
   _tile_release();
 }
 
@@ -179,7 +279,7 @@ static float peakLoop(long iters) {
 
 const Bf16Ops& bf16OpsAmx() {
   static const Bf16Ops ops = {"amx",         amx::weightElems, amx::packWeights, amx::scratchElems, amx::convRaw,
-                              amx::toBf16,   amx::peakLoop,    4 * 16 * 16 * 32 * 2.0};
+                              amx::layer1,      amx::toBf16,   amx::peakLoop,    4 * 16 * 16 * 32 * 2.0};
   return ops;
 }
 

@@ -143,7 +143,7 @@ static float peakLoop(long iters) {
 
 const Bf16Ops& bf16OpsAvx512() {
   static const Bf16Ops ops = {"avx512bf16",          avx512bf16::weightElems, avx512bf16::packWeights,
-                              avx512bf16::scratchElems, avx512bf16::convRaw,     avx512bf16::toBf16,
+                              avx512bf16::scratchElems, avx512bf16::convRaw,     nullptr,                 avx512bf16::toBf16,
                               avx512bf16::peakLoop,     avx512bf16::kPeakChains * 16 * 2 * 2.0};
   return ops;
 }

@@ -1,12 +1,15 @@
-// The bf16 convolution kernels of the population loop (blocks 1..): the implicit-GEMM
-// convolution of isa.h's ConvRawArgs with both operands rounded to bfloat16 (round to nearest
-// even) and fp32 accumulation. Two hardware variants, each a static library with its own flags:
+// The bf16 convolution kernels of the population loop: the implicit-GEMM convolution of blocks
+// 1.. (isa.h's ConvRawArgs) and, where a kernel has one, block 0's fused pass, with both operands
+// rounded to bfloat16 (round to nearest even) and fp32 accumulation. Two hardware variants, each
+// a static library with its own flags:
 //   isa_avx512bf16.cc  VDPBF16PS (AVX512_BF16: Zen 4/5, Cooper Lake, Sapphire Rapids and later)
 //   isa_amx.cc         TDPBF16PS tiles (AMX-BF16: Sapphire Rapids and later; Linux must grant
 //                      the tile data first, see native/core/bf16.cc)
 // The caller (native/core/bf16.cc) picks one at run time. Plain C structs only.
 #pragma once
 #include <cstdint>
+
+#include "isa/isa.h"
 
 namespace evometa {
 
@@ -31,6 +34,17 @@ struct ConvBf16Args {
   uint16_t* scratch;      // Bf16Ops::scratchElems(cp, nPix / perImg * imgStride) bf16
 };
 
+// Block 0 on bf16 operands, fused as isa.h's layer1: conv (BN scale folded into the weights,
+// patches centered) + shift + ReLU + 2x2 max-pool.
+struct Layer1Bf16Args {
+  const uint16_t* patches;  // [rows + 32][kp] bf16, rows = nImg * winPerImg * 4 in pooling-window order; K and the 32 slack rows zero-padded
+  int nImg, winPerImg, kp;  // kp: k1 rounded up to 32
+  const uint16_t* wpk;      // [cp / 16][kp / 32][16 pairs][16][2] bf16
+  const float* shift;       // [cp]
+  int cp;
+  PoolDst dst;
+};
+
 struct Bf16Ops {
   const char* name;
   // bf16 elements of the packed weights of one block with cp (padded) channels
@@ -40,6 +54,8 @@ struct Bf16Ops {
   // bf16 elements of scratch convRaw needs for a chunk of `chunkElems` fp32 input elements
   long (*scratchElems)(int cp, long chunkElems);
   void (*convRaw)(const ConvBf16Args& a);
+  // Block 0 on bf16 operands, or nullptr: the fp32 layer1 on bf16-rounded operands instead.
+  void (*layer1)(const Layer1Bf16Args& a);
   // out[i] = the bf16 bits of x[i], by the hardware conversion (VCVTNEPS2BF16: round to nearest
   // even, denormal inputs to signed zero, NaN quieted).
   void (*toBf16)(const float* x, uint16_t* out, long n);

@@ -18,7 +18,7 @@ export interface NativePopulationOptions {
   /** Threads per call (default: the pool, sized to the machine's cores). */
   threads?: number;
   /**
-   * 'fp32' (default) or 'bf16': the conv products of blocks 1.. on bf16-rounded operands with
+   * 'fp32' (default) or 'bf16': every convolution's products on bf16-rounded operands with
    * fp32 accumulation (docs/native.md, "bf16"). 'bf16' needs AVX512_BF16 or AMX-BF16 (an Error
    * naming the CPU flags otherwise, unless bf16Kernel is 'emulated').
    */
