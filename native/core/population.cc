@@ -506,12 +506,12 @@ void evaluatePopulation(const PopulationSpec& s, double* fitness) {
   buildPlan(s, p);
   const IsaOps& isa = currentIsaOps();
   const int tr = isa.tileRows(p.cp);
+  if (s.bf16 < 0 || s.bf16 > (int)Bf16Kernel::amx || (s.bf16 > (int)Bf16Kernel::emulated && bf16Ops((Bf16Kernel)s.bf16) == nullptr)) {
+    throw std::runtime_error("evaluatePopulation: no such bf16 kernel in this build");
+  }
   const ConvMode mode = convMode(s.bf16);
   if (mode.ops && mode.ops->layer1) bf16Patches(p.patches, p.k1, p.patchesBf16, p.kp1);
   else if (mode.kernel != Bf16Kernel::none) roundedPatches(p.patches, p.patchesRounded);
-  if (s.bf16 < 0 || s.bf16 > (int)Bf16Kernel::amx || (s.bf16 > (int)Bf16Kernel::emulated && mode.ops == nullptr)) {
-    throw std::runtime_error("evaluatePopulation: no such bf16 kernel in this build");
-  }
   const std::string sig = std::string(isa.name) + ":" + bf16KernelName(mode.kernel) + ":" + std::to_string(s.blocks) + ":" + std::to_string(s.inChannels) +
                           ":" + std::to_string(s.imageSize) + ":" + std::to_string(s.channels) + ":" +
                           std::to_string(p.n) + ":" + std::to_string(s.way) + ":" + std::to_string(s.numParams);
