@@ -1,4 +1,8 @@
 {
+  'variables': {
+    # 1 when the compiler knows the AMX flags (GCC >= 11, Clang >= 12): the AMX bf16 kernel is built
+    'evometa_amx%': '<!(node native/tools/cxx-flags.mjs -mamx-tile -mamx-bf16)',
+  },
   # evometa native addon. One binary carries every SIMD variant: each ISA's kernels are a
   # separate static library compiled with that ISA's flags, chosen at run time by CPU
   # detection (native/core/cpu.cc). Never -march=native. The noise generator is compiled
@@ -50,7 +54,11 @@
       'dependencies': ['evometa_isa_scalar', 'evometa_noise'],
       'conditions': [
         ['target_arch=="x64"', {
-          'dependencies': ['evometa_isa_avx2', 'evometa_isa_avx512', 'evometa_noise_avx512', 'evometa_isa_avx512bf16', 'evometa_isa_amx'],
+          'dependencies': ['evometa_isa_avx2', 'evometa_isa_avx512', 'evometa_noise_avx512', 'evometa_isa_avx512bf16'],
+        }],
+        ['target_arch=="x64" and evometa_amx==1', {
+          'dependencies': ['evometa_isa_amx'],
+          'defines': ['EVOMETA_AMX=1'],
         }],
       ],
     },
@@ -65,6 +73,16 @@
     },
   ],
   'conditions': [
+    ['target_arch=="x64" and evometa_amx==1', {
+      'targets': [
+        {
+          'target_name': 'evometa_isa_amx',
+          'type': 'static_library',
+          'cflags': ['-mavx512f', '-mavx512dq', '-mavx512bw', '-mavx512vl', '-mavx512bf16', '-mavx2', '-mfma', '-mamx-tile', '-mamx-bf16'],
+          'sources': ['native/isa/isa_amx.cc'],
+        },
+      ],
+    }],
     ['target_arch=="x64"', {
       'targets': [
         {
@@ -86,12 +104,6 @@
           'type': 'static_library',
           'cflags': ['-mavx512f', '-mavx512dq', '-mavx512bw', '-mavx512vl', '-mavx512bf16', '-mavx2', '-mfma'],
           'sources': ['native/isa/isa_avx512bf16.cc'],
-        },
-        {
-          'target_name': 'evometa_isa_amx',
-          'type': 'static_library',
-          'cflags': ['-mavx512f', '-mavx512dq', '-mavx512bw', '-mavx512vl', '-mavx512bf16', '-mavx2', '-mfma', '-mamx-tile', '-mamx-bf16'],
-          'sources': ['native/isa/isa_amx.cc'],
         },
         {
           'target_name': 'evometa_noise_avx512',

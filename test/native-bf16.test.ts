@@ -42,7 +42,7 @@ const native = await nativeAddon();
 const withAddon = needs(native, 'native-bf16: the addon');
 const bf = native.ok ? nativeInfo().bf16 : undefined;
 const has = (k: Bf16Kernel): boolean => bf?.available.includes(k) ?? false;
-const amxPeer = peer(has('amx'), `this CPU or OS cannot run AMX-BF16 (${bf?.reason ?? 'no addon'})`, 'amx');
+const amxPeer = peer(has('amx'), `no AMX-BF16 kernel here (${bf?.reason ?? 'no addon'})`, 'amx');
 const avxPeer = peer(has('avx512bf16'), `this CPU has no AVX512_BF16 (${bf?.reason ?? 'no addon'})`, 'avx512bf16');
 const withAmx = needs([native, amxPeer], 'native-bf16: the amx kernel');
 const withAvx = needs([native, avxPeer], 'native-bf16: the avx512bf16 kernel');

@@ -63,7 +63,14 @@ const Support& support() {
       r.avx512bf16 = false;
       r.reason += "; avx512_bf16 hidden by EVOMETA_BF16=off";
     }
-    if (noAmx && amxBf16 && amxTile) {
+#if defined(EVOMETA_AMX)
+    constexpr bool amxBuilt = true;
+#else
+    constexpr bool amxBuilt = false;  // the compiler lacked -mamx-tile / -mamx-bf16 (binding.gyp)
+#endif
+    if (amxBf16 && amxTile && !amxBuilt) {
+      r.reason += "; AMX: this build has no AMX kernel (its compiler lacked -mamx-tile / -mamx-bf16)";
+    } else if (noAmx && amxBf16 && amxTile) {
       r.reason += std::string("; AMX hidden by EVOMETA_BF16=") + env;
     } else if (amxBf16 && amxTile && r.avx512bf16) {
       if ((xcr0() & (3u << 17)) != (3u << 17)) {
@@ -147,7 +154,9 @@ const char* bf16Reason() { return support().reason.c_str(); }
 
 const Bf16Ops* bf16Ops(Bf16Kernel k) {
 #if defined(EVOMETA_X64)
+#if defined(EVOMETA_AMX)
   if (k == Bf16Kernel::amx) return &bf16OpsAmx();
+#endif
   if (k == Bf16Kernel::avx512bf16) return &bf16OpsAvx512();
 #endif
   return nullptr;

@@ -67,7 +67,7 @@ struct Bf16Ops {
 
 #if defined(EVOMETA_X64)
 const Bf16Ops& bf16OpsAvx512();
-const Bf16Ops& bf16OpsAmx();
+const Bf16Ops& bf16OpsAmx();  // built when the compiler knows the AMX flags (EVOMETA_AMX, binding.gyp)
 #endif
 
 }  // namespace evometa
