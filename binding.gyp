@@ -1,4 +1,8 @@
 {
+  'variables': {
+    # 1 when the compiler knows the AMX flags (GCC >= 11, Clang >= 12): the AMX bf16 kernel is built
+    'evometa_amx%': '<!(node native/tools/cxx-flags.mjs -mamx-tile -mamx-bf16)',
+  },
   # evometa native addon. One binary carries every SIMD variant: each ISA's kernels are a
   # separate static library compiled with that ISA's flags, chosen at run time by CPU
   # detection (native/core/cpu.cc). Never -march=native. The noise generator is compiled
@@ -35,6 +39,7 @@
         'native/napi/ops.cc',
         'native/napi/population.cc',
         'native/napi/memstats.cc',
+        'native/napi/bf16.cc',
         'native/core/cpu.cc',
         'native/core/threadpool.cc',
         'native/core/ops_conv.cc',
@@ -42,13 +47,20 @@
         'native/core/ops_misc.cc',
         'native/core/ops_rotate.cc',
         'native/core/population.cc',
+        'native/core/peak.cc',
+        'native/core/bf16.cc',
+        'native/core/bf16_check.cc',
       ],
       'include_dirs': ["<!(node -p \"require('node-addon-api').include_dir\")"],
       'defines': ['NAPI_VERSION=8', 'NAPI_CPP_EXCEPTIONS', 'NODE_ADDON_API_CPP_EXCEPTIONS_ALL', 'NODE_API_SWALLOW_UNTHROWABLE_EXCEPTIONS'],
       'dependencies': ['evometa_isa_scalar', 'evometa_noise'],
       'conditions': [
         ['target_arch=="x64"', {
-          'dependencies': ['evometa_isa_avx2', 'evometa_isa_avx512', 'evometa_noise_avx512'],
+          'dependencies': ['evometa_isa_avx2', 'evometa_isa_avx512', 'evometa_noise_avx512', 'evometa_isa_avx512bf16'],
+        }],
+        ['target_arch=="x64" and evometa_amx==1', {
+          'dependencies': ['evometa_isa_amx'],
+          'defines': ['EVOMETA_AMX=1'],
         }],
       ],
     },
@@ -63,6 +75,16 @@
     },
   ],
   'conditions': [
+    ['target_arch=="x64" and evometa_amx==1', {
+      'targets': [
+        {
+          'target_name': 'evometa_isa_amx',
+          'type': 'static_library',
+          'cflags': ['-mavx512f', '-mavx512dq', '-mavx512bw', '-mavx512vl', '-mavx512bf16', '-mavx2', '-mfma', '-mamx-tile', '-mamx-bf16'],
+          'sources': ['native/isa/isa_amx.cc'],
+        },
+      ],
+    }],
     ['target_arch=="x64"', {
       'targets': [
         {
@@ -76,6 +98,14 @@
           'type': 'static_library',
           'cflags': ['-mavx512f', '-mavx512dq', '-mavx512bw', '-mavx512vl', '-mavx2', '-mfma'],
           'sources': ['native/isa/isa_avx512.cc'],
+        },
+        {
+          # bf16 conv kernels of the population loop (native/isa/isa_bf16.h), picked at run time
+          # by native/core/bf16.cc; the AMX one also needs the Linux tile-data permission.
+          'target_name': 'evometa_isa_avx512bf16',
+          'type': 'static_library',
+          'cflags': ['-mavx512f', '-mavx512dq', '-mavx512bw', '-mavx512vl', '-mavx512bf16', '-mavx2', '-mfma'],
+          'sources': ['native/isa/isa_avx512bf16.cc'],
         },
         {
           'target_name': 'evometa_noise_avx512',

@@ -5,18 +5,25 @@
  * and 20w5s15q at 28x28, on 1 and 2 threads; plus the machine's fp32 FMA peak, so every figure
  * also reads as a fraction of peak. Prints a table, writes JSON to bench/results/.
  *
- *   npm run build && node dist/bench/population.js [--members 256] [--peer-members 16] [--ts-members 1]
+ *   npm run build && node dist/bench/population.js [--members 256 | auto] [--peer-members 16] [--ts-members 1]
  *     [--channels 16,32,64] [--episodes 5w5s5q,20w5s15q] [--threads 1,2] [--no-torch] [--no-ts]
+ *     [--precision fp32,bf16] [--bf16-kernels amx,avx512bf16] [--repeats 3]
+ *
+ * --precision fp32,bf16 runs cpu-native in both precisions in the same run, same protocol
+ * (warm-up on 2 members, then the median of --repeats timed runs), once per bf16 kernel the CPU
+ * has (or those of --bf16-kernels), and reports each bf16 row's ratio to the fp32 row of the same
+ * C, episode and threads. --members auto sizes each configuration to about --gflop GFLOP (40)
+ * of convolutions per timed run. Every row records the load average when it was measured.
  *
  * GFLOP/s counts the convolutions' multiply-adds (2 FLOPs each) of every member, the same
- * count for every implementation: sum over blocks of 2 * 9 * cin * C * side^2 * images.
+ * count for every implementation and precision: sum over blocks of 2 * 9 * cin * C * side^2 * images.
  */
 import { spawnSync } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { loadavg, cpus } from 'node:os';
 import { join } from 'node:path';
 import '../lib/index.js';
-import { NativePopulationEvaluator, nativeInfo } from '../lib/device/cpu-native/index.js';
+import { NativePopulationEvaluator, nativeInfo, type Bf16Kernel } from '../lib/device/cpu-native/index.js';
 import { addon, PACKAGE_ROOT } from '../lib/device/cpu-native/addon.js';
 import { DirectOpsPopulationEvaluator } from '../lib/es/population-ts.js';
 import type { PopulationRequest } from '../lib/es/population.js';
@@ -29,7 +36,15 @@ import { arg, convFlops } from './common.js';
 
 const flag = (name: string): boolean => process.argv.includes(`--${name}`);
 
-const MEMBERS = Number(arg('members', '256'));
+const MEMBERS_ARG = arg('members', '256');
+const GFLOP = Number(arg('gflop', '40'));
+const REPEATS = Number(arg('repeats', '3'));
+const PRECISIONS = arg('precision', 'fp32').split(',');
+for (const p of PRECISIONS) if (p !== 'fp32' && p !== 'bf16') throw new RangeError(`--precision: expected fp32 and/or bf16, got ${p}`);
+const membersFor = (c: number, images: number): number => {
+  if (MEMBERS_ARG !== 'auto') return Number(MEMBERS_ARG);
+  return 2 * Math.max(4, Math.min(512, Math.round(GFLOP * 1e9 / convFlops(c, images) / 2)));
+};
 const PEER_MEMBERS = Number(arg('peer-members', '16'));
 const TS_MEMBERS = Number(arg('ts-members', '1'));
 const CHANNELS = arg('channels', '16,32,64').split(',').map(Number);
@@ -55,8 +70,15 @@ function episode(way: number, shot: number, query: number): Episode {
 
 interface Row {
   impl: string; channels: number; episode: string; threads: number; members: number;
-  /** wall-clock seconds and process CPU seconds of the timed run */
+  /** wall-clock seconds and process CPU seconds of the timed run (the median run of cpu-native) */
   seconds: number; cpuSeconds: number;
+  /** cpu-native: wall seconds of every timed run */
+  samples?: number[];
+  /** the 1-minute load average when the row was measured */
+  load1: number;
+  precision?: string; kernel?: string;
+  /** bf16 rows: cand/s and GFLOP per CPU-second over the fp32 cpu-native row of the same C, episode and threads */
+  vsFp32?: number; vsFp32PerCpu?: number;
   candidatesPerSec: number; gflops: number;
   /** GFLOP per CPU-second: throughput per busy core, robust to other processes sharing the machine */
   gflopsPerCpuSecond: number;
@@ -64,16 +86,18 @@ interface Row {
   fractionOfPeak: number;
 }
 
-async function timeEvaluator(evaluate: (r: PopulationRequest) => Promise<Float64Array>, req: PopulationRequest, repeats: number): Promise<{ wall: number; cpu: number }> {
+/** Warm-up on 2 members, then `repeats` timed runs: the median run (by wall time) and every run's wall time. */
+async function timeEvaluator(evaluate: (r: PopulationRequest) => Promise<Float64Array>, req: PopulationRequest, repeats: number): Promise<{ wall: number; cpu: number; samples: number[] }> {
   await evaluate({ ...req, end: req.start + Math.min(2, req.end - req.start) });
-  let best = { wall: Infinity, cpu: Infinity };
+  const runs: { wall: number; cpu: number }[] = [];
   for (let r = 0; r < repeats; r++) {
     const c0 = process.cpuUsage(), t0 = performance.now();
     await evaluate(req);
     const wall = (performance.now() - t0) / 1000, cu = process.cpuUsage(c0);
-    if (wall < best.wall) best = { wall, cpu: (cu.user + cu.system) / 1e6 };
+    runs.push({ wall, cpu: (cu.user + cu.system) / 1e6 });
   }
-  return best;
+  const sorted = [...runs].sort((a, b) => a.wall - b.wall);
+  return { ...sorted[Math.floor(sorted.length / 2)]!, samples: runs.map((r) => r.wall) };
 }
 
 function torchPeer(c: number, ep: { way: number; shot: number; query: number }, threads: number, members: number): { best: string; seconds: number; cpuSeconds: number; all: Record<string, number> } | string {
@@ -89,6 +113,9 @@ function torchPeer(c: number, ep: { way: number; shot: number; query: number }, 
 }
 
 async function main(): Promise<void> {
+  const loadavgStart = loadavg();
+  const uptimeStart = spawnSync('uptime', { encoding: 'utf8' }).stdout?.trim() ?? '';
+  console.log(`uptime at the start: ${uptimeStart}`);
   const info = nativeInfo();
   const a = addon();
   const peak: Record<number, { wallGflops: number; perCoreGflops: number }> = {};
@@ -96,12 +123,20 @@ async function main(): Promise<void> {
   const perCore = Math.max(...Object.values(peak).map((p) => p.perCoreGflops));
   console.log(`cpu-native: ${info.isa} (${info.reason}), ${cpus().length} CPUs (${cpus()[0]?.model}), load average ${loadavg().map((x) => x.toFixed(2)).join(' ')}`);
   console.log(`fp32 FMA peak (${info.isa} FMA loop): ${perCore.toFixed(1)} GFLOP per CPU-second per core (${THREADS.map((t) => `${t} thread${t > 1 ? 's' : ''}: ${peak[t]!.wallGflops.toFixed(1)} GFLOP/s wall`).join(', ')})`);
+  const kernels: Bf16Kernel[] = PRECISIONS.includes('bf16') ? arg('bf16-kernels', info.bf16.available.filter((k) => k !== 'emulated').join(',')).split(',').filter(Boolean) as Bf16Kernel[] : [];
+  for (const k of kernels) if (!info.bf16.available.includes(k)) throw new RangeError(`--bf16-kernels: this CPU cannot run ${k} (${info.bf16.reason})`);
+  if (PRECISIONS.includes('bf16') && kernels.length === 0) throw new RangeError(`--precision bf16: no bf16 kernel on this CPU (${info.bf16.reason})`);
+  const bf16Peak: Record<string, number> = {};
+  for (const k of kernels) if (k !== 'emulated') bf16Peak[k] = a.bf16Peak({ kernel: k, seconds: 1 });
+  if (kernels.length) console.log(`bf16 peak per core (${info.bf16.reason}): ${Object.entries(bf16Peak).map(([k, g]) => `${k} ${g.toFixed(1)} GFLOP per CPU-second`).join(', ')}`);
   const rows: Row[] = [];
   const notes: string[] = [];
-  const add = (impl: string, c: number, epName: string, threads: number, members: number, t: { wall: number; cpu: number }, images: number): void => {
+  const add = (impl: string, c: number, epName: string, threads: number, members: number, t: { wall: number; cpu: number; samples?: number[] }, images: number, extra: Partial<Row> = {}): Row => {
     const work = convFlops(c, images) * members / 1e9;
     const perCpu = work / t.cpu;
-    rows.push({ impl, channels: c, episode: epName, threads, members, seconds: t.wall, cpuSeconds: t.cpu, candidatesPerSec: members / t.wall, gflops: work / t.wall, gflopsPerCpuSecond: perCpu, fractionOfPeak: perCpu / perCore });
+    const row: Row = { impl, channels: c, episode: epName, threads, members, seconds: t.wall, cpuSeconds: t.cpu, ...(t.samples ? { samples: t.samples } : {}), load1: loadavg()[0]!, candidatesPerSec: members / t.wall, gflops: work / t.wall, gflopsPerCpuSecond: perCpu, fractionOfPeak: perCpu / perCore, ...extra };
+    rows.push(row);
+    return row;
   };
   let torchMissing: string | undefined;
   for (const c of CHANNELS) {
@@ -110,13 +145,25 @@ async function main(): Promise<void> {
     for (const ep of EPISODES) {
       const e = episode(ep.way, ep.shot, ep.query);
       const images = ep.way * (ep.shot + ep.query);
+      const MEMBERS = membersFor(c, images);
       const base: PopulationRequest = {
         model: layout.config, mu, perturbation: { kind: 'gaussian', sigma: 0.01, antithetic: true },
         seed: 1, step: 0, start: 0, end: MEMBERS, episode: e, distance: 'euclidean',
       };
       for (const t of THREADS) {
-        const nat = new NativePopulationEvaluator({ threads: t });
-        add('cpu-native', c, ep.name, t, MEMBERS, await timeEvaluator((r) => nat.evaluate(r), base, 2), images);
+        let fp32: Row | undefined;
+        if (PRECISIONS.includes('fp32')) {
+          const nat = new NativePopulationEvaluator({ threads: t });
+          fp32 = add('cpu-native', c, ep.name, t, MEMBERS, await timeEvaluator((r) => nat.evaluate(r), base, REPEATS), images, { precision: 'fp32' });
+        }
+        for (const k of kernels) {
+          const nat = new NativePopulationEvaluator({ threads: t, precision: 'bf16', bf16Kernel: k });
+          const r = add(`cpu-native bf16 ${k}`, c, ep.name, t, MEMBERS, await timeEvaluator((q) => nat.evaluate(q), base, REPEATS), images, { precision: 'bf16', kernel: k });
+          if (fp32) {
+            r.vsFp32 = r.candidatesPerSec / fp32.candidatesPerSec;
+            r.vsFp32PerCpu = r.gflopsPerCpuSecond / fp32.gflopsPerCpuSecond;
+          }
+        }
         if (!flag('no-torch') && torchMissing === undefined) {
           const members = Math.min(PEER_MEMBERS, MEMBERS);
           const tr = torchPeer(c, ep, t, members);
@@ -140,22 +187,25 @@ async function main(): Promise<void> {
     }
   }
   // table, with the speedup over the best peer of the same C, episode and thread count
+  const native = (r: Row): boolean => r.impl.startsWith('cpu-native');
   const peerBest = (r: Row, key: 'gflops' | 'gflopsPerCpuSecond'): Row | undefined => rows
-    .filter((p) => p.impl !== 'cpu-native' && p.channels === r.channels && p.episode === r.episode && p.threads === r.threads)
+    .filter((p) => !native(p) && p.channels === r.channels && p.episode === r.episode && p.threads === r.threads)
     .sort((x, y) => y[key] - x[key])[0];
   const lines = [
-    '| impl | C | episode | threads | members | cand/s | GFLOP/s (wall) | GFLOP/CPU-s | % of core peak | vs best peer (wall) | vs best peer (per CPU-s) |',
-    '|---|---|---|---|---|---|---|---|---|---|---|'];
+    '| impl | C | episode | threads | members | cand/s | GFLOP/s (wall) | GFLOP/CPU-s | % of fp32 core peak | vs fp32 (cand/s) | vs fp32 (per CPU-s) | vs best peer (wall) | vs best peer (per CPU-s) | load |',
+    '|---|---|---|---|---|---|---|---|---|---|---|---|---|---|'];
   for (const r of rows) {
-    const pw = r.impl === 'cpu-native' ? peerBest(r, 'gflops') : undefined;
-    const pc = r.impl === 'cpu-native' ? peerBest(r, 'gflopsPerCpuSecond') : undefined;
-    lines.push(`| ${r.impl} | ${r.channels} | ${r.episode} | ${r.threads} | ${r.members} | ${r.candidatesPerSec.toFixed(1)} | ${r.gflops.toFixed(1)} | ${r.gflopsPerCpuSecond.toFixed(1)} | ${(100 * r.fractionOfPeak).toFixed(1)} | ${pw ? `${(r.gflops / pw.gflops).toFixed(2)}x ${pw.impl}` : ''} | ${pc ? `${(r.gflopsPerCpuSecond / pc.gflopsPerCpuSecond).toFixed(2)}x` : ''} |`);
+    const pw = native(r) ? peerBest(r, 'gflops') : undefined;
+    const pc = native(r) ? peerBest(r, 'gflopsPerCpuSecond') : undefined;
+    lines.push(`| ${r.impl} | ${r.channels} | ${r.episode} | ${r.threads} | ${r.members} | ${r.candidatesPerSec.toFixed(1)} | ${r.gflops.toFixed(1)} | ${r.gflopsPerCpuSecond.toFixed(1)} | ${(100 * r.fractionOfPeak).toFixed(1)} | ${r.vsFp32 !== undefined ? `${r.vsFp32.toFixed(2)}x` : ''} | ${r.vsFp32PerCpu !== undefined ? `${r.vsFp32PerCpu.toFixed(2)}x` : ''} | ${pw ? `${(r.gflops / pw.gflops).toFixed(2)}x ${pw.impl}` : ''} | ${pc ? `${(r.gflopsPerCpuSecond / pc.gflopsPerCpuSecond).toFixed(2)}x` : ''} | ${r.load1.toFixed(1)} |`);
   }
   console.log(lines.join('\n'));
   const dir = join(PACKAGE_ROOT, 'bench', 'results');
   mkdirSync(dir, { recursive: true });
   const file = join(dir, `population-${new Date().toISOString().replace(/[:.]/g, '-')}.json`);
-  writeFileSync(file, JSON.stringify({ date: new Date().toISOString(), native: info, cpus: cpus().length, cpuModel: cpus()[0]?.model, loadavg: loadavg(), fmaPeakGflops: peak, rows, notes }, null, 2));
+  const uptime = spawnSync('uptime', { encoding: 'utf8' }).stdout?.trim() ?? '';
+  console.log(`uptime at the end: ${uptime}`);
+  writeFileSync(file, JSON.stringify({ date: new Date().toISOString(), argv: process.argv.slice(2), protocol: `warm-up on 2 members, median of ${REPEATS} timed runs`, native: info, cpus: cpus().length, cpuModel: cpus()[0]?.model, loadavgStart, loadavg: loadavg(), uptimeStart, uptimeEnd: uptime, fmaPeakGflops: peak, bf16PeakGflopsPerCore: bf16Peak, rows, notes }, null, 2));
   console.log(`wrote ${file}`);
 }
 

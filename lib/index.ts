@@ -84,7 +84,7 @@ export type { Schedule, ScheduleKind } from './es/schedule.js';
 // --- Distributed ES over Redis: coordinator runner and worker loop (ioredis loads on first use).
 export {
   createRedisRunner, runClusterWorker, ClusterError, RedisUnavailableError, DEFAULT_SYNC,
-  type SyncMode, type RedisRunner, type RedisRunnerOptions, type ClusterStats, type WorkerOptions, type WorkerSummary,
+  type SyncMode, type RedisRunnerOptions, type ClusterStats, type WorkerOptions, type WorkerSummary,
   type RedisConnectOptions, type DataDescriptor, type RunMeta,
 } from './cluster/index.js';
 

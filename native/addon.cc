@@ -48,6 +48,10 @@ napi_value Init(napi_env env, napi_value exports) {
       {"workingBytes", guarded<WorkingBytes>},
       {"fmaPeak", guarded<FmaPeak>},
       {"memStats", guarded<MemStats>},
+      {"setBf16Kernel", guarded<SetBf16Kernel>},
+      {"bf16Round", guarded<Bf16Round>},
+      {"bf16Conv", guarded<Bf16Conv>},
+      {"bf16Peak", guarded<Bf16Peak>},
   };
   for (const auto& e : table) {
     if (!exportFunction(env, exports, e.name, e.fn)) return nullptr;

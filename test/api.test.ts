@@ -53,7 +53,7 @@ const TYPES: Record<string, string[]> = {
     'BackpropPreset', 'BackpropConfig', 'BackpropConfigInput', 'BackpropEpisodeShape', 'BackpropOptimizer', 'BackpropInit', 'L2lConfig', 'L2lConfigInput'],
   evograd: ['EvoGradSettings', 'HyperObjective', 'Hypergradient', 'HyperProgram', 'ProgramArgs', 'ProgramMode', 'TapeObjective', 'LearnerConfig',
     'LearnerStep', 'LearnerState', 'HypergradientFn', 'CopyNoise', 'EvoGradConfig', 'EvoGradConfigInput', 'EvoGradMode'],
-  cluster: ['SyncMode', 'RedisRunner', 'RedisRunnerOptions', 'ClusterStats', 'WorkerOptions', 'WorkerSummary', 'RedisConnectOptions', 'DataDescriptor', 'RunMeta'],
+  cluster: ['SyncMode', 'RedisRunnerOptions', 'ClusterStats', 'WorkerOptions', 'WorkerSummary', 'RedisConnectOptions', 'DataDescriptor', 'RunMeta'],
   evaluation: ['EvalOptions', 'EvalResult', 'Summary'],
   export: ['OnnxExportOptions', 'OnnxBnMode', 'ExportState'],
   reports: ['ReportOptions', 'ReportResult', 'RunData', 'Chart', 'MetricsPoint', 'MetricsRecord', 'MetricsStartRecord', 'MetricsStepRecord', 'MetricsValRecord',

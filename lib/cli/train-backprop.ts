@@ -17,7 +17,7 @@ import { parseShots } from './train-es.js';
 const ES_ONLY: readonly string[] = [
   'workers', 'shards', 'pop', 'sigma', 'estimator', 'scheme', 'antithetic', 'baseline', 'sigmaSchedule', 'sigmaFinal', 'nonfinite',
   'fdDelta', 'forceFd', 'collapseWindow', 'collapseLossFactor', 'collapseValChecks', 'lrSchedule', 'lrFinal', 'lrWarmup', 'lrEvery',
-  'popSchedule', 'popFinal', 'episodesPerStep', 'sigmaLr', 'maxSigmaChange', 'shaping', 'maxSpeed',
+  'popSchedule', 'popFinal', 'episodesPerStep', 'sigmaLr', 'maxSigmaChange', 'shaping', 'maxSpeed', 'precision',
 ];
 const FLAG_OF = (k: string): string => k.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`);
 

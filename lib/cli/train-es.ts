@@ -9,6 +9,7 @@ import { ES_DEFAULT_PRESET, esPresetInput } from '../methods/protonet-es/presets
 import { ES_RESUME_CHANGEABLE, ProtoNetEsMethod } from '../methods/protonet-es/method.js';
 import { omniglotSources, omniglotTestSampler, TEST_SEED } from '../methods/protonet/data.js';
 import { evaluatorSpecFor } from '../es/evaluators.js';
+import { nativeInfo } from '../device/cpu-native/index.js';
 import { readRunState, resolveResumePath, resumeConfig } from '../train/run-files.js';
 import { log, pct, runTraining } from './run.js';
 import type { EvaluatorSpec } from '../es/evaluators.js';
@@ -66,6 +67,7 @@ export function cliConfig(o: TrainCliOptions): EsConfigInput {
     maxSpeed: n('max-speed', o.maxSpeed), lrFinal: n('lr-final', o.lrFinal), lrWarmup: n('lr-warmup', o.lrWarmup, true),
     lrEvery: n('lr-every', o.lrEvery, true), lrGamma: n('lr-gamma', o.lrGamma), popFinal: n('pop-final', o.popFinal, true),
     episodesPerStep: n('episodes-per-step', o.episodesPerStep, true), sigmaLr: n('sigma-lr', o.sigmaLr), maxSigmaChange: n('max-sigma-change', o.maxSigmaChange),
+    precision: parseChoice('precision', o.precision, ['fp32', 'bf16'] as const),
     antithetic: o.antithetic, baseline: o.baseline, fdForce: o.forceFd,
   };
   if (Object.keys(model).length) c.model = model;
@@ -108,7 +110,11 @@ export async function trainEsCli(o: TrainCliOptions): Promise<void> {
   if (!o.resume && existsSync(join(out, 'last.state.safetensors'))) {
     throw new UserError(`--out ${out} already holds a run: resume it with --resume ${out}, or choose another --out`);
   }
-  const spec = evaluatorSpecFor(device);
+  const spec = evaluatorSpecFor(device, { precision: cfg.precision });
+  if (cfg.precision === 'bf16' && spec.device === 'cpu-native') {
+    const bf = nativeInfo().bf16;
+    if (bf.kernel === 'none') throw new UserError(`--precision bf16 needs a CPU with AVX512_BF16 or AMX-BF16 (${bf.reason}); use --precision fp32`);
+  }
   const loadMsg = (p: { phase: string; done: number; total: number }): void => { if (p.done === 0) log(`omniglot: ${p.phase}...`); };
   const sources = omniglotSources(cfg, { dataDir: o.data, cacheDir: o.cache, onProgress: loadMsg, onWarning: (m) => log(`evometa: warning: ${m}`) });
   const cluster = o.redis !== undefined ? await redisRunner(o, cfg, spec) : undefined;

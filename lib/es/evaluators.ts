@@ -7,18 +7,21 @@
  *
  * A device adds its evaluator here with one line (cpu-native, xla), e.g.
  *   registerPopulationEvaluator('cpu-native', { module: new URL('../device/cpu-native/population.js', import.meta.url).href, export: 'createNativePopulationEvaluator' });
- * The factory is called as factory({ device, threads? }) and may return a
+ * The factory is called as factory({ device, threads?, options?, precision? }) and may return a
  * promise; `threads` is a hint for evaluators with their own thread pool (how
  * many threads each of the trainer's workers should use; absent: their default).
  */
 import { getDevice } from '../device/registry.js';
-import type { PopulationEvaluator } from './population.js';
+import { UserError } from '../errors.js';
+import { EVALUATOR_PRECISIONS, type PopulationEvaluator, type EvaluatorPrecision } from './population.js';
 
 export interface EvaluatorEntry {
   /** Module URL (file: URL string) of the factory. */
   module: string;
   /** Name of the exported factory: (opts: { device: string }) => PopulationEvaluator | Promise<PopulationEvaluator>. */
   export: string;
+  /** The precisions its factory accepts (absent: 'fp32' only). */
+  precisions?: readonly EvaluatorPrecision[];
 }
 
 /** What a worker needs to build its own evaluator: structured-clonable. */
@@ -30,9 +33,11 @@ export interface EvaluatorSpec extends EvaluatorEntry {
   threads?: number;
   /** Structured-clonable options handed to the factory (e.g. an objective's module and export). */
   options?: Record<string, unknown>;
+  /** The forward pass's precision (absent: 'fp32'), handed to the factory. */
+  precision?: EvaluatorPrecision;
 }
 
-export type EvaluatorFactory = (opts: { device: string; threads?: number; options?: Record<string, unknown> }) => PopulationEvaluator | Promise<PopulationEvaluator>;
+export type EvaluatorFactory = (opts: { device: string; threads?: number; options?: Record<string, unknown>; precision?: EvaluatorPrecision }) => PopulationEvaluator | Promise<PopulationEvaluator>;
 
 const GENERIC: EvaluatorEntry = { module: new URL('./population-ts.js', import.meta.url).href, export: 'createDirectOpsEvaluator' };
 
@@ -53,17 +58,29 @@ export function populationEvaluatorDevices(): string[] {
  * The evaluator for a device: the named one, or the device layer's best
  * available device (getDevice), with its dedicated evaluator if it has one.
  */
-export function evaluatorSpecFor(device?: string): EvaluatorSpec {
+export function evaluatorSpecFor(device?: string, opts: { precision?: EvaluatorPrecision } = {}): EvaluatorSpec {
   const dev = getDevice(device);
   const own = entries.get(dev.name);
   const how = device === undefined ? `best available device ${dev.name}` : `device ${dev.name}`;
-  if (own) return { device: dev.name, ...own, reason: `${how}, its own population evaluator` };
-  return { device: dev.name, ...GENERIC, reason: `${how}, no population evaluator of its own: the generic DirectOps evaluator on its kernels` };
+  const precision = opts.precision ?? 'fp32';
+  if (!EVALUATOR_PRECISIONS.includes(precision)) throw new UserError(`precision (--precision) must be one of ${EVALUATOR_PRECISIONS.join(', ')}, got ${JSON.stringify(precision)}`);
+  const entry = own ?? GENERIC;
+  if (!(entry.precisions ?? ['fp32']).includes(precision)) {
+    const able = [...entries].filter(([, e]) => e.precisions?.includes(precision)).map(([d]) => d);
+    throw new UserError(`precision ${precision}: the population evaluator of ${how} supports ${(entry.precisions ?? ['fp32']).join(', ')} only${able.length ? `; ${precision} runs on ${able.join(', ')}` : ''}`);
+  }
+  const p = precision === 'fp32' ? {} : { precision };
+  const tag = precision === 'fp32' ? '' : `, precision ${precision}`;
+  if (own) return { device: dev.name, ...own, ...p, reason: `${how}, its own population evaluator${tag}` };
+  return { device: dev.name, ...GENERIC, ...p, reason: `${how}, no population evaluator of its own: the generic DirectOps evaluator on its kernels` };
 }
 
 export async function loadEvaluator(spec: EvaluatorSpec): Promise<PopulationEvaluator> {
   const mod = (await import(spec.module)) as Record<string, unknown>;
   const f = mod[spec.export];
   if (typeof f !== 'function') throw new Error(`population evaluator module ${spec.module} has no export ${spec.export}`);
-  return await (f as EvaluatorFactory)({ device: spec.device, ...(spec.threads !== undefined ? { threads: spec.threads } : {}), ...(spec.options ? { options: spec.options } : {}) });
+  return await (f as EvaluatorFactory)({
+    device: spec.device, ...(spec.threads !== undefined ? { threads: spec.threads } : {}), ...(spec.options ? { options: spec.options } : {}),
+    ...(spec.precision !== undefined ? { precision: spec.precision } : {}),
+  });
 }

@@ -95,8 +95,23 @@ export interface EvaluatorLimits {
   imageSize?: number;
 }
 
+/**
+ * The precision of an evaluator's forward pass, chosen when the evaluator is created:
+ *   'fp32' (default): float32 throughout (the semantics above, within float32 rounding);
+ *   'bf16': the convolutions' matrix products take their operands rounded to bfloat16 (round to
+ *     nearest even, 8 significant bits) and accumulate in float32; the perturbation (theta =
+ *     mu + eps), BN, ReLU, max-pool, prototypes, distances and loss stay as in 'fp32'. Fitness
+ *     then differs from 'fp32' by bf16 rounding (relative differences of order 2^-8), the same
+ *     for a given kernel, member and episode on any thread count. cpu-native only.
+ */
+export type EvaluatorPrecision = 'fp32' | 'bf16';
+
+export const EVALUATOR_PRECISIONS: readonly EvaluatorPrecision[] = ['fp32', 'bf16'];
+
 export interface PopulationEvaluator {
   readonly device: string;
+  /** The forward pass's precision (absent: 'fp32'). */
+  readonly precision?: EvaluatorPrecision;
   /** Fitness per member, length end - start. */
   evaluate(req: PopulationRequest): Promise<Float64Array>;
   /** The noise sum of NoiseSumRequest as float64, length D. */

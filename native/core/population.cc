@@ -16,10 +16,13 @@
 #include <string>
 #include <vector>
 
+#include "core/bf16.h"
+#include "core/conv_plan.h"
 #include "core/cpu.h"
 #include "core/noise.h"
 #include "core/threadpool.h"
 #include "isa/isa.h"
+#include "isa/isa_bf16.h"
 
 namespace evometa {
 
@@ -55,8 +58,14 @@ struct Plan {
   int side[kMaxBlocks + 1];  // side[l]: input side of block l; side[blocks]: embedding side
   int k1;                    // 9 * cin
   std::vector<float> patches;  // block 0, pooling-window pixels, centered: [n * win0 * 4][k1]
+  // precision bf16: the patches rounded to bf16, as fp32 (kernels without a bf16 block 0), or as
+  // bf16 rows of kp1 = k1 rounded up to 32 plus 32 zero rows (a kernel's layer1)
+  std::vector<float> patchesRounded;
+  std::vector<uint16_t> patchesBf16;
+  int kp1 = 0;
   std::vector<double> cov;     // [k1][k1] patch covariance over all pixels of block 0
   std::vector<int32_t> pixOff[kMaxBlocks];  // per image: window offsets in the padded input, pooling order
+  std::vector<int32_t> virtMap[kMaxBlocks];  // per image: virtual pixel (rows of the padded grid) -> pixOff index or -1
   int32_t tapOff[kMaxBlocks][9];
   int chunk[kMaxBlocks];                    // images per chunk whose block-l input stays in cache
   long emb;  // embedding row length (cp * side^2)
@@ -132,33 +141,44 @@ void buildPlan(const PopulationSpec& s, Plan& p) {
       }
   // blocks 1..: output pixels in pooling-window order, then the pixels no window covers
   for (int l = 1; l < s.blocks; l++) {
-    const int sd = p.side[l], sp = sd + 2, q = sd / 2;
-    auto& off = p.pixOff[l];
-    off.clear();
-    off.reserve((size_t)sd * sd);
-    if ((long)sp * sp * p.cp > 0x7fffffffL) throw std::runtime_error("image too large for 32-bit activation offsets");
-    auto add = [&](int y, int x) { off.push_back((int32_t)(((long)y * sp + x) * p.cp)); };
-    for (int w = 0; w < q * q; w++)
-      for (int t = 0; t < 4; t++) add(2 * (w / q) + t / 2, 2 * (w % q) + t % 2);
-    for (int y = 0; y < sd; y++)
-      for (int x = 0; x < sd; x++)
-        if (y >= 2 * q || x >= 2 * q) add(y, x);
+    const int sp = p.side[l] + 2;
+    convPixelOffsets(p.side[l], p.cp, p.pixOff[l], p.tapOff[l]);
+    convVirtualRows(p.side[l], p.cp, p.pixOff[l], p.virtMap[l]);
     p.chunk[l] = (int)std::min<long>(p.n, std::max(1L, (512L * 1024) / ((long)sp * sp * p.cp * 4)));
-    for (int t = 0; t < 9; t++) p.tapOff[l][t] = ((t / 3) * sp + t % 3) * p.cp;
   }
+}
+
+// How blocks 1.. multiply: fp32 (kernel none), bf16-rounded operands on the fp32 kernels
+// (emulated), or a hardware bf16 kernel (ops).
+struct ConvMode {
+  Bf16Kernel kernel = Bf16Kernel::none;
+  const Bf16Ops* ops = nullptr;
+};
+
+ConvMode convMode(int bf16) {
+  ConvMode m;
+  m.kernel = static_cast<Bf16Kernel>(bf16);
+  m.ops = bf16Ops(m.kernel);
+  return m;
 }
 
 // One worker's buffers, reused across calls while the geometry is unchanged.
 struct Workspace {
   std::vector<float> theta, w1, shift1, wpk, act[kMaxBlocks], raw, emb, atile, scale, shift;
+  std::vector<uint16_t> wbf, abf, w1bf;  // bf16 weight panels, packed inputs, block-0 weights (hardware bf16 kernels)
   std::vector<double> sum, sumsq, proto, logits;
   std::vector<int> counts;
   std::string sig;
 
   // May throw std::bad_alloc; the signature is recorded only once every buffer has its size.
-  void prepare(const Plan& p, long numParams, int tileRows, const std::string& signature) {
+  void prepare(const Plan& p, long numParams, int tileRows, const ConvMode& mode, const std::string& signature) {
     if (sig == signature) return;
     sig.clear();
+    long chunkElems = 0;
+    for (int l = 1; l < p.blocks; l++) chunkElems = std::max(chunkElems, (long)p.chunk[l] * (p.side[l] + 2) * (p.side[l] + 2) * p.cp);
+    wbf.assign(mode.ops ? (size_t)mode.ops->weightElems(p.cp) : 0, 0);
+    w1bf.assign((size_t)p.cp * p.kp1, 0);
+    abf.assign(mode.ops ? (size_t)mode.ops->scratchElems(p.cp, chunkElems) : 0, 0);
     theta.assign(numParams, 0.f);
     w1.assign((size_t)p.k1 * p.cp, 0.f);
     shift1.assign(p.cp, 0.f);
@@ -186,6 +206,7 @@ struct Workspace {
     long b = 0;
     for (const auto* v : {&theta, &w1, &shift1, &wpk, &raw, &emb, &atile, &scale, &shift}) b += (long)v->capacity() * 4;
     for (const auto& a : act) b += (long)a.capacity() * 4;
+    b += (long)(wbf.capacity() + abf.capacity() + w1bf.capacity()) * 2;
     for (const auto* v : {&sum, &sumsq, &proto, &logits}) b += (long)v->capacity() * 8;
     return b;
   }
@@ -206,17 +227,6 @@ Workspace& workspace(int worker) {
 void ensureWorkspaces(int n) {
   auto& all = workspaces();
   while ((int)all.size() < n) all.emplace_back(new Workspace());
-}
-
-// Packs conv weights [c][cin][3][3] (cin = c) into [cp/nb][9*cp][nb], k = tap*cp + ci.
-void packWeights(const float* w, int c, int cp, int nb, float* out) {
-  const long k = 9L * cp;
-  std::memset(out, 0, sizeof(float) * (size_t)k * cp);
-  for (int co = 0; co < c; co++) {
-    float* blk = out + (long)(co / nb) * k * nb + co % nb;
-    for (int ci = 0; ci < c; ci++)
-      for (int t = 0; t < 9; t++) blk[((long)t * cp + ci) * nb] = w[((long)co * c + ci) * 9 + t];
-  }
 }
 
 double episodeLossFromEmbeddings(const Plan& p, const PopulationSpec& s, Workspace& ws) {
@@ -272,7 +282,7 @@ double episodeLossFromEmbeddings(const Plan& p, const PopulationSpec& s, Workspa
   return loss / p.nq;
 }
 
-double evaluateMember(const Plan& p, const PopulationSpec& s, const IsaOps& isa, Workspace& ws, long m) {
+double evaluateMember(const Plan& p, const PopulationSpec& s, const IsaOps& isa, const ConvMode& mode, Workspace& ws, long m) {
   float* theta = ws.theta.data();
   if (s.kind == 0 || s.kind == 2) {
     const long noiseId = s.antithetic ? m / 2 : m;
@@ -303,6 +313,9 @@ double evaluateMember(const Plan& p, const PopulationSpec& s, const IsaOps& isa,
       for (int k = 0; k < p.k1; k++) ws.w1[(size_t)k * cp + co] = (float)(wc[k] * sc);
       ws.shift1[co] = beta[co];
     }
+    if (p.kp1 > 0) packLayer1Bf16(ws.w1.data(), p.k1, cp, p.kp1, ws.w1bf.data());
+    else if (mode.kernel != Bf16Kernel::none)
+      for (float& x : ws.w1) x = roundBf16(x);
   }
   // Blocks run image chunk by image chunk where they can, so each chunk's activations are
   // consumed by the next convolution while still in cache: block 0 needs no batch statistics
@@ -315,8 +328,21 @@ double evaluateMember(const Plan& p, const PopulationSpec& s, const IsaOps& isa,
     return PoolDst{ws.act[l + 1].data(), sd, 1, cp};  // the chunk buffer: image n0 at its start
   };
   auto block0 = [&](int n0, int n1) {
+    if (p.kp1 > 0) {
+      Layer1Bf16Args a{};
+      a.patches = p.patchesBf16.data() + (long)n0 * win0 * 4 * p.kp1;
+      a.nImg = n1 - n0;
+      a.winPerImg = win0;
+      a.kp = p.kp1;
+      a.wpk = ws.w1bf.data();
+      a.shift = ws.shift1.data();
+      a.cp = cp;
+      a.dst = dstFor(0, n0);
+      mode.ops->layer1(a);
+      return;
+    }
     Layer1Args a{};
-    a.patches = p.patches.data() + (long)n0 * win0 * 4 * p.k1;
+    a.patches = (mode.kernel != Bf16Kernel::none ? p.patchesRounded.data() : p.patches.data()) + (long)n0 * win0 * 4 * p.k1;
     a.nImg = n1 - n0;
     a.winPerImg = win0;
     a.k1 = p.k1;
@@ -328,6 +354,26 @@ double evaluateMember(const Plan& p, const PopulationSpec& s, const IsaOps& isa,
   };
   auto conv = [&](int l, int n0, int n1) {  // raw outputs and statistics of block l for images [n0, n1)
     const long per = (long)p.side[l] * p.side[l];
+    if (mode.ops) {
+      ConvBf16Args a{};
+      a.act = ws.act[l].data();
+      a.pixOff = p.pixOff[l].data();
+      a.perImg = (int)per;
+      a.imgStride = (long)(p.side[l] + 2) * (p.side[l] + 2) * cp;
+      a.nPix = (int)((n1 - n0) * per);
+      a.tapOff = p.tapOff[l];
+      a.side = p.side[l];
+      a.virtMap = p.virtMap[l].data();
+      a.cin = cp;
+      a.wpk = ws.wbf.data();
+      a.cp = cp;
+      a.raw = ws.raw.data() + n0 * per * cp;
+      a.sum = ws.sum.data();
+      a.sumsq = ws.sumsq.data();
+      a.scratch = ws.abf.data();
+      mode.ops->convRaw(a);
+      return;
+    }
     ConvRawArgs a{};
     a.act = ws.act[l].data();  // the chunk buffer: image n0 at its start
     a.pixOff = p.pixOff[l].data();
@@ -343,6 +389,7 @@ double evaluateMember(const Plan& p, const PopulationSpec& s, const IsaOps& isa,
     a.sum = ws.sum.data();
     a.sumsq = ws.sumsq.data();
     a.atile = ws.atile.data();
+    a.roundBf16 = mode.kernel == Bf16Kernel::emulated;
     isa.convRaw(a);
   };
   auto bnPool = [&](int l, int n0, int n1) {
@@ -357,7 +404,13 @@ double evaluateMember(const Plan& p, const PopulationSpec& s, const IsaOps& isa,
     isa.bnReluPool(b);
   };
   auto startConv = [&](int l) {
-    packWeights(theta + p.off.w[l], c, cp, isa.blockWidth(cp), ws.wpk.data());
+    if (mode.ops) {
+      mode.ops->packWeights(theta + p.off.w[l], c, cp, ws.wbf.data());
+    } else {
+      packWeights(theta + p.off.w[l], c, cp, isa.blockWidth(cp), ws.wpk.data());
+      if (mode.kernel == Bf16Kernel::emulated)
+        for (float& x : ws.wpk) x = roundBf16(x);
+    }
     std::fill(ws.sum.begin(), ws.sum.end(), 0.0);
     std::fill(ws.sumsq.begin(), ws.sumsq.end(), 0.0);
   };
@@ -419,13 +472,19 @@ double populationBytes(const PopulationSpec& s, int threads) {
   for (int l = 1; l < s.blocks; l++) plan += 4 * side[l] * side[l];
   // one workspace (see Workspace::prepare; the chunk buffers hold at most all images)
   double ws = 4.0 * s.numParams + 4 * k1 * cp + 4 * cp + 4 * 9 * cp * cp + 4 * n * emb + 4 * 192 * 9 * cp + 8 * cp + 16 * cp;
-  double raw = 0;
+  double raw = 0, chunk = 0;
   for (int l = 1; l < s.blocks; l++) {
     const double sp = side[l] + 2;
-    ws += 4 * std::min(n, std::max(1.0, std::floor(512.0 * 1024 / (sp * sp * cp * 4)))) * sp * sp * cp;
+    const double act = 4 * std::min(n, std::max(1.0, std::floor(512.0 * 1024 / (sp * sp * cp * 4)))) * sp * sp * cp;
+    ws += act;
+    chunk = std::max(chunk, act);
     raw = std::max(raw, 4 * n * side[l] * side[l] * cp);
   }
   ws += raw + 8.0 * s.way * emb + 12.0 * s.way;
+  if (s.bf16 != 0) {
+    ws += 2 * (cp + 192) * (9 * cp + 32) + chunk / 2 + 2 * (64 * cp + 64) + 2 * cp * (k1 + 32);  // bf16 weights, packed or converted inputs
+    plan += 4 * n * ps * ps * 4 * (k1 + 32) + 2 * 32 * (k1 + 32);                                   // rounded or bf16 patches
+  }
   return plan + std::max(1, threads) * ws;
 }
 
@@ -447,7 +506,13 @@ void evaluatePopulation(const PopulationSpec& s, double* fitness) {
   buildPlan(s, p);
   const IsaOps& isa = currentIsaOps();
   const int tr = isa.tileRows(p.cp);
-  const std::string sig = std::string(isa.name) + ":" + std::to_string(s.blocks) + ":" + std::to_string(s.inChannels) +
+  if (s.bf16 < 0 || s.bf16 > (int)Bf16Kernel::amx || (s.bf16 > (int)Bf16Kernel::emulated && bf16Ops((Bf16Kernel)s.bf16) == nullptr)) {
+    throw std::runtime_error("evaluatePopulation: no such bf16 kernel in this build");
+  }
+  const ConvMode mode = convMode(s.bf16);
+  if (mode.ops && mode.ops->layer1) bf16Patches(p.patches, p.k1, p.patchesBf16, p.kp1);
+  else if (mode.kernel != Bf16Kernel::none) roundedPatches(p.patches, p.patchesRounded);
+  const std::string sig = std::string(isa.name) + ":" + bf16KernelName(mode.kernel) + ":" + std::to_string(s.blocks) + ":" + std::to_string(s.inChannels) +
                           ":" + std::to_string(s.imageSize) + ":" + std::to_string(s.channels) + ":" +
                           std::to_string(p.n) + ":" + std::to_string(s.way) + ":" + std::to_string(s.numParams);
   const int threads = s.threads > 0 ? s.threads : poolThreads();
@@ -458,8 +523,8 @@ void evaluatePopulation(const PopulationSpec& s, double* fitness) {
     if (!own) own.reset(new Workspace());
     for (long t = 0; t < count; t++) {
       throwIfCancelled(s.cancel);
-      own->prepare(p, s.numParams, tr, sig);
-      fitness[t] = evaluateMember(p, s, isa, *own, s.start + t);
+      own->prepare(p, s.numParams, tr, mode, sig);
+      fitness[t] = evaluateMember(p, s, isa, mode, *own, s.start + t);
     }
     lastWorkingBytes.store(own->bytes());
     return;
@@ -469,8 +534,8 @@ void evaluatePopulation(const PopulationSpec& s, double* fitness) {
   parallelFor((int)count, threads, [&](int task, int worker) {
     throwIfCancelled(s.cancel);
     Workspace& ws = workspace(worker);
-    ws.prepare(p, s.numParams, tr, sig);
-    fitness[task] = evaluateMember(p, s, isa, ws, s.start + task);
+    ws.prepare(p, s.numParams, tr, mode, sig);
+    fitness[task] = evaluateMember(p, s, isa, mode, ws, s.start + task);
   });
   long b = 0;
   for (const auto& w : workspaces()) b += w->bytes();
@@ -507,48 +572,5 @@ void noiseSum(const NoiseSumSpec& s, double* out) {
 }
 
 long populationWorkingBytes() { return lastWorkingBytes.load(); }
-
-}  // namespace evometa
-
-#include <chrono>
-#include <ctime>
-
-namespace evometa {
-
-namespace {
-double threadCpuSeconds() {
-  timespec ts{};
-  clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
-  return ts.tv_sec + ts.tv_nsec * 1e-9;
-}
-}  // namespace
-
-FmaPeakResult fmaPeak(int threads, double seconds) {
-  const IsaOps& isa = currentIsaOps();
-  const long chunk = 1L << 22;
-  const int t = threads > 0 ? threads : poolThreads();
-  std::vector<double> flops(t, 0.0), cpu(t, 0.0);
-  volatile float sink = 0;
-  const auto start = std::chrono::steady_clock::now();
-  parallelFor(t, t, [&](int task, int) {
-    double done = 0;
-    float keep = 0;
-    const double c0 = threadCpuSeconds();
-    while (std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count() < seconds) {
-      keep += isa.fmaLoop(chunk);
-      done += (double)chunk * (isa.lanes == 16 ? 16 : 12) * isa.lanes * 2;
-    }
-    flops[task] = done;
-    cpu[task] = threadCpuSeconds() - c0;
-    sink = sink + keep;
-  });
-  const double dt = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-  double total = 0, perCpu = 0;
-  for (int i = 0; i < t; i++) {
-    total += flops[i];
-    if (cpu[i] > 0) perCpu = std::max(perCpu, flops[i] / cpu[i]);
-  }
-  return FmaPeakResult{total / dt / 1e9, perCpu / 1e9};
-}
 
 }  // namespace evometa

@@ -49,6 +49,11 @@ struct PopulationSpec {
   long start, end;  // global member indices [start, end)
   int threads;      // 0: the whole pool
   const CancelToken* cancel;  // checked between members; nullable
+  // Precision of the convolutions' products: 0 (Bf16Kernel::none) fp32; otherwise the Bf16Kernel
+  // (core/bf16.h) that multiplies bf16-rounded operands with fp32 accumulation (block 0: its
+  // centered patches and BN-folded weights; blocks 1..: activations and weights).
+  // Everything else (noise, theta, block 0, BN, ReLU, pool, distances, loss) stays fp32/fp64.
+  int bf16;
 };
 
 // Number of parameters of the model (ProtoNetLayout.numParams).
@@ -97,4 +102,8 @@ struct FmaPeakResult {
   double perCoreGflops;
 };
 FmaPeakResult fmaPeak(int threads, double seconds);
+// The same for a bf16 kernel (core/bf16.h) on the calling thread: GFLOP per CPU-second of its
+// dot-product instruction (VDPBF16PS, TDPBF16PS); 0 for the emulated kernel.
+enum class Bf16Kernel;
+double bf16PeakGflops(Bf16Kernel kernel, double seconds);
 }  // namespace evometa

@@ -177,6 +177,22 @@ static void layer1(const Layer1Args& a) {
 
 // ---- population engine: blocks 1.. raw conv with batch statistics ----
 
+// x rounded to bf16 as VCVTNEPS2BF16 rounds (nearest even, denormals to a signed zero, NaN
+// quieted): the emulated bf16 kernel (native/core/bf16.h has the reference, toBf16Bits).
+static inline float bf16Round(float x) {
+  unsigned u, r;
+  __builtin_memcpy(&u, &x, 4);
+  if ((u & 0x7f800000u) == 0) r = u & 0x80000000u;
+  else if ((u & 0x7fffffffu) > 0x7f800000u) r = (u | 0x00400000u) & 0xffff0000u;
+  else r = (u + 0x7fffu + ((u >> 16) & 1u)) & 0xffff0000u;
+  __builtin_memcpy(&x, &r, 4);
+  return x;
+}
+
+static void roundBf16(float* x, long n) {
+  for (long i = 0; i < n; i++) x[i] = bf16Round(x[i]);
+}
+
 template <int NV>
 static void convRawT(const ConvRawArgs& a) {
   constexpr int NB = NV * Vec::L;
@@ -203,6 +219,8 @@ static void convRawT(const ConvRawArgs& a) {
           for (int c = 0; c < a.cin; c += Vec::L) Vec::store(d + c, Vec::load(s + c));
         }
       }
+      if (a.roundBf16)
+        for (int kk = 0; kk < a.k; kk++) dst[kk] = bf16Round(dst[kk]);
     }
     for (int blk = 0; blk < nblk; blk++) {
       const float* panel = a.wpk + (long)blk * a.k * NB;

@@ -43,6 +43,7 @@ struct ConvRawArgs {
   double* sum;            // [cp]
   double* sumsq;          // [cp]
   float* atile;           // scratch: tileRows * k floats
+  bool roundBf16;         // round the packed inputs to bf16 (the emulated bf16 kernel; weights come rounded)
 };
 
 // BN (as scale/shift) + ReLU + 2x2 max-pool of raw conv outputs (pooling-window order).
@@ -67,6 +68,8 @@ struct IsaOps {
   void (*bnReluPool)(const BnPoolArgs& a);
   // Runs iters x 16 independent vector FMAs (the peak-FLOP probe); returns a value to keep it live.
   float (*fmaLoop)(long iters);
+  // x[i] = x[i] rounded to bf16 in place, as the emulated bf16 kernel rounds its inputs (tests).
+  void (*roundBf16)(float* x, long n);
 };
 
 // Throws std::bad_alloc; called by the ISA kernels when an allocation fails (defined in

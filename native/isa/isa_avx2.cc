@@ -30,7 +30,7 @@ inline int blockWidthFor(int) { return 16; }
 
 const IsaOps& isaOpsAvx2() {
   static const IsaOps ops = {"avx2", 8, avx2::sgemm, avx2::blockWidth, avx2::tileRows,
-                             avx2::layer1, avx2::convRaw, avx2::bnReluPool, avx2::fmaLoop};
+                             avx2::layer1, avx2::convRaw, avx2::bnReluPool, avx2::fmaLoop, avx2::roundBf16};
   return ops;
 }
 

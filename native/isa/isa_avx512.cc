@@ -31,7 +31,7 @@ inline int blockWidthFor(int cp) { return cp % 64 == 0 ? 64 : cp % 32 == 0 ? 32 
 
 const IsaOps& isaOpsAvx512() {
   static const IsaOps ops = {"avx512", 16, avx512::sgemm, avx512::blockWidth, avx512::tileRows,
-                             avx512::layer1, avx512::convRaw, avx512::bnReluPool, avx512::fmaLoop};
+                             avx512::layer1, avx512::convRaw, avx512::bnReluPool, avx512::fmaLoop, avx512::roundBf16};
   return ops;
 }
 

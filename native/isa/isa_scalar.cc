@@ -32,7 +32,7 @@ inline int blockWidthFor(int) { return 8; }
 
 const IsaOps& isaOpsScalar() {
   static const IsaOps ops = {"scalar", 4, scalar::sgemm, scalar::blockWidth, scalar::tileRows,
-                             scalar::layer1, scalar::convRaw, scalar::bnReluPool, scalar::fmaLoop};
+                             scalar::layer1, scalar::convRaw, scalar::bnReluPool, scalar::fmaLoop, scalar::roundBf16};
   return ops;
 }
 

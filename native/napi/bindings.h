@@ -44,4 +44,10 @@ Napi::Value WorkingBytes(const Napi::CallbackInfo& info);
 Napi::Value FmaPeak(const Napi::CallbackInfo& info);  // GFLOP/s of an FMA loop
 Napi::Value MemStats(const Napi::CallbackInfo& info);  // malloc heap statistics (memstats.cc)
 
+// bf16 (napi/bf16.cc): the kernel choice and the test drivers
+Napi::Value SetBf16Kernel(const Napi::CallbackInfo& info);
+Napi::Value Bf16Round(const Napi::CallbackInfo& info);
+Napi::Value Bf16Conv(const Napi::CallbackInfo& info);
+Napi::Value Bf16Peak(const Napi::CallbackInfo& info);  // GFLOP per CPU-second of a bf16 dot loop
+
 }  // namespace evometa

@@ -4,9 +4,11 @@
 // fill (for the bit-identity test), the limits, cancellation and device info.
 #include <cmath>
 #include <cstdio>
+#include <stdexcept>
 #include <string>
 #include <vector>
 
+#include "core/bf16.h"
 #include "core/cpu.h"
 #include "core/noise.h"
 #include "core/population.h"
@@ -73,6 +75,30 @@ std::vector<float> checkedSigmas(Args& a, int64_t n) {
   return s;
 }
 
+// The fields 'precision' ('fp32' default | 'bf16') and 'bf16Kernel' ('auto' default | 'amx' |
+// 'avx512bf16' | 'emulated'; with 'bf16' only): none for fp32, else the kernel, which this CPU
+// must have.
+Bf16Kernel bf16KernelFor(Args& a) {
+  const std::string precision = a.oneOfOr("precision", {"fp32", "bf16"}, "fp32");
+  if (precision == "fp32") {
+    if (a.present("bf16Kernel")) a.rangeError("field 'bf16Kernel' applies to precision 'bf16' only");
+    return Bf16Kernel::none;
+  }
+  const std::string name = a.oneOfOr("bf16Kernel", {"auto", "amx", "avx512bf16", "emulated"}, "auto");
+  Bf16Kernel k = Bf16Kernel::none;
+  parseBf16Kernel(name.c_str(), &k);
+  if (k == Bf16Kernel::none) k = activeBf16Kernel();
+  if (k == Bf16Kernel::none) {
+    throw std::runtime_error(std::string("precision 'bf16' needs a CPU with AVX512_BF16 (cpuid flag avx512_bf16, with AVX-512F/BW/VL) or AMX-BF16 "
+                                         "(amx_bf16 + amx_tile); this one has neither (") + bf16Reason() +
+                             "). Use precision 'fp32', or the 'emulated' bf16 kernel (bf16 rounding on the fp32 kernels: slower than fp32)");
+  }
+  if (!bf16KernelAvailable(k)) {
+    a.rangeError("field 'bf16Kernel' is '" + name + "', which this CPU cannot run (" + bf16Reason() + ")");
+  }
+  return k;
+}
+
 std::string gib(double bytes) {
   char buf[48];
   std::snprintf(buf, sizeof buf, "%.1f GiB", bytes / (1024.0 * 1024 * 1024));
@@ -85,7 +111,7 @@ Napi::Value EvaluatePopulation(const Napi::CallbackInfo& info) {
   Args a(info, "evaluatePopulation",
          {"blocks", "inChannels", "imageSize", "channels", "bnEps", "way", "supportCount", "queryCount", "distance",
           "cosineScale", "kind", "sigma", "sigmas", "antithetic", "delta", "seed", "step", "start", "end", "threads",
-          "cancelGroup", "mu", "support", "query", "supportLabels", "queryLabels"});
+          "cancelGroup", "precision", "bf16Kernel", "mu", "support", "query", "supportLabels", "queryLabels"});
   PopulationSpec s{};
   s.blocks = (int)a.integer("blocks", 1, L.blocks);
   s.inChannels = (int)a.integer("inChannels", 1, L.inChannels);
@@ -132,6 +158,7 @@ Napi::Value EvaluatePopulation(const Napi::CallbackInfo& info) {
   }
   s.threads = (int)a.integer("threads", 0, L.threads);
   const uint32_t group = (uint32_t)a.integerOr("cancelGroup", 0, kU32, 0);
+  s.bf16 = (int)bf16KernelFor(a);
   const int threads = s.threads > 0 ? s.threads : poolThreads();
   const double bytes = populationBytes(s, std::min<int64_t>(threads, s.end - s.start));
   if (bytes > (double)L.workingBytes) {
@@ -236,6 +263,16 @@ Napi::Value Info(const Napi::CallbackInfo& info) {
   o.Set("noise", noiseImpl());
   o.Set("lanes", currentIsaOps().lanes);
   o.Set("limits", Limits(info));
+  auto b = Napi::Object::New(env);
+  b.Set("kernel", bf16KernelName(activeBf16Kernel()));
+  b.Set("detected", bf16KernelName(detectBf16Kernel()));
+  auto avail = Napi::Array::New(env);
+  uint32_t i = 0;
+  for (Bf16Kernel k : {Bf16Kernel::amx, Bf16Kernel::avx512bf16, Bf16Kernel::emulated})
+    if (bf16KernelAvailable(k)) avail.Set(i++, bf16KernelName(k));
+  b.Set("available", avail);
+  b.Set("reason", bf16Reason());
+  o.Set("bf16", b);
   return o;
 }
 

@@ -44,6 +44,9 @@ export interface NativeLimits {
   threads: number;
 }
 
+/** A kernel for the population loop's bf16 conv products (native/core/bf16.h). */
+export type Bf16Kernel = 'amx' | 'avx512bf16' | 'emulated';
+
 export interface NativeInfo {
   isa: 'avx512' | 'avx2' | 'scalar';
   detectedIsa: 'avx512' | 'avx2' | 'scalar';
@@ -52,6 +55,12 @@ export interface NativeInfo {
   noise: 'avx512' | 'scalar';
   lanes: number;
   limits: NativeLimits;
+  /**
+   * Precision 'bf16': the kernel in use ('none': this CPU has no bf16 instructions, 'bf16' is
+   * refused), the best one detected, every kernel this CPU can run (best first; 'emulated'
+   * always), and the CPU flags / AMX permission seen.
+   */
+  bf16: { kernel: Bf16Kernel | 'none'; detected: Bf16Kernel | 'none'; available: Bf16Kernel[]; reason: string };
 }
 
 type Args = Record<string, unknown>;
@@ -100,6 +109,18 @@ export interface NativeAddon {
    * GFLOP/s of all threads, and GFLOP per CPU-second of one thread (the per-core peak).
    */
   fmaPeak(a: { threads: number; seconds: number }): { wallGflops: number; perCoreGflops: number };
+  /** Chooses the bf16 kernel ('auto': the best available); false when this CPU cannot run it. */
+  setBf16Kernel(kernel: Bf16Kernel | 'auto'): boolean;
+  /** Test driver: out = x rounded to bf16 by the scalar reference or a kernel's conversion. */
+  bf16Round(a: { kernel: 'reference' | Bf16Kernel; x: Float32Array; out: Float32Array }): void;
+  /**
+   * Test driver: one block's 3x3 convolution (pad 1, no bias) as the population loop runs it, on
+   * NHWC images act [images][side][side][channels], weights [channels][channels][3][3]: out
+   * (NHWC) and the per-channel sum and sum of squares of the outputs.
+   */
+  /** GFLOP per CPU-second of a bf16 kernel's dot-product instruction from registers / tiles (the bf16 peak per core). */
+  bf16Peak(a: { kernel: 'amx' | 'avx512bf16'; seconds: number }): number;
+  bf16Conv(a: { kernel: 'fp32' | Bf16Kernel; images: number; side: number; channels: number; act: Float32Array; w: Float32Array; out: Float32Array; sum: Float64Array; sumsq: Float64Array }): void;
 }
 
 /** The package root (dist/lib/device/cpu-native/ is four levels below it). */

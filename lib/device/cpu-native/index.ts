@@ -9,7 +9,7 @@ import './dense.js';
 import './rotate.js';
 import { KernelDevice, registerDevice } from '../registry.js';
 import { populationEvaluatorDevices, registerPopulationEvaluator } from '../../es/evaluators.js';
-import { loadAddon, type NativeInfo } from './addon.js';
+import { loadAddon, type Bf16Kernel, type NativeInfo } from './addon.js';
 
 registerDevice('cpu-native', {
   priority: 10,
@@ -19,14 +19,14 @@ registerDevice('cpu-native', {
     return new KernelDevice('cpu-native', {
       isa: info.isa,
       reason: `native addon ${path}; ${info.reason}; float32 kernels in C++, float64 inputs run the cpu-ts kernels`,
-      detail: { path, threads: info.threads, detectedIsa: info.detectedIsa, noise: info.noise, lanes: info.lanes, float64: 'cpu-ts', limits: info.limits, denseOps: 'cpu-ts' },
+      detail: { path, threads: info.threads, detectedIsa: info.detectedIsa, noise: info.noise, lanes: info.lanes, float64: 'cpu-ts', limits: info.limits, denseOps: 'cpu-ts', bf16: info.bf16 },
     });
   },
 });
 
 // The ES trainer's evaluator registry: cpu-native evaluates populations in one native call.
 if (!populationEvaluatorDevices().includes('cpu-native')) {
-  registerPopulationEvaluator('cpu-native', { module: new URL('./population.js', import.meta.url).href, export: 'createNativePopulationEvaluator' });
+  registerPopulationEvaluator('cpu-native', { module: new URL('./population.js', import.meta.url).href, export: 'createNativePopulationEvaluator', precisions: ['fp32', 'bf16'] });
 }
 
 /** The addon's own report (instruction set, threads, noise implementation); throws when it is unavailable. */
@@ -40,10 +40,19 @@ export function setNativeIsa(isa: 'avx512' | 'avx2' | 'scalar'): boolean {
   return loadAddon().addon.setIsa(isa);
 }
 
+/**
+ * Choose the kernel of precision 'bf16' for this process ('auto': the best this CPU has: amx >
+ * avx512bf16; 'emulated': bf16 rounding on the fp32 kernels, any CPU). False when the CPU
+ * cannot run it. Evaluators created with an explicit bf16Kernel ignore it.
+ */
+export function setNativeBf16Kernel(kernel: Bf16Kernel | 'auto'): boolean {
+  return loadAddon().addon.setBf16Kernel(kernel);
+}
+
 /** Resize the native thread pool (default: the machine's cores). */
 export function setNativeThreads(n: number): number {
   return loadAddon().addon.setThreads(n);
 }
 
-export { NativePopulationEvaluator, createNativePopulationEvaluator, gaussianFillNative, nativeLimits, type NativePopulationOptions } from './population.js';
-export type { NativeInfo, NativeLimits } from './addon.js';
+export { NativePopulationEvaluator, createNativePopulationEvaluator, gaussianFillNative, nativeLimits, type NativePopulationOptions, type NativePopulationInfo } from './population.js';
+export type { Bf16Kernel, NativeInfo, NativeLimits } from './addon.js';

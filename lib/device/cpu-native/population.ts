@@ -7,16 +7,39 @@
  * reject with "cancelled") and resolves once none is left, so a worker thread can then be
  * terminated with no native work running.
  */
-import { protoNetTask } from '../../es/population.js';
-import type { EvaluatorLimits, NoiseSumRequest, PopulationEvaluator, PopulationRequest } from '../../es/population.js';
+import { EVALUATOR_PRECISIONS, protoNetTask } from '../../es/population.js';
+import type { EvaluatorLimits, NoiseSumRequest, PopulationEvaluator, PopulationRequest, EvaluatorPrecision } from '../../es/population.js';
 import { checkNoiseSumRequest, checkPerturbation } from '../../es/noise.js';
 import { ProtoNetLayout } from '../../model/layout.js';
 import { STREAM } from '../../rng/philox.js';
-import { addon, loadAddon, type NativeLimits } from './addon.js';
+import { addon, loadAddon, type Bf16Kernel, type NativeLimits } from './addon.js';
 
 export interface NativePopulationOptions {
   /** Threads per call (default: the pool, sized to the machine's cores). */
   threads?: number;
+  /**
+   * 'fp32' (default) or 'bf16': every convolution's products on bf16-rounded operands with
+   * fp32 accumulation (docs/native.md, "bf16"). 'bf16' needs AVX512_BF16 or AMX-BF16 (an Error
+   * naming the CPU flags otherwise, unless bf16Kernel is 'emulated').
+   */
+  precision?: EvaluatorPrecision;
+  /**
+   * With 'bf16': the kernel ('amx', 'avx512bf16', or 'emulated': bf16 rounding on the fp32
+   * kernels, any CPU, slower than fp32). Default: the process-wide choice
+   * (setNativeBf16Kernel), else the best this CPU has.
+   */
+  bf16Kernel?: Bf16Kernel;
+}
+
+/** What a NativePopulationEvaluator runs. */
+export interface NativePopulationInfo {
+  device: 'cpu-native';
+  precision: EvaluatorPrecision;
+  /** The bf16 kernel of its calls ('none' for fp32). */
+  kernel: Bf16Kernel | 'none';
+  /** Threads per call (0: the pool). */
+  threads: number;
+  isa: string;
 }
 
 function f32(a: Float32Array | Float64Array, what: string): Float32Array {
@@ -33,6 +56,8 @@ let nextGroup = 1;
 
 export class NativePopulationEvaluator implements PopulationEvaluator {
   readonly device = 'cpu-native';
+  readonly precision: EvaluatorPrecision;
+  private readonly bf16Kernel: Bf16Kernel | undefined;
   private readonly threads: number;
   private readonly group = nextGroup++ % 0x100000000;
   private readonly inFlight = new Set<Promise<unknown>>();
@@ -45,6 +70,26 @@ export class NativePopulationEvaluator implements PopulationEvaluator {
     if (!Number.isInteger(t) || t < 0) throw new RangeError(`cpu-native population: threads must be a non-negative integer, got ${t}`);
     this.threads = t;
     this.lim = nativeLimits();
+    const p = opts.precision ?? 'fp32';
+    if (!EVALUATOR_PRECISIONS.includes(p)) throw new RangeError(`cpu-native population: precision must be one of ${EVALUATOR_PRECISIONS.join(', ')}, got ${JSON.stringify(p)}`);
+    this.precision = p;
+    const k = opts.bf16Kernel;
+    const bf = addon().info().bf16;
+    if (k !== undefined) {
+      if (p !== 'bf16') throw new RangeError(`cpu-native population: bf16Kernel applies to precision 'bf16' only, got precision ${p}`);
+      if (!bf.available.includes(k)) {
+        throw new RangeError(`cpu-native population: bf16Kernel must be one of ${bf.available.join(', ')} on this CPU, got ${JSON.stringify(k)} (${bf.reason})`);
+      }
+    } else if (p === 'bf16' && bf.kernel === 'none') {
+      throw new Error(`cpu-native population: precision 'bf16' needs a CPU with AVX512_BF16 (cpuid flag avx512_bf16, with AVX-512F/BW/VL) or AMX-BF16 (amx_bf16 + amx_tile); this one has neither (${bf.reason}). Use precision 'fp32'`);
+    }
+    this.bf16Kernel = k;
+  }
+
+  /** Its precision and the kernel its calls use now (the process-wide bf16 choice can change). */
+  info(): NativePopulationInfo {
+    const n = addon().info();
+    return { device: 'cpu-native', precision: this.precision, kernel: this.precision === 'bf16' ? (this.bf16Kernel ?? n.bf16.kernel) : 'none', threads: this.threads, isa: n.isa };
   }
 
   limits(): EvaluatorLimits {
@@ -90,6 +135,7 @@ export class NativePopulationEvaluator implements PopulationEvaluator {
       kind: pert.kind, ...kind,
       seed: req.seed, step: req.step, start: req.start, end: req.end,
       threads: this.threads, cancelGroup: this.group,
+      ...(this.precision === 'bf16' ? { precision: 'bf16', ...(this.bf16Kernel ? { bf16Kernel: this.bf16Kernel } : {}) } : {}),
     }));
   }
 
@@ -120,9 +166,9 @@ export class NativePopulationEvaluator implements PopulationEvaluator {
 }
 
 /** The factory the ES evaluator registry loads (lib/es/evaluators.ts), also inside worker threads. */
-export function createNativePopulationEvaluator(opts: { device?: string; threads?: number } = {}): PopulationEvaluator {
+export function createNativePopulationEvaluator(opts: { device?: string; threads?: number; precision?: EvaluatorPrecision } = {}): PopulationEvaluator {
   if (opts.device !== undefined && opts.device !== 'cpu-native') throw new RangeError(`createNativePopulationEvaluator: device must be cpu-native, got ${opts.device}`);
-  return new NativePopulationEvaluator(opts.threads === undefined ? {} : { threads: opts.threads });
+  return new NativePopulationEvaluator({ ...(opts.threads !== undefined ? { threads: opts.threads } : {}), ...(opts.precision !== undefined ? { precision: opts.precision } : {}) });
 }
 
 /**

@@ -8,6 +8,7 @@ import { modelConfig, ProtoNetLayout, type ModelConfig } from '../../model/layou
 import type { Distance } from '../../model/protonet.js';
 import type { NonFinitePolicy } from '../../es/estimators.js';
 import { checkSchedule, type Schedule, type ScheduleKind } from '../../es/schedule.js';
+import { EVALUATOR_PRECISIONS, type EvaluatorPrecision } from '../../es/population.js';
 
 import type { Scheme } from '../../es/strategy.js';
 export type { Scheme };
@@ -76,6 +77,8 @@ export interface EsConfig {
   valEvery: number;
   valEpisodes: number;
   checkpointEvery: number;
+  /** The population's forward precision: fp32, or bf16 conv products (cpu-native on CPUs with AVX512_BF16 / AMX-BF16; docs/native.md). */
+  precision: EvaluatorPrecision;
   /** Collapse: stop when the mean model's training loss over `collapseWindow` steps exceeds collapseLossFactor x its best window mean, or validation is at chance for `collapseValChecks` validations in a row (0 disables). */
   collapseWindow: number;
   collapseLossFactor: number;
@@ -94,7 +97,7 @@ export const ES_DEFAULTS: Omit<EsConfig, 'model'> = {
   sigmaLr: 0, maxSigmaChange: 0.2, shaping: 'ranks',
   train: { way: 5, shot: 5, query: 5 }, val: { way: 5, shot: 5, query: 15 }, distance: 'euclidean',
   split: 'vinyals', seed: 0, valSeed: 1, steps: 1000, valEvery: 100, valEpisodes: 100, checkpointEvery: 100,
-  collapseWindow: 50, collapseLossFactor: 10, collapseValChecks: 3,
+  collapseWindow: 50, collapseLossFactor: 10, collapseValChecks: 3, precision: 'fp32',
 };
 
 export type EsConfigInput = Partial<Omit<EsConfig, 'model' | 'train' | 'val'>> & {
@@ -111,7 +114,7 @@ const FLAG: Record<string, string> = {
   collapseWindow: '--collapse-window', collapseLossFactor: '--collapse-loss-factor', collapseValChecks: '--collapse-val-checks',
   maxSpeed: '--max-speed', lrFinal: '--lr-final', lrWarmup: '--lr-warmup', lrEvery: '--lr-every', lrGamma: '--lr-gamma', popFinal: '--pop-final',
   episodesPerStep: '--episodes-per-step', sigmaLr: '--sigma-lr', maxSigmaChange: '--max-sigma-change', estimator: '--estimator', optimizer: '--optimizer',
-  lrSchedule: '--lr-schedule', sigmaSchedule: '--sigma-schedule', popSchedule: '--pop-schedule', shaping: '--shaping',
+  lrSchedule: '--lr-schedule', sigmaSchedule: '--sigma-schedule', popSchedule: '--pop-schedule', shaping: '--shaping', precision: '--precision',
   'train.way': '--way', 'train.shot': '--shot', 'train.query': '--query', 'val.way': '--val-way', 'val.shot': '--val-shot', 'val.query': '--val-query',
 };
 
@@ -160,6 +163,7 @@ export function resolveEsConfig(input: EsConfigInput): EsConfig {
   oneOf('nonFinite', c.nonFinite, ['worst', 'drop'] as const);
   oneOf('distance', c.distance, ['euclidean', 'cosine'] as const);
   oneOf('split', c.split, ['vinyals', 'paper'] as const);
+  oneOf('precision', c.precision, EVALUATOR_PRECISIONS);
   pos('sigma', c.sigma);
   if (input.sigmaFinal === undefined) c.sigmaFinal = c.sigma;
   pos('sigmaFinal', c.sigmaFinal);

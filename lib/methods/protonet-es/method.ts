@@ -113,7 +113,7 @@ export class ProtoNetEsMethod implements TrainMethod {
     const layout = new ProtoNetLayout(cfg.model);
     const mu = init.params ? Float32Array.from(init.params) : initParams(layout, cfg.seed);
     const bn = init.bn ? { buffers: Float32Array.from(init.bn.buffers), numBatchesTracked: init.bn.numBatchesTracked } : initialBnState(layout);
-    const runner = init.runner ?? await createRunner({ workers: cfg.workers, spec: evaluatorSpecFor(init.device) });
+    const runner = init.runner ?? await createRunner({ workers: cfg.workers, spec: evaluatorSpecFor(init.device, { precision: cfg.precision }) });
     try {
       return new ProtoNetEsMethod(cfg, runner, sources, mu, bn);
     } catch (e) {
