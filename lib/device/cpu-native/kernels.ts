@@ -137,7 +137,9 @@ register('maxpool2dBackward', ({ dy }) => [dy], ({ dy, argmax }, { inputShape })
   if (argmax.length !== dy.size) throw new RangeError(`maxpool2dBackward: argmax has ${argmax.length} entries, dy has ${dy.size}`);
   const n = sizeOf(inputShape);
   const dx = f32Out(n);
-  addon().maxpool2dBackward({ dy: dy.data, argmax, outputSize: dy.size, inputSize: n, dx });
+  // the planes' geometry lets the addon write 2x2 windows directly (it checks every argmax)
+  const geom = inputShape.length === 4 && n > 0 ? { planes: inputShape[0]! * inputShape[1]!, height: inputShape[2]!, width: inputShape[3]! } : {};
+  addon().maxpool2dBackward({ dy: dy.data, argmax, outputSize: dy.size, inputSize: n, ...geom, dx });
   return new Tensor(dx, inputShape);
 });
 
