@@ -14,6 +14,11 @@ import '../lib/index.js';
 import { getDevice } from '../lib/device/registry.js';
 import { nativeInfo, setNativeIsa, setNativeThreads } from '../lib/device/cpu-native/index.js';
 import { Rng } from '../lib/rng/philox.js';
+import { episodeGradient } from '../lib/autodiff/protonet.js';
+import { Tape, layoutLeaves } from '../lib/autodiff/tape.js';
+import { ProtoNetLayout, initialBnState } from '../lib/model/layout.js';
+import { initParams } from '../lib/model/init.js';
+import { episodeLoss } from '../lib/model/protonet.js';
 import { Tensor } from '../lib/tensor/tensor.js';
 import { needs, nativeAddon } from './helpers/peers.js';
 import { distinctTensor, randTensor } from './helpers/random.js';
@@ -154,6 +159,28 @@ withAddon('BatchNorm train and backward (vector passes, shifted sums) vs cpu-ts 
     }
   } finally {
     restore();
+  }
+});
+
+withAddon('outputScope: training steps reuse pooled outputs and match a step without the pool bit for bit', () => {
+  const dev = getDevice('cpu-native');
+  assert.type(dev.outputScope, 'function');
+  const layout = new ProtoNetLayout({ channels: 16, imageSize: 28 });
+  const params = initParams(layout, 3);
+  const img = (n: number): Tensor => f32([n, 1, 28, 28], 0, 1);
+  const lab = (k: number): Int32Array => Int32Array.from({ length: 5 * k }, (_, i) => i % 5);
+  const ep = { way: 5, support: img(10), supportLabels: lab(2), query: img(15), queryLabels: lab(3) };
+  const opts = { bn: 'batch' as const };
+  // the same step without the pool: the tape by hand
+  const plain = new Float32Array(params.length);
+  const tape = new Tape(dev);
+  const out = episodeLoss(tape, layout, params, initialBnState(layout), ep, opts, layoutLeaves(tape, layout));
+  const loss = out.loss.value.data[0]!;
+  tape.backward(out.loss, plain);
+  for (let rep = 0; rep < 3; rep++) {
+    const g = episodeGradient(dev, layout, params, initialBnState(layout), ep, opts);
+    assert.is(g.loss, loss, `step ${rep}: loss`);
+    for (let i = 0; i < plain.length; i++) if (!Object.is(g.grad[i], plain[i])) assert.unreachable(`step ${rep}: grad[${i}] ${g.grad[i]} vs ${plain[i]}`);
   }
 });
 
