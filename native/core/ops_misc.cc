@@ -27,25 +27,17 @@ void blocks(long n, const F& f) {
 }
 }  // namespace
 
-// Branch-free forms (both operands loaded unconditionally) so the compiler vectorizes them.
-// NaN propagates (PyTorch's semantics): relu(NaN) = NaN, and the gradient passes where the
-// forward passed its input through (x > 0 or x is NaN). -0 maps to +0.
+// ReLU in the variant's vector code (single_ops_impl.h). NaN propagates (PyTorch's semantics):
+// relu(NaN) = NaN, and the gradient passes where the forward passed its input through (x > 0 or x
+// is NaN). -0 maps to +0.
 void relu(long n, const float* x, float* y) {
-  blocks(n, [&](long lo, long hi) {
-    for (long i = lo; i < hi; i++) {
-      const float v = x[i];
-      y[i] = (v > 0) | (v != v) ? v : 0.f;
-    }
-  });
+  const SingleOps& so = currentSingleOps();
+  blocks(n, [&](long lo, long hi) { so.relu(x + lo, hi - lo, y + lo); });
 }
 
 void reluBackward(long n, const float* dy, const float* x, float* dx) {
-  blocks(n, [&](long lo, long hi) {
-    for (long i = lo; i < hi; i++) {
-      const float g = dy[i], v = x[i];
-      dx[i] = (v > 0) | (v != v) ? g : 0.f;
-    }
-  });
+  const SingleOps& so = currentSingleOps();
+  blocks(n, [&](long lo, long hi) { so.reluBackward(dy + lo, x + lo, hi - lo, dx + lo); });
 }
 
 void maxpool(const PoolGeom& g, const float* x, float* y, int32_t* argmax) {

@@ -40,7 +40,7 @@ const SingleOps& singleOpsAvx2() {
   static const SingleOps ops = {avx2::blockWidth, avx2::sameXpadFloats, avx2::sameTileFloats, avx2::convSame,
                                  avx2::weightAccFloats, avx2::weightScratchFloats, avx2::convWeight,
                                  avx2::weightStore, avx2::maxpool2x2Fn, avx2::maxpool2x2BackwardFn,
-                                 avx2::shiftedSums, avx2::dotSums, avx2::scaleShift, avx2::affine2};
+                                 avx2::relu, avx2::reluBackward, avx2::shiftedSums, avx2::dotSums, avx2::scaleShift, avx2::affine2};
   return ops;
 }
 

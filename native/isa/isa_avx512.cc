@@ -41,7 +41,7 @@ const SingleOps& singleOpsAvx512() {
   static const SingleOps ops = {avx512::blockWidth, avx512::sameXpadFloats, avx512::sameTileFloats, avx512::convSame,
                                  avx512::weightAccFloats, avx512::weightScratchFloats, avx512::convWeight,
                                  avx512::weightStore, avx512::maxpool2x2Fn, avx512::maxpool2x2BackwardFn,
-                                 avx512::shiftedSums, avx512::dotSums, avx512::scaleShift, avx512::affine2};
+                                 avx512::relu, avx512::reluBackward, avx512::shiftedSums, avx512::dotSums, avx512::scaleShift, avx512::affine2};
   return ops;
 }
 

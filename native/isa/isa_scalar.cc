@@ -42,7 +42,7 @@ const SingleOps& singleOpsScalar() {
   static const SingleOps ops = {scalar::blockWidth, scalar::sameXpadFloats, scalar::sameTileFloats, scalar::convSame,
                                  scalar::weightAccFloats, scalar::weightScratchFloats, scalar::convWeight,
                                  scalar::weightStore, scalar::maxpool2x2Fn, scalar::maxpool2x2BackwardFn,
-                                 scalar::shiftedSums, scalar::dotSums, scalar::scaleShift, scalar::affine2};
+                                 scalar::relu, scalar::reluBackward, scalar::shiftedSums, scalar::dotSums, scalar::scaleShift, scalar::affine2};
   return ops;
 }
 

@@ -58,6 +58,10 @@ struct SingleOps {
   // partly written) as soon as an argmax lies outside its window. nullptr where none.
   bool (*maxpool2x2Backward)(const float* dy, const int32_t* argmax, int planes, int h, int w, long base, float* dx);
 
+  // ReLU and its backward over n floats (NaN passes; -0 maps to +0), compiled for the variant.
+  void (*relu)(const float* x, long n, float* y);
+  void (*reluBackward)(const float* dy, const float* x, long n, float* dx);
+
   // BatchNorm pieces over one contiguous run of n floats (float vector partial sums, added to
   // the float64 totals): s1 += sum (x - shift), s2 += sum (x - shift)^2.
   void (*shiftedSums)(const float* x, long n, float shift, double* s1, double* s2);

@@ -700,6 +700,21 @@ static constexpr void (*maxpool2x2Fn)(const float*, int, int, int, long, float*,
 static constexpr bool (*maxpool2x2BackwardFn)(const float*, const int32_t*, int, int, int, long, float*) = nullptr;
 #endif
 
+// ---- ReLU: the baseline's branch-free loops, vectorized here with the variant's width ----
+static void relu(const float* x, long n, float* y) {
+  for (long i = 0; i < n; i++) {
+    const float v = x[i];
+    y[i] = (v > 0) | (v != v) ? v : 0.f;
+  }
+}
+
+static void reluBackward(const float* dy, const float* x, long n, float* dx) {
+  for (long i = 0; i < n; i++) {
+    const float g = dy[i], v = x[i];
+    dx[i] = (v > 0) | (v != v) ? g : 0.f;
+  }
+}
+
 // ---- BatchNorm pieces: float vector partial sums (two chains each), reduced into float64 ----
 
 static void shiftedSums(const float* x, long n, float shift, double* s1, double* s2) {
