@@ -1,29 +1,34 @@
 /**
  * Backprop training step (forward + backward + Adam) of ConvNet-4 ProtoNet, C = 64, 20-way
- * 5-shot 15-query at 28x28, on cpu-native (the tape in lib/autodiff over the native kernels)
- * against PyTorch CPU on 1 and 2 threads (skipped with a message when torch is absent).
+ * 5-shot 15-query at 28x28: cpu-native (the tape in lib/autodiff over the native kernels)
+ * against PyTorch CPU in each of its formulations -- NCHW and channels_last, eager and
+ * torch.compile'd -- all under the protocol of bench/common.ts (warm-up, interleaved rounds,
+ * medians), on 1 and 2 threads. The ratio is against the best PyTorch formulation of the same
+ * run and thread count. PyTorch is skipped with a message when it is not importable; a
+ * formulation that fails (e.g. torch.compile without a compiler) is dropped with its reason.
  * Prints a table, writes JSON to bench/results/.
  *
- *   npm run build && node dist/bench/backprop.js [--channels 64] [--episode 20w5s15q] [--steps 3]
+ *   npm run build && node dist/bench/backprop.js [--channels 64] [--episode 20w5s15q]
+ *     [--threads 1,2] [--rounds 7] [--no-compile] [--no-torch]
  */
-import { spawnSync } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
-import { loadavg } from 'node:os';
 import { join } from 'node:path';
 import '../lib/index.js';
 import { getDevice } from '../lib/device/registry.js';
 import { PACKAGE_ROOT } from '../lib/device/cpu-native/addon.js';
-import { setNativeThreads } from '../lib/device/cpu-native/index.js';
+import { nativeInfo, setNativeThreads } from '../lib/device/cpu-native/index.js';
 import { episodeGradient } from '../lib/autodiff/protonet.js';
 import { createOptimizer } from '../lib/optim/optimizers.js';
 import { ProtoNetLayout, initialBnState } from '../lib/model/layout.js';
 import { initParams } from '../lib/model/init.js';
 import { Rng } from '../lib/rng/philox.js';
 import { Tensor } from '../lib/tensor/tensor.js';
-import { arg, convFlops } from './common.js';
+import { arg, convFlops, flag, interleaved, stamp, timeSync, TorchPeer, uptime, type Impl, type Measured } from './common.js';
 
-const C = Number(arg('channels', '64')), STEPS = Number(arg('steps', '3'));
-const m = /^(\d+)w(\d+)s(\d+)q$/.exec(arg('episode', '20w5s15q'))!;
+const C = Number(arg('channels', '64')), ROUNDS = Number(arg('rounds', '7'));
+const THREADS = arg('threads', '1,2').split(',').map(Number);
+const m = /^(\d+)w(\d+)s(\d+)q$/.exec(arg('episode', '20w5s15q'));
+if (!m) throw new RangeError(`--episode: expected e.g. 20w5s15q, got ${arg('episode', '')}`);
 const way = Number(m[1]), shot = Number(m[2]), query = Number(m[3]);
 
 const rng = new Rng(2);
@@ -34,13 +39,9 @@ const img = (n: number): Tensor => {
 };
 const lab = (k: number): Int32Array => Int32Array.from({ length: way * k }, (_, i) => i % way);
 const ep = { way, support: img(way * shot), supportLabels: lab(shot), query: img(way * query), queryLabels: lab(query) };
-
-const rows: { impl: string; threads: number; stepSeconds: number; cpuSeconds: number; gflops: number; gflopsPerCpuSecond: number }[] = [];
 const flops = 3 * convFlops(C, way * (shot + query)); // forward + data and weight gradients
-const notes: string[] = [];
 
-for (const threads of [1, 2]) {
-  setNativeThreads(threads);
+function ours(): Impl {
   const layout = new ProtoNetLayout({ channels: C });
   const params = initParams(layout, 1), bn = initialBnState(layout);
   const opt = createOptimizer({ name: 'adam', lr: 1e-3 });
@@ -49,30 +50,84 @@ for (const threads of [1, 2]) {
     const g = episodeGradient(dev, layout, params, bn, ep, { bn: 'batch', trackStats: bn });
     opt.step(params, g.grad);
   };
-  step();
-  let best = Infinity, bestCpu = Infinity;
-  for (let s = 0; s < STEPS; s++) {
-    const c0 = process.cpuUsage(), t0 = performance.now();
-    step();
-    const wall = (performance.now() - t0) / 1000, cu = process.cpuUsage(c0);
-    if (wall < best) { best = wall; bestCpu = (cu.user + cu.system) / 1e6; }
-  }
-  rows.push({ impl: 'cpu-native', threads, stepSeconds: best, cpuSeconds: bestCpu, gflops: flops / best / 1e9, gflopsPerCpuSecond: flops / bestCpu / 1e9 });
-  const r = spawnSync('python3', [join(PACKAGE_ROOT, 'bench', 'torch_population.py'), JSON.stringify({ mode: 'backprop', channels: C, way, shot, query, imageSize: 28, threads, steps: STEPS })], { encoding: 'utf8' });
-  const out = r.status === 0 ? JSON.parse(r.stdout) as { skipped?: string; stepSeconds?: number; stepCpuSeconds?: number } : { skipped: `python3 failed: ${r.error?.message ?? r.stderr.trim().split('\n').pop()}` };
-  if (out.skipped) {
-    notes.push(`PyTorch skipped: ${out.skipped}`);
-    console.log(`PyTorch skipped: ${out.skipped}`);
-  } else {
-    rows.push({ impl: 'pytorch', threads, stepSeconds: out.stepSeconds!, cpuSeconds: out.stepCpuSeconds!, gflops: flops / out.stepSeconds! / 1e9, gflopsPerCpuSecond: flops / out.stepCpuSeconds! / 1e9 });
-  }
+  return {
+    name: 'cpu-native', role: 'ours',
+    warmup: async () => { step(); step(); },
+    run: async () => timeSync(step),
+  };
 }
 
-console.log(`backprop step (fwd + bwd + Adam), C=${C}, ${way}w${shot}s${query}q 28x28; load average ${loadavg().map((v) => v.toFixed(2)).join(' ')}`);
-console.log('| impl | threads | step s (wall) | step CPU-s | conv GFLOP/s (wall) | GFLOP/CPU-s |\n|---|---|---|---|---|---|');
-for (const r of rows) console.log(`| ${r.impl} | ${r.threads} | ${r.stepSeconds.toFixed(3)} | ${r.cpuSeconds.toFixed(3)} | ${r.gflops.toFixed(1)} | ${r.gflopsPerCpuSecond.toFixed(1)} |`);
-const dir = join(PACKAGE_ROOT, 'bench', 'results');
-mkdirSync(dir, { recursive: true });
-const file = join(dir, `backprop-${new Date().toISOString().replace(/[:.]/g, '-')}.json`);
-writeFileSync(file, JSON.stringify({ date: new Date().toISOString(), channels: C, episode: { way, shot, query }, loadavg: loadavg(), rows, notes }, null, 2));
-console.log(`wrote ${file}`);
+interface Row extends Measured { threads: number; gflops: number; gflopsPerCpuSecond: number }
+
+async function main(): Promise<void> {
+  const script = join(PACKAGE_ROOT, 'bench', 'torch_peer.py');
+  const start = uptime();
+  console.log(`backprop step (fwd + bwd + Adam), C=${C}, ${way}w${shot}s${query}q 28x28; cpu-native ${nativeInfo().isa}; ${ROUNDS} interleaved rounds after warm-up, medians`);
+  console.log(start);
+  const rows: Row[] = [], notes: string[] = [];
+  let torchVersion: string | undefined, torchMissing: string | undefined;
+  for (const threads of THREADS) {
+    setNativeThreads(threads);
+    const impls: Impl[] = [ours()];
+    const peers: TorchPeer[] = [];
+    if (!flag('no-torch') && torchMissing === undefined) {
+      for (const compile of flag('no-compile') ? [false] : [false, true]) {
+        for (const formulation of ['nchw', 'cl']) {
+          const name = `pytorch ${formulation === 'cl' ? 'channels_last' : 'NCHW'}${compile ? ' compiled' : ''}`;
+          const setup = { mode: 'backprop', formulation, compile, channels: C, way, shot, query, imageSize: 28, threads };
+          const p = await TorchPeer.start(script, setup);
+          if (typeof p === 'string') {
+            torchMissing = p;
+            notes.push(`PyTorch skipped: ${p}`);
+            console.log(`PyTorch skipped: ${p}`);
+            break;
+          }
+          torchVersion = p.version;
+          peers.push(p);
+          impls.push(p.impl(name));
+        }
+        if (torchMissing !== undefined) break;
+      }
+    }
+    // a formulation whose warm-up fails (torch.compile needs a C++ compiler) is dropped with its reason
+    const usable: Impl[] = [];
+    for (const im of impls) {
+      try {
+        await im.warmup();
+        usable.push({ ...im, warmup: async () => {} });
+      } catch (e) {
+        notes.push(`${im.name} (${threads} thread${threads > 1 ? 's' : ''}) dropped: ${(e as Error).message}`);
+        console.log(`${im.name} dropped: ${(e as Error).message}`);
+      }
+    }
+    console.log(`threads ${threads}: ${usable.map((u) => u.name).join(', ')}`);
+    const measured = await interleaved(usable, ROUNDS);
+    for (const p of peers) p.close();
+    for (const r of measured) rows.push({ ...r, threads, gflops: flops / r.wall / 1e9, gflopsPerCpuSecond: flops / r.cpu / 1e9 });
+  }
+  const end = uptime();
+  const best = THREADS.map((t) => {
+    const o = rows.find((r) => r.threads === t && r.role === 'ours');
+    const peer = rows.filter((r) => r.threads === t && r.role === 'peer').sort((a, b) => a.wall - b.wall)[0];
+    return { threads: t, ours: o?.wall, bestPeer: peer?.name, bestPeerSeconds: peer?.wall, speedup: o && peer ? peer.wall / o.wall : undefined };
+  });
+  console.log('| impl | threads | step s (median) | min - max | step CPU-s | conv GFLOP/s | 1-min load |\n|---|---|---|---|---|---|---|');
+  for (const r of rows) {
+    const load = r.load1.reduce((a, b) => a + b, 0) / r.load1.length;
+    console.log(`| ${r.name} | ${r.threads} | ${r.wall.toFixed(3)} | ${r.wallMin.toFixed(3)} - ${r.wallMax.toFixed(3)} | ${r.cpu.toFixed(3)} | ${r.gflops.toFixed(1)} | ${load.toFixed(1)} |`);
+  }
+  for (const b of best) {
+    if (b.speedup !== undefined) console.log(`${b.threads} thread${b.threads > 1 ? 's' : ''}: cpu-native ${b.ours!.toFixed(3)} s vs best peer ${b.bestPeer} ${b.bestPeerSeconds!.toFixed(3)} s: ${b.speedup.toFixed(2)}x`);
+  }
+  console.log(end);
+  const dir = join(PACKAGE_ROOT, 'bench', 'results');
+  mkdirSync(dir, { recursive: true });
+  const file = join(dir, `backprop-${stamp()}.json`);
+  writeFileSync(file, JSON.stringify({
+    date: new Date().toISOString(), protocol: { warmup: 'ours: 2 steps; PyTorch: 2 steps (compilation included)', rounds: ROUNDS, statistic: 'median', interleaved: true },
+    uptimeStart: start, uptimeEnd: end, native: nativeInfo(), torch: torchVersion, channels: C, episode: { way, shot, query }, rows, best, notes,
+  }, null, 2));
+  console.log(`wrote ${file}`);
+}
+
+await main();

@@ -27,10 +27,15 @@ export function episodeGradient(
   const g = grad ?? allocLike(params, params.length);
   if (g.length !== params.length) throw new RangeError(`episodeGradient: gradient vector has ${g.length} elements, parameters ${params.length}`);
   g.fill(0);
-  const tape = new Tape(device);
-  const out = episodeLoss(tape, layout, params, bn, ep, opts, layoutLeaves(tape, layout));
-  const loss = out.loss.value.data[0]!;
-  const accuracy = device.run('accuracy', { scores: out.logits.value, labels: ep.queryLabels }, {});
-  tape.backward(out.loss, g);
-  return { loss, accuracy, grad: g, peakBytes: tape.peakBytes, peakMemory: tape.peakMemory() };
+  // Nothing the device returns escapes this function (the loss and accuracy are numbers, the
+  // gradient is ours), so its large outputs can come from a pool reused step after step.
+  const step = (): EpisodeGradient => {
+    const tape = new Tape(device);
+    const out = episodeLoss(tape, layout, params, bn, ep, opts, layoutLeaves(tape, layout));
+    const loss = out.loss.value.data[0]!;
+    const accuracy = device.run('accuracy', { scores: out.logits.value, labels: ep.queryLabels }, {});
+    tape.backward(out.loss, g);
+    return { loss, accuracy, grad: g, peakBytes: tape.peakBytes, peakMemory: tape.peakMemory() };
+  };
+  return device.outputScope ? device.outputScope(step) : step();
 }

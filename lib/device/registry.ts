@@ -19,6 +19,13 @@ export interface Device {
   run<K extends OpName>(op: K, inputs: OpInputs<K>, attrs: OpAttrs<K>): OpOutput<K>;
   supportsOp(op: OpName): boolean;
   info(): DeviceInfo;
+  /**
+   * Optional: run `fn` with the device's large op outputs drawn from a pool that the next call
+   * reuses (no allocation, and no garbage collection it would set off, per training step).
+   * Every tensor the device returns inside `fn` is recycled when `fn` returns: none may be used
+   * after it. Synchronous. (lib/autodiff/protonet.ts's episodeGradient uses it.)
+   */
+  outputScope?<T>(fn: () => T): T;
 }
 
 const kernels = new Map<string, Map<OpName, Kernel<OpName>>>();

@@ -73,8 +73,19 @@ const char* isaReason() {
 }  // namespace evometa
 
 #include "isa/isa.h"
+#include "isa/single_ops.h"
 
 namespace evometa {
+const SingleOps& currentSingleOps() {
+#if defined(EVOMETA_X64)
+  switch (activeIsa()) {
+    case Isa::avx512: return singleOpsAvx512();
+    case Isa::avx2: return singleOpsAvx2();
+    default: break;
+  }
+#endif
+  return singleOpsScalar();
+}
 const IsaOps& currentIsaOps() {
 #if defined(EVOMETA_X64)
   switch (activeIsa()) {

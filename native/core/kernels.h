@@ -30,7 +30,8 @@ struct PoolGeom {
   int nc, h, w, kernel, stride, oh, ow;
 };
 void maxpool(const PoolGeom& g, const float* x, float* y, int32_t* argmax);
-void maxpoolBackward(long nOut, const float* dy, const int32_t* argmax, long nIn, float* dx);
+// g (optional; its kernel and stride are ignored): the planes and their sizes, for the 2x2 fast path.
+void maxpoolBackward(long nOut, const float* dy, const int32_t* argmax, long nIn, float* dx, const PoolGeom* g = nullptr);
 
 void prototypes(int rows, int e, const int32_t* labels, int way, const float* support, float* out);
 void prototypesBackward(int rows, int e, const int32_t* labels, int way, const float* dproto, float* out);

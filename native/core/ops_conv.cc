@@ -1,10 +1,18 @@
-// conv2d forward and backward (data and weight gradients): im2col + the active ISA's sgemm.
+// conv2d forward and backward (data and weight gradients). "Same" stride-1 convolutions
+// (kh = kw = 2 * pad + 1, the ConvNet-4 case) with channel counts that are multiples of 16 run
+// the ISA's implicit-GEMM kernels (native/isa/single_ops_impl.h): the forward and the input gradient
+// (a "same" convolution of dy with the flipped, transposed kernel) as one kernel over NHWC
+// pixel tiles, the weight gradient as im2col x dy^T accumulated per fixed group of images.
+// Everything else: im2col + the active ISA's sgemm.
+#include <algorithm>
+#include <cstdint>
 #include <cstring>
 #include <vector>
 
 #include "core/cpu.h"
 #include "core/kernels.h"
 #include "core/threadpool.h"
+#include "isa/single_ops.h"
 #include "isa/isa.h"
 
 namespace evometa {
@@ -150,9 +158,60 @@ Chunks chunksFor(int n) {
   return Chunks{n < t ? (n < 1 ? 1 : n) : t, n};
 }
 
+// A stride-1 convolution whose output has the input's size, square kernel 2 * pad + 1.
+bool sameConv(const ConvGeom& g) {
+  return g.stride == 1 && g.kh == g.kw && g.kh == 2 * g.pad + 1 && g.oh == g.h && g.ow == g.w && g.n > 0;
+}
+
+// Images per chunk of the implicit-GEMM kernels: about 256 output pixels (at least one image).
+// A function of the plane size only, so the work split never depends on the thread count.
+int imagesPerChunk(const ConvGeom& g) {
+  const long plane = (long)g.h * g.w;
+  return (int)std::max(1L, std::min((long)g.n, 256 / std::max(1L, plane)));
+}
+
+// Per-worker scratch, grown on first use.
+struct Scratch {
+  std::vector<std::vector<float>> a, b, c;
+  explicit Scratch(int workers) : a(workers), b(workers), c(workers) {}
+};
+
+// y = conv(x, wpk) (+ bias) for a "same" convolution; wpk packed as single_ops.h says.
+void sameConvRun(const SingleOps& ops, int n, int cin, int h, int w, int k, int pad, int cout, const float* x,
+                 const float* wpk, const float* bias, float* y) {
+  const long plane = (long)h * w;
+  ConvGeom g{n, cin, h, w, cout, k, k, 1, pad, h, w};
+  const int per = imagesPerChunk(g), chunks = (n + per - 1) / per;
+  Scratch s(poolThreads());
+  parallelForOrInline(chunks, 0, [&](int c, int worker) {
+    const int n0 = c * per, cnt = std::min(n, n0 + per) - n0;
+    std::vector<float>& xpad = s.a[worker];
+    std::vector<float>& tile = s.b[worker];
+    if (xpad.empty()) {
+      xpad.resize(ops.sameXpadFloats(per, cin, h, w, pad));
+      tile.resize(ops.sameTileFloats(k * k * cin, cout));
+    }
+    ConvSameArgs a{cnt, cin, h, w, k, pad, cout, x + (long)n0 * cin * plane, wpk, bias,
+                   y + (long)n0 * cout * plane, xpad.data(), tile.data()};
+    ops.convSame(a);
+  });
+}
+
 }  // namespace
 
 void conv2dForward(const ConvGeom& g, const float* x, const float* w, const float* b, float* y) {
+  if (sameConv(g) && g.cout % 16 == 0) {
+    // wpk[blk][tap * cin + ci][j] = w[blk * nb + j][ci][tap]
+    const SingleOps& ops = currentSingleOps();
+    const int nb = ops.blockWidth(g.cout), taps = g.kh * g.kw, kdim = taps * g.cin;
+    std::vector<float> wpk((size_t)g.cout * kdim);
+    for (int co = 0; co < g.cout; co++)
+      for (int ci = 0; ci < g.cin; ci++)
+        for (int t = 0; t < taps; t++)
+          wpk[((size_t)(co / nb) * kdim + t * g.cin + ci) * nb + co % nb] = w[((long)co * g.cin + ci) * taps + t];
+    sameConvRun(ops, g.n, g.cin, g.h, g.w, g.kh, g.pad, g.cout, x, wpk.data(), b, y);
+    return;
+  }
   const IsaOps& isa = currentIsaOps();
   const long plane = (long)g.oh * g.ow, k = (long)g.cin * g.kh * g.kw;
   const Chunks ch = chunksFor(g.n);
@@ -171,6 +230,19 @@ void conv2dForward(const ConvGeom& g, const float* x, const float* w, const floa
 }
 
 void conv2dBackwardInput(const ConvGeom& g, const float* dy, const float* w, float* dx) {
+  if (sameConv(g) && g.cin % 16 == 0) {
+    // dx = the "same" convolution of dy with w'[ci][co][tap] = w[co][ci][taps - 1 - tap]:
+    // wpk[blk][tap * cout + co][j] = w[co][blk * nb + j][taps - 1 - tap]
+    const SingleOps& ops = currentSingleOps();
+    const int nb = ops.blockWidth(g.cin), taps = g.kh * g.kw, kdim = taps * g.cout;
+    std::vector<float> wpk((size_t)g.cin * kdim);
+    for (int co = 0; co < g.cout; co++)
+      for (int ci = 0; ci < g.cin; ci++)
+        for (int t = 0; t < taps; t++)
+          wpk[((size_t)(ci / nb) * kdim + t * g.cout + co) * nb + ci % nb] = w[((long)co * g.cin + ci) * taps + taps - 1 - t];
+    sameConvRun(ops, g.n, g.cout, g.h, g.w, g.kh, g.pad, g.cin, dy, wpk.data(), nullptr, dx);
+    return;
+  }
   const IsaOps& isa = currentIsaOps();
   const long plane = (long)g.oh * g.ow, k = (long)g.cin * g.kh * g.kw;
   std::vector<float> wt(k * g.cout);
@@ -190,7 +262,51 @@ void conv2dBackwardInput(const ConvGeom& g, const float* dy, const float* w, flo
   });
 }
 
+namespace {
+// The implicit-GEMM weight gradient: images in chunks of imagesPerChunk, chunks in a fixed
+// number of groups (a function of the shape only), one accumulator per group, groups summed in
+// order at the end: the result does not depend on the thread count.
+void weightGradSame(const ConvGeom& g, const float* dy, const float* x, float* dw, float* db) {
+  const SingleOps& ops = currentSingleOps();
+  const int k = g.kh;
+  const long plane = (long)g.h * g.w, accSize = ops.weightAccFloats(g.cin, k, g.cout);
+  const int per = imagesPerChunk(g), chunks = (g.n + per - 1) / per, groups = std::min(chunks, 16);
+  std::vector<float> acc((size_t)groups * accSize, 0.f);
+  std::vector<double> dbias((size_t)groups * g.cout, 0.0);
+  Scratch s(poolThreads());
+  parallelForOrInline(groups, 0, [&](int gi, int worker) {
+    std::vector<float>& scratch = s.a[worker];
+    if (scratch.empty()) scratch.resize(ops.weightScratchFloats(per, g.cin, g.h, g.w, k, g.pad, g.cout) + 16);
+    float* aligned = scratch.data() + ((16 - (reinterpret_cast<uintptr_t>(scratch.data()) / sizeof(float)) % 16) % 16);
+    const int c0 = (int)((long)chunks * gi / groups), c1 = (int)((long)chunks * (gi + 1) / groups);
+    for (int c = c0; c < c1; c++) {
+      const int n0 = c * per, cnt = std::min(g.n, n0 + per) - n0;
+      ConvWeightArgs a{cnt, g.cin, g.h, g.w, k, g.pad, g.cout, x + (long)n0 * g.cin * plane,
+                       dy + (long)n0 * g.cout * plane, acc.data() + gi * accSize, dbias.data() + (size_t)gi * g.cout,
+                       aligned};
+      ops.convWeight(a);
+    }
+  });
+  // groups summed in order, then reordered into dw
+  for (int gi = 1; gi < groups; gi++) {
+    float* a0 = acc.data();
+    const float* ag = acc.data() + gi * accSize;
+    for (long e = 0; e < accSize; e++) a0[e] += ag[e];
+  }
+  ops.weightStore(g.cin, k, g.cout, acc.data(), dw);
+  for (int co = 0; co < g.cout; co++) {
+    double b = 0;
+    for (int gi = 0; gi < groups; gi++) b += dbias[(size_t)gi * g.cout + co];
+    db[co] = (float)b;
+  }
+}
+}  // namespace
+
 void conv2dBackwardWeight(const ConvGeom& g, const float* dy, const float* x, float* dw, float* db) {
+  if (sameConv(g) && g.cout % 16 == 0) {
+    weightGradSame(g, dy, x, dw, db);
+    return;
+  }
   // Transpose the smaller operand per image: when k >= cout (the usual case),
   //   dW^T [k][cout] = sum_n col_n [k][plane] x dy_n^T [plane][cout];
   // when k < cout (e.g. a 1-channel input), dW [cout][k] = sum_n dy_n [cout][plane] x col_n^T [plane][k].

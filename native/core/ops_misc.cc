@@ -1,10 +1,12 @@
 // Elementwise, pooling, prototype, distance and softmax/cross-entropy kernels (float64 sums).
 #include <cmath>
+#include <algorithm>
 #include <cstring>
 #include <vector>
 
 #include "core/kernels.h"
 #include "core/threadpool.h"
+#include "isa/single_ops.h"
 
 namespace evometa {
 
@@ -25,34 +27,32 @@ void blocks(long n, const F& f) {
 }
 }  // namespace
 
-// Branch-free forms (both operands loaded unconditionally) so the compiler vectorizes them.
-// NaN propagates (PyTorch's semantics): relu(NaN) = NaN, and the gradient passes where the
-// forward passed its input through (x > 0 or x is NaN). -0 maps to +0.
+// ReLU in the variant's vector code (single_ops_impl.h). NaN propagates (PyTorch's semantics):
+// relu(NaN) = NaN, and the gradient passes where the forward passed its input through (x > 0 or x
+// is NaN). -0 maps to +0.
 void relu(long n, const float* x, float* y) {
-  blocks(n, [&](long lo, long hi) {
-    for (long i = lo; i < hi; i++) {
-      const float v = x[i];
-      y[i] = (v > 0) | (v != v) ? v : 0.f;
-    }
-  });
+  const SingleOps& so = currentSingleOps();
+  blocks(n, [&](long lo, long hi) { so.relu(x + lo, hi - lo, y + lo); });
 }
 
 void reluBackward(long n, const float* dy, const float* x, float* dx) {
-  blocks(n, [&](long lo, long hi) {
-    for (long i = lo; i < hi; i++) {
-      const float g = dy[i], v = x[i];
-      dx[i] = (v > 0) | (v != v) ? g : 0.f;
-    }
-  });
+  const SingleOps& so = currentSingleOps();
+  blocks(n, [&](long lo, long hi) { so.reluBackward(dy + lo, x + lo, hi - lo, dx + lo); });
 }
 
 void maxpool(const PoolGeom& g, const float* x, float* y, int32_t* argmax) {
   // A window's maximum; the first maximum wins ties; a NaN wins over any number and a later NaN
   // over an earlier one (PyTorch's CPU kernel: take v when v > best or v is NaN).
   if (g.kernel == 2 && g.stride == 2) {  // the ConvNet-4 case: 4 candidates
+    const SingleOps& so = currentSingleOps();
     const int perTask = (int)(kBlock / ((long)g.h * g.w) + 1), tasks = (g.nc + perTask - 1) / perTask;
     parallelForOrInline(tasks, 0, [&](int t, int) {
     const int pEnd = (t + 1) * perTask < g.nc ? (t + 1) * perTask : g.nc;
+    if (so.maxpool2x2) {  // the ISA's vector kernel
+      const long p0 = (long)t * perTask;
+      so.maxpool2x2(x + p0 * g.h * g.w, pEnd - (int)p0, g.h, g.w, p0 * g.h * g.w, y + p0 * g.oh * g.ow, argmax + p0 * g.oh * g.ow);
+      return;
+    }
     long o = (long)t * perTask * g.oh * g.ow;
     for (int p = t * perTask; p < pEnd; p++) {
       const long base = (long)p * g.h * g.w;
@@ -102,7 +102,24 @@ void maxpool(const PoolGeom& g, const float* x, float* y, int32_t* argmax) {
   }
 }
 
-void maxpoolBackward(long nOut, const float* dy, const int32_t* argmax, long nIn, float* dx) {
+void maxpoolBackward(long nOut, const float* dy, const int32_t* argmax, long nIn, float* dx, const PoolGeom* g) {
+  // 2x2 windows (input planes h x w, outputs (h / 2) x (w / 2)): the ISA kernel writes each plane
+  // window by window, in parallel, as long as every argmax lies in its own window (always, for
+  // argmax from maxpool2d); otherwise, the scatter below redoes everything.
+  const SingleOps& so = currentSingleOps();
+  if (g && so.maxpool2x2Backward && g->oh == g->h / 2 && g->ow == g->w / 2 && (long)g->nc * g->h * g->w == nIn &&
+      (long)g->nc * g->oh * g->ow == nOut && g->oh > 0 && g->ow > 0) {
+    const long plane = (long)g->h * g->w, oplane = (long)g->oh * g->ow;
+    const int perTask = (int)(kBlock / plane + 1), tasks = (g->nc + perTask - 1) / perTask;
+    std::vector<char> ok(tasks, 0);
+    parallelForOrInline(tasks, 0, [&](int t, int) {
+      const long p0 = (long)t * perTask, p1 = std::min<long>(p0 + perTask, g->nc);
+      ok[t] = so.maxpool2x2Backward(dy + p0 * oplane, argmax + p0 * oplane, (int)(p1 - p0), g->h, g->w, p0 * plane, dx + p0 * plane);
+    });
+    bool all = true;
+    for (char v : ok) all = all && v;
+    if (all) return;
+  }
   std::memset(dx, 0, sizeof(float) * (size_t)nIn);
   for (long i = 0; i < nOut; i++) {
     // Read once and bounds-checked here too: a SharedArrayBuffer may change after validation.

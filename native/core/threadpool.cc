@@ -95,7 +95,10 @@ class Pool {
 
   void start(int n) {
     stop_ = false;
-    for (int i = 0; i < n; i++) workers_.emplace_back([this, i] { loop(i + 1); });
+    // A new worker has seen every job so far: starting from generation 0 after an earlier run, it
+    // would take the finished job's (null) pointer as work (a SIGSEGV after setNativeThreads).
+    const unsigned long seen = generation_;
+    for (int i = 0; i < n; i++) workers_.emplace_back([this, i, seen] { loop(i + 1, seen); });
   }
 
   void stopAll() {
@@ -108,8 +111,7 @@ class Pool {
     workers_.clear();
   }
 
-  void loop(int id) {
-    unsigned long seen = 0;
+  void loop(int id, unsigned long seen) {
     for (;;) {
       const std::function<void(int)>* job;
       {

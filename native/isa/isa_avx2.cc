@@ -1,6 +1,7 @@
 // AVX2 + FMA variant (compiled with -mavx2 -mfma; see binding.gyp).
 #include <immintrin.h>
 
+#include "isa/single_ops.h"
 #include "isa/isa.h"
 
 namespace evometa {
@@ -25,12 +26,21 @@ constexpr int rowsFor(int nv) { return nv == 4 ? 3 : nv == 2 ? 6 : 12; }
 inline int blockWidthFor(int) { return 16; }
 
 #include "isa/engine_impl.h"
+#include "isa/single_ops_impl.h"
 
 }  // namespace avx2
 
 const IsaOps& isaOpsAvx2() {
   static const IsaOps ops = {"avx2", 8, avx2::sgemm, avx2::blockWidth, avx2::tileRows,
                              avx2::layer1, avx2::convRaw, avx2::bnReluPool, avx2::fmaLoop, avx2::roundBf16};
+  return ops;
+}
+
+const SingleOps& singleOpsAvx2() {
+  static const SingleOps ops = {avx2::blockWidth, avx2::sameXpadFloats, avx2::sameTileFloats, avx2::convSame,
+                                 avx2::weightAccFloats, avx2::weightScratchFloats, avx2::convWeight,
+                                 avx2::weightStore, avx2::maxpool2x2Fn, avx2::maxpool2x2BackwardFn,
+                                 avx2::relu, avx2::reluBackward, avx2::shiftedSums, avx2::dotSums, avx2::scaleShift, avx2::affine2};
   return ops;
 }
 

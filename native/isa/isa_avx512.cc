@@ -1,6 +1,7 @@
 // AVX-512 variant (compiled with -mavx512f/dq/bw/vl -mfma; see binding.gyp).
 #include <immintrin.h>
 
+#include "isa/single_ops.h"
 #include "isa/isa.h"
 
 namespace evometa {
@@ -26,12 +27,21 @@ constexpr int rowsFor(int nv) { return nv == 4 ? 6 : nv == 2 ? 12 : 24; }
 inline int blockWidthFor(int cp) { return cp % 64 == 0 ? 64 : cp % 32 == 0 ? 32 : 16; }
 
 #include "isa/engine_impl.h"
+#include "isa/single_ops_impl.h"
 
 }  // namespace avx512
 
 const IsaOps& isaOpsAvx512() {
   static const IsaOps ops = {"avx512", 16, avx512::sgemm, avx512::blockWidth, avx512::tileRows,
                              avx512::layer1, avx512::convRaw, avx512::bnReluPool, avx512::fmaLoop, avx512::roundBf16};
+  return ops;
+}
+
+const SingleOps& singleOpsAvx512() {
+  static const SingleOps ops = {avx512::blockWidth, avx512::sameXpadFloats, avx512::sameTileFloats, avx512::convSame,
+                                 avx512::weightAccFloats, avx512::weightScratchFloats, avx512::convWeight,
+                                 avx512::weightStore, avx512::maxpool2x2Fn, avx512::maxpool2x2BackwardFn,
+                                 avx512::relu, avx512::reluBackward, avx512::shiftedSums, avx512::dotSums, avx512::scaleShift, avx512::affine2};
   return ops;
 }
 

@@ -1,6 +1,7 @@
 // Baseline variant: no ISA flags (SSE2 on x86-64, whatever the target has elsewhere).
 // 4-lane GCC/Clang vector extensions, which the compiler maps to the baseline's vectors
 // (or to scalar code).
+#include "isa/single_ops.h"
 #include "isa/isa.h"
 
 namespace evometa {
@@ -27,12 +28,21 @@ constexpr int rowsFor(int nv) { return nv == 4 ? 3 : nv == 2 ? 6 : 12; }
 inline int blockWidthFor(int) { return 8; }
 
 #include "isa/engine_impl.h"
+#include "isa/single_ops_impl.h"
 
 }  // namespace scalar
 
 const IsaOps& isaOpsScalar() {
   static const IsaOps ops = {"scalar", 4, scalar::sgemm, scalar::blockWidth, scalar::tileRows,
                              scalar::layer1, scalar::convRaw, scalar::bnReluPool, scalar::fmaLoop, scalar::roundBf16};
+  return ops;
+}
+
+const SingleOps& singleOpsScalar() {
+  static const SingleOps ops = {scalar::blockWidth, scalar::sameXpadFloats, scalar::sameTileFloats, scalar::convSame,
+                                 scalar::weightAccFloats, scalar::weightScratchFloats, scalar::convWeight,
+                                 scalar::weightStore, scalar::maxpool2x2Fn, scalar::maxpool2x2BackwardFn,
+                                 scalar::relu, scalar::reluBackward, scalar::shiftedSums, scalar::dotSums, scalar::scaleShift, scalar::affine2};
   return ops;
 }
 

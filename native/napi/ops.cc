@@ -154,12 +154,22 @@ Napi::Value Maxpool(const Napi::CallbackInfo& info) {
 }
 
 Napi::Value MaxpoolBackward(const Napi::CallbackInfo& info) {
-  Args a(info, "maxpool2dBackward", {"outputSize", "inputSize", "dy", "argmax", "dx"});
+  Args a(info, "maxpool2dBackward", {"outputSize", "inputSize", "planes", "height", "width", "dy", "argmax", "dx"});
   const int64_t nOut = a.integer("outputSize", 0, kMaxInt);
   const int64_t nIn = a.integer("inputSize", 0, kMaxInt);
+  // optional geometry (planes of height x width): enables the 2x2 window fast path
+  const int64_t planes = a.integerOr("planes", 1, kMaxInt, 0);
+  const int64_t h = a.integerOr("height", 1, kMaxInt, 0), w = a.integerOr("width", 1, kMaxInt, 0);
+  PoolGeom g{};
+  const bool geom = planes > 0 && h > 0 && w > 0;
+  if (geom) {
+    if (planes * h * w != nIn) a.rangeError("planes x height x width must equal inputSize");
+    g.nc = (int)planes; g.h = (int)h; g.w = (int)w; g.kernel = 2; g.stride = 2;
+    g.oh = (int)(h / 2); g.ow = (int)(w / 2);  // used only when planes x oh x ow == outputSize
+  }
   const float* dy = a.f32("dy", nOut);
-  const int32_t* arg = a.indicesChecked("argmax", nOut, 0, nIn);  // the kernel re-checks each index
-  maxpoolBackward((long)nOut, dy, arg, (long)nIn, a.f32("dx", nIn));
+  const int32_t* arg = a.indicesChecked("argmax", nOut, 0, nIn);  // the kernels re-check each index as they read it
+  maxpoolBackward((long)nOut, dy, arg, (long)nIn, a.f32("dx", nIn), geom ? &g : nullptr);
   return none(a);
 }
 

@@ -4,19 +4,26 @@
  * the addon is loaded only when the device is first created. When it cannot load, create()
  * throws with the reason, getDevice() falls back to cpu-ts and deviceReport() shows why.
  */
-import './kernels.js';
+import { withOutputPool } from './kernels.js';
 import './dense.js';
 import './rotate.js';
 import { KernelDevice, registerDevice } from '../registry.js';
 import { populationEvaluatorDevices, registerPopulationEvaluator } from '../../es/evaluators.js';
 import { loadAddon, type Bf16Kernel, type NativeInfo } from './addon.js';
 
+/** The kernel device, plus a reuse pool for large outputs (Device.outputScope). */
+class NativeDevice extends KernelDevice {
+  outputScope<T>(fn: () => T): T {
+    return withOutputPool(fn);
+  }
+}
+
 registerDevice('cpu-native', {
   priority: 10,
   create: () => {
     const { addon, path } = loadAddon();
     const info: NativeInfo = addon.info();
-    return new KernelDevice('cpu-native', {
+    return new NativeDevice('cpu-native', {
       isa: info.isa,
       reason: `native addon ${path}; ${info.reason}; float32 kernels in C++, float64 inputs run the cpu-ts kernels`,
       detail: { path, threads: info.threads, detectedIsa: info.detectedIsa, noise: info.noise, lanes: info.lanes, float64: 'cpu-ts', limits: info.limits, denseOps: 'cpu-ts', bf16: info.bf16 },
