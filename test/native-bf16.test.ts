@@ -380,7 +380,7 @@ withHw('the evaluator registry hands precision bf16 to the cpu-native factory (a
 
 function child(env: Record<string, string>): { kernel: string; available: string[]; reason: string; error?: string; emulated?: number } {
   const script = `
-    import('./dist/lib/index.js').then(async (m) => {
+    import('./dist/lib/internal.js').then(async (m) => {
       const info = m.nativeInfo().bf16;
       let error;
       try { new m.NativePopulationEvaluator({ precision: 'bf16' }); } catch (e) { error = e.message; }
