@@ -19,20 +19,8 @@ import { RedisUnavailableError } from './errors.js';
 
 export { RedisUnavailableError };
 
-export interface RedisConnectOptions {
-  /** redis://[user:password@]host:port[/db] or rediss://... (TLS). */
-  url: string;
-  /** Overrides the URL's password; default $EVOMETA_REDIS_PASSWORD when the URL has none. */
-  password?: string;
-  /** A PEM file of the CA that signed the server's certificate (rediss:// with a private CA). */
-  caFile?: string;
-  /** End the link when Redis has been unreachable this long (ms); 0 or absent: retry forever. */
-  timeoutMs?: number;
-  /** CLIENT SETNAME prefix (shows in CLIENT LIST). */
-  name: string;
-  /** Called once per outage, when it starts (for a log line). */
-  onDown?: (reason: string) => void;
-}
+export type { RedisConnectOptions } from './options.js';
+import type { RedisConnectOptions } from './options.js';
 
 /** The URL with any password replaced by ***. */
 export function redactUrl(url: string): string {

@@ -23,11 +23,12 @@ import type { Episode } from '../model/protonet.js';
 import { createRunner, memberRange, type EstimateJob, type EstimateResult, type EvaluateJob, type NoiseJob, type PopulationRunner, type ValidateJob } from '../es/runner.js';
 import type { EvolutionStrategy } from '../es/strategy.js';
 import type { EpisodeScore } from '../es/validate.js';
-import { RedisLink, type RedisConnectOptions } from './connect.js';
+import { RedisLink } from './connect.js';
+import type { RedisConnectOptions, SyncMode } from './options.js';
 import { ClusterError } from './errors.js';
 
 export { ClusterError };
-import { checkPrefix, DEFAULT_PREFIX, DEFAULT_SYNC, GROUP, keys, parseResult, streamEntries, perturbationHeader, PROTOCOL, SNAP_MAGIC, STEP_MAGIC, unitFields, type Expect, type StepHeader, type SyncMode, type UnitKind, type UnitResult } from './protocol.js';
+import { checkPrefix, DEFAULT_PREFIX, DEFAULT_SYNC, GROUP, keys, parseResult, streamEntries, perturbationHeader, PROTOCOL, SNAP_MAGIC, STEP_MAGIC, unitFields, type Expect, type StepHeader, type UnitKind, type UnitResult } from './protocol.js';
 import { configHash, type DataDescriptor, type RunMeta } from './protonet.js';
 import { assertLittleEndian, episodeDigest, packBlob, stateHash, WireError, type FloatArray } from './wire.js';
 import { listWorkers, type WorkerInfo } from './registry.js';

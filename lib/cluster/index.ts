@@ -12,10 +12,10 @@ import type { RedisRunner, RedisRunnerOptions } from './coordinator.js';
 import type { WorkerOptions, WorkerSummary } from './worker.js';
 
 export { ClusterError, RedisUnavailableError } from './errors.js';
-export { DEFAULT_SYNC, type SyncMode } from './protocol.js';
+export { DEFAULT_SYNC, type SyncMode } from './options.js';
 export type { RedisRunner, RedisRunnerOptions, ClusterStats } from './coordinator.js';
 export type { WorkerOptions, WorkerSummary } from './worker.js';
-export type { RedisConnectOptions } from './connect.js';
+export type { RedisConnectOptions } from './options.js';
 export type { DataDescriptor, RunMeta } from './protonet.js';
 
 /** A population runner whose shards are computed by `evometa worker` processes connected to the same Redis. */

@@ -29,11 +29,8 @@ export const DEFAULT_PREFIX = 'evometa';
 export const STEP_MAGIC = 'EVOSTEP1';
 export const SNAP_MAGIC = 'EVOSNAP1';
 
-/** How the coordinator brings workers to the next step's mean: publish it ('mean'), or publish the fitness and let every worker apply the update ('fitness'). */
-export type SyncMode = 'mean' | 'fitness';
-
-/** The default sync mode (chosen from bench/results/cluster: see docs/distributed.md). */
-export const DEFAULT_SYNC: SyncMode = 'mean';
+import { type SyncMode } from './options.js';
+export { DEFAULT_SYNC, type SyncMode } from './options.js';
 
 export const NAME = /^[A-Za-z0-9_.:-]{1,100}$/;
 const PREFIX = /^[A-Za-z0-9_.-]{1,64}$/;

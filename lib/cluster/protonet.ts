@@ -20,7 +20,8 @@ import { SyntheticEpisodes, type SyntheticOptions } from '../data/synthetic.js';
 import type { OmniglotDataset } from '../data/omniglot.js';
 import type { EvolutionStrategy } from '../es/strategy.js';
 import { canonicalJson, episodeDigest, HEX64, RUN_ID, sha256, WireError } from './wire.js';
-import { NAME, PROTOCOL, type SyncMode } from './protocol.js';
+import { NAME, PROTOCOL } from './protocol.js';
+import type { SyncMode } from './options.js';
 
 /** Where a run's training episodes come from: Omniglot (each worker loads its own copy) or synthetic episodes (tests, benchmarks). */
 export type DataDescriptor = { kind: 'omniglot' } | { kind: 'synthetic'; train: SyntheticOptions };
