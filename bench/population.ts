@@ -9,10 +9,16 @@
  *     [--channels 16,32,64] [--episodes 5w5s5q,20w5s15q] [--threads 1,2] [--no-torch] [--no-ts]
  *     [--precision fp32,bf16] [--bf16-kernels amx,avx512bf16] [--repeats 3]
  *
- * --precision fp32,bf16 runs cpu-native in both precisions in the same run, same protocol
- * (warm-up on 2 members, then the median of --repeats timed runs), once per bf16 kernel the CPU
- * has (or those of --bf16-kernels), and reports each bf16 row's ratio to the fp32 row of the same
- * C, episode and threads. --members auto sizes each configuration to about --gflop GFLOP (40)
+ * Every implementation of one (C, episode, threads) cell is measured under the one protocol of
+ * bench/common.ts: a warm-up, then --repeats (>= 3) interleaved rounds with a rotating order,
+ * medians. cpu-native evaluates --members members per repetition; PyTorch (bench/torch_peer.py,
+ * one process per formulation: a loop over members and grouped convolutions of 8/16/32 members,
+ * NCHW and channels_last) --peer-members; the table compares candidates/s, so the counts differ
+ * only in how long one repetition takes. The ratio is against the best PyTorch formulation of the
+ * same cell. cpu-ts is the TypeScript reference (the spec), timed once: never a peer.
+ * --precision fp32,bf16 runs cpu-native in both precisions in the same rounds, once per bf16
+ * kernel the CPU has (or those of --bf16-kernels), and reports each bf16 row's ratio to the fp32
+ * row of the same C, episode and threads. --members auto sizes each configuration to about --gflop GFLOP (40)
  * of convolutions per timed run. Every row records the load average when it was measured.
  *
  * GFLOP/s counts the convolutions' multiply-adds (2 FLOPs each) of every member, the same
@@ -32,13 +38,13 @@ import { initParams } from '../lib/model/init.js';
 import type { Episode } from '../lib/model/protonet.js';
 import { Rng } from '../lib/rng/philox.js';
 import { Tensor } from '../lib/tensor/tensor.js';
-import { arg, convFlops } from './common.js';
-
-const flag = (name: string): boolean => process.argv.includes(`--${name}`);
+import { arg, convFlops, flag, interleaved, TorchPeer, type Impl, type Measured } from './common.js';
 
 const MEMBERS_ARG = arg('members', '256');
 const GFLOP = Number(arg('gflop', '40'));
 const REPEATS = Number(arg('repeats', '3'));
+if (!Number.isInteger(REPEATS) || REPEATS < 3) throw new RangeError(`--repeats must be an integer >= 3 (the median of at least 3), got ${arg('repeats', '')}`);
+const PEER_FORMULATIONS = arg('peer-formulations', 'loop-nchw,loop-cl,grouped8-nchw,grouped8-cl,grouped16-nchw,grouped16-cl').split(',');
 const PRECISIONS = arg('precision', 'fp32').split(',');
 for (const p of PRECISIONS) if (p !== 'fp32' && p !== 'bf16') throw new RangeError(`--precision: expected fp32 and/or bf16, got ${p}`);
 const membersFor = (c: number, images: number): number => {
@@ -55,6 +61,7 @@ const EPISODES = arg('episodes', '5w5s5q,20w5s15q').split(',').map((s) => {
 });
 const THREADS = arg('threads', '1,2').split(',').map(Number);
 const SIZE = 28;
+const PEER_SCRIPT = join(PACKAGE_ROOT, 'bench', 'torch_peer.py');
 
 
 function episode(way: number, shot: number, query: number): Episode {
@@ -86,30 +93,18 @@ interface Row {
   fractionOfPeak: number;
 }
 
-/** Warm-up on 2 members, then `repeats` timed runs: the median run (by wall time) and every run's wall time. */
-async function timeEvaluator(evaluate: (r: PopulationRequest) => Promise<Float64Array>, req: PopulationRequest, repeats: number): Promise<{ wall: number; cpu: number; samples: number[] }> {
-  await evaluate({ ...req, end: req.start + Math.min(2, req.end - req.start) });
-  const runs: { wall: number; cpu: number }[] = [];
-  for (let r = 0; r < repeats; r++) {
-    const c0 = process.cpuUsage(), t0 = performance.now();
-    await evaluate(req);
-    const wall = (performance.now() - t0) / 1000, cu = process.cpuUsage(c0);
-    runs.push({ wall, cpu: (cu.user + cu.system) / 1e6 });
-  }
-  const sorted = [...runs].sort((a, b) => a.wall - b.wall);
-  return { ...sorted[Math.floor(sorted.length / 2)]!, samples: runs.map((r) => r.wall) };
-}
-
-function torchPeer(c: number, ep: { way: number; shot: number; query: number }, threads: number, members: number): { best: string; seconds: number; cpuSeconds: number; all: Record<string, number> } | string {
-  const script = join(PACKAGE_ROOT, 'bench', 'torch_population.py');
-  const req = { mode: 'population', channels: c, ...ep, imageSize: SIZE, threads, members, groups: [8, 16, 32] };
-  const r = spawnSync('python3', [script, JSON.stringify(req)], { encoding: 'utf8' });
-  if (r.error || r.status !== 0) return `python3 failed: ${r.error?.message ?? r.stderr.trim().split('\n').pop()}`;
-  const out = JSON.parse(r.stdout) as { skipped?: string; seconds?: Record<string, number>; cpuSeconds?: Record<string, number> };
-  if (out.skipped) return out.skipped;
-  const all = out.seconds!;
-  const [best, seconds] = Object.entries(all).sort((a, b) => a[1] - b[1])[0]!;
-  return { best, seconds, cpuSeconds: out.cpuSeconds![best]!, all };
+/** A population evaluator as a protocol implementation: warm-up on 2 members, one timed call per repetition. */
+function evaluatorImpl(name: string, role: Impl['role'], evaluate: (r: PopulationRequest) => Promise<Float64Array>, req: PopulationRequest): Impl {
+  return {
+    name, role,
+    warmup: async () => { await evaluate({ ...req, end: req.start + Math.min(2, req.end - req.start) }); },
+    run: async () => {
+      const c0 = process.cpuUsage(), t0 = performance.now();
+      await evaluate(req);
+      const wall = (performance.now() - t0) / 1000, cu = process.cpuUsage(c0);
+      return { wall, cpu: (cu.user + cu.system) / 1e6 };
+    },
+  };
 }
 
 async function main(): Promise<void> {
@@ -138,7 +133,7 @@ async function main(): Promise<void> {
     rows.push(row);
     return row;
   };
-  let torchMissing: string | undefined;
+  let torchMissing: string | undefined, torchVersion: string | undefined;
   for (const c of CHANNELS) {
     const layout = new ProtoNetLayout({ channels: c, imageSize: SIZE });
     const mu = initParams(layout, 1);
@@ -151,30 +146,53 @@ async function main(): Promise<void> {
         seed: 1, step: 0, start: 0, end: MEMBERS, episode: e, distance: 'euclidean',
       };
       for (const t of THREADS) {
-        let fp32: Row | undefined;
+        // every implementation of this cell, measured in the same interleaved rounds
+        const cell: { impl: Impl; members: number; extra: Partial<Row> }[] = [];
+        const closers: (() => unknown)[] = [];
         if (PRECISIONS.includes('fp32')) {
           const nat = new NativePopulationEvaluator({ threads: t });
-          fp32 = add('cpu-native', c, ep.name, t, MEMBERS, await timeEvaluator((r) => nat.evaluate(r), base, REPEATS), images, { precision: 'fp32' });
+          closers.push(() => nat.close());
+          cell.push({ impl: evaluatorImpl('cpu-native', 'ours', (r) => nat.evaluate(r), base), members: MEMBERS, extra: { precision: 'fp32' } });
         }
         for (const k of kernels) {
           const nat = new NativePopulationEvaluator({ threads: t, precision: 'bf16', bf16Kernel: k });
-          const r = add(`cpu-native bf16 ${k}`, c, ep.name, t, MEMBERS, await timeEvaluator((q) => nat.evaluate(q), base, REPEATS), images, { precision: 'bf16', kernel: k });
-          if (fp32) {
-            r.vsFp32 = r.candidatesPerSec / fp32.candidatesPerSec;
-            r.vsFp32PerCpu = r.gflopsPerCpuSecond / fp32.gflopsPerCpuSecond;
-          }
+          closers.push(() => nat.close());
+          cell.push({ impl: evaluatorImpl(`cpu-native bf16 ${k}`, 'ours', (q) => nat.evaluate(q), base), members: MEMBERS, extra: { precision: 'bf16', kernel: k } });
         }
         if (!flag('no-torch') && torchMissing === undefined) {
           const members = Math.min(PEER_MEMBERS, MEMBERS);
-          const tr = torchPeer(c, ep, t, members);
-          if (typeof tr === 'string') {
-            torchMissing = tr;
-            notes.push(`PyTorch skipped: ${tr}`);
-            console.log(`PyTorch peer skipped: ${tr}`);
-          } else {
-            add(`pytorch (${tr.best})`, c, ep.name, t, members, { wall: tr.seconds, cpu: tr.cpuSeconds }, images);
+          for (const formulation of PEER_FORMULATIONS) {
+            const g = /^grouped(\d+)/.exec(formulation);
+            if (g && members % Number(g[1]) !== 0) continue;
+            const p = await TorchPeer.start(PEER_SCRIPT, { mode: 'population', formulation, channels: c, ...ep, imageSize: SIZE, threads: t, members });
+            if (typeof p === 'string') {
+              torchMissing = p;
+              notes.push(`PyTorch skipped: ${p}`);
+              console.log(`PyTorch peer skipped: ${p}`);
+              break;
+            }
+            torchVersion = p.version;
+            closers.push(() => p.close());
+            cell.push({ impl: p.impl(`pytorch ${formulation}`), members, extra: {} });
           }
         }
+        const measured: Measured[] = await interleaved(cell.map((x) => x.impl), REPEATS);
+        let fp32: Row | undefined;
+        measured.forEach((m, i) => {
+          const x = cell[i]!;
+          const r = add(m.name, c, ep.name, t, x.members, { wall: m.wall, cpu: m.cpu, samples: m.samples.map((q) => q.wall) }, images, { ...x.extra, load1: m.load1.reduce((u, v) => u + v, 0) / m.load1.length });
+          if (m.name === 'cpu-native') fp32 = r;
+        });
+        if (fp32) {
+          for (const r of rows) {
+            if (r.precision === 'bf16' && r.channels === c && r.episode === ep.name && r.threads === t) {
+              r.vsFp32 = r.candidatesPerSec / fp32.candidatesPerSec;
+              r.vsFp32PerCpu = r.gflopsPerCpuSecond / fp32.gflopsPerCpuSecond;
+            }
+          }
+        }
+        for (const close of closers) await close();
+        console.log(`  C ${c} ${ep.name} ${t} thread${t > 1 ? 's' : ''}: ${measured.map((m, i) => `${m.name} ${(cell[i]!.members / m.wall).toFixed(1)} cand/s`).join(', ')}`);
       }
       if (!flag('no-ts') && TS_MEMBERS > 0) {
         const ts = new DirectOpsPopulationEvaluator('cpu-ts');
@@ -189,7 +207,7 @@ async function main(): Promise<void> {
   // table, with the speedup over the best peer of the same C, episode and thread count
   const native = (r: Row): boolean => r.impl.startsWith('cpu-native');
   const peerBest = (r: Row, key: 'gflops' | 'gflopsPerCpuSecond'): Row | undefined => rows
-    .filter((p) => !native(p) && p.channels === r.channels && p.episode === r.episode && p.threads === r.threads)
+    .filter((p) => p.impl.startsWith('pytorch') && p.channels === r.channels && p.episode === r.episode && p.threads === r.threads)
     .sort((x, y) => y[key] - x[key])[0];
   const lines = [
     '| impl | C | episode | threads | members | cand/s | GFLOP/s (wall) | GFLOP/CPU-s | % of fp32 core peak | vs fp32 (cand/s) | vs fp32 (per CPU-s) | vs best peer (wall) | vs best peer (per CPU-s) | load |',
@@ -205,7 +223,7 @@ async function main(): Promise<void> {
   const file = join(dir, `population-${new Date().toISOString().replace(/[:.]/g, '-')}.json`);
   const uptime = spawnSync('uptime', { encoding: 'utf8' }).stdout?.trim() ?? '';
   console.log(`uptime at the end: ${uptime}`);
-  writeFileSync(file, JSON.stringify({ date: new Date().toISOString(), argv: process.argv.slice(2), protocol: `warm-up on 2 members, median of ${REPEATS} timed runs`, native: info, cpus: cpus().length, cpuModel: cpus()[0]?.model, loadavgStart, loadavg: loadavg(), uptimeStart, uptimeEnd: uptime, fmaPeakGflops: peak, bf16PeakGflopsPerCore: bf16Peak, rows, notes }, null, 2));
+  writeFileSync(file, JSON.stringify({ date: new Date().toISOString(), argv: process.argv.slice(2), protocol: `warm-up on 2 members (PyTorch: its warmup command), then ${REPEATS} interleaved rounds with a rotating order, medians (bench/common.ts)`, torch: torchVersion, native: info, cpus: cpus().length, cpuModel: cpus()[0]?.model, loadavgStart, loadavg: loadavg(), uptimeStart, uptimeEnd: uptime, fmaPeakGflops: peak, bf16PeakGflopsPerCore: bf16Peak, rows, notes }, null, 2));
   console.log(`wrote ${file}`);
 }
 

@@ -124,7 +124,7 @@ export function registerTrain(program: Command): void {
     .option('--test-episodes <n>', 'after training, evaluate the best checkpoint on n test-split episodes')
     .option('--antithetic', 'ES: mirrored sampling, members 2k and 2k+1 use +eps and -eps (always on for --estimator openai)')
     .option('--baseline', 'ES nes: subtract the mean fitness (eq. 6 as written uses raw fitness)')
-    .option('--sigma-schedule <s>', 'ES: constant | linear | exp (from --sigma to --sigma-final over --steps)')
+    .option('--sigma-schedule <s>', 'ES: constant | linear | exp | cosine (from --sigma to --sigma-final over --steps)')
     .option('--sigma-final <x>', 'ES: sigma at the last step of a linear/exp schedule')
     .option('--nonfinite <p>', 'ES: NaN/inf fitness is ranked worst (worst) or dropped (drop)')
     .option('--fd-delta <x>', 'ES fd: the nudge of each parameter (paper: 0.001)')
