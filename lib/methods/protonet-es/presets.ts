@@ -58,11 +58,11 @@ export const ES_PRESETS: Record<string, EsPreset> = {
   'paper-t3-c16-w10-v3-256': paperRow('v3-256', 16, 128, 10, 5, 'Table III'),
   // long runs on this machine class
   'accurate-1h': {
-    description: 'about an hour on 2 cores (an AMX Xeon with --precision bf16; longer in fp32): the quick recipe with pop 64, 20-way 5-shot training episodes, a cosine learning-rate decay from 0.1 to 0.01 over 10000 steps, 200 validation episodes every 250 steps (results in docs/es.md)',
+    description: 'about an hour on 2 cores (an AMX Xeon with --precision bf16; longer in fp32): the quick recipe with pop 64, 20-way 5-shot training episodes, a cosine learning-rate decay from 0.1 to 0.01 over 20000 steps, 200 validation episodes every 500 steps (results in docs/es.md)',
     config: {
       estimator: 'wsr', scheme: 'paper', optimizer: 'sgd', momentum: 0.9, lr: 0.1, lrSchedule: 'cosine', lrFinal: 0.01, sigma: 0.01,
       model: { channels: 16, imageSize: 28 }, pop: 64, shards: 2, train: { way: 20, shot: 5, query: 5 }, val: { way: 5, shot: 5, query: 15 },
-      split: 'vinyals', steps: 10000, valEvery: 250, valEpisodes: 200, checkpointEvery: 250,
+      split: 'vinyals', steps: 20000, valEvery: 500, valEpisodes: 200, checkpointEvery: 500,
     },
   },
 };
