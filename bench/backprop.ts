@@ -21,8 +21,7 @@ import { episodeGradient } from '../lib/autodiff/protonet.js';
 import { createOptimizer } from '../lib/optim/optimizers.js';
 import { ProtoNetLayout, initialBnState } from '../lib/model/layout.js';
 import { initParams } from '../lib/model/init.js';
-import { Rng } from '../lib/rng/philox.js';
-import { Tensor } from '../lib/tensor/tensor.js';
+import { SyntheticEpisodes } from '../lib/data/synthetic.js';
 import { arg, convFlops, flag, interleaved, stamp, timeSync, TorchPeer, uptime, type Impl, type Measured } from './common.js';
 
 const C = Number(arg('channels', '64')), ROUNDS = Number(arg('rounds', '7'));
@@ -31,14 +30,7 @@ const m = /^(\d+)w(\d+)s(\d+)q$/.exec(arg('episode', '20w5s15q'));
 if (!m) throw new RangeError(`--episode: expected e.g. 20w5s15q, got ${arg('episode', '')}`);
 const way = Number(m[1]), shot = Number(m[2]), query = Number(m[3]);
 
-const rng = new Rng(2);
-const img = (n: number): Tensor => {
-  const t = Tensor.zeros([n, 1, 28, 28], 'float32');
-  for (let i = 0; i < t.size; i++) t.data[i] = rng.uniform() < 0.8 ? 1 : 0;
-  return t;
-};
-const lab = (k: number): Int32Array => Int32Array.from({ length: way * k }, (_, i) => i % way);
-const ep = { way, support: img(way * shot), supportLabels: lab(shot), query: img(way * query), queryLabels: lab(query) };
+const ep = new SyntheticEpisodes({ way, shot, query, imageSize: 28, classes: Math.max(20, way), seed: 2 }).episode(0);
 const flops = 3 * convFlops(C, way * (shot + query)); // forward + data and weight gradients
 
 function ours(): Impl {

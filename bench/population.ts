@@ -36,8 +36,7 @@ import type { PopulationRequest } from '../lib/es/population.js';
 import { ProtoNetLayout } from '../lib/model/layout.js';
 import { initParams } from '../lib/model/init.js';
 import type { Episode } from '../lib/model/protonet.js';
-import { Rng } from '../lib/rng/philox.js';
-import { Tensor } from '../lib/tensor/tensor.js';
+import { SyntheticEpisodes } from '../lib/data/synthetic.js';
 import { arg, convFlops, flag, interleaved, TorchPeer, type Impl, type Measured } from './common.js';
 
 const MEMBERS_ARG = arg('members', '256');
@@ -64,15 +63,9 @@ const SIZE = 28;
 const PEER_SCRIPT = join(PACKAGE_ROOT, 'bench', 'torch_peer.py');
 
 
+/** The benchmark's episode: the library's synthetic source (class templates plus noise), seeded. */
 function episode(way: number, shot: number, query: number): Episode {
-  const rng = new Rng(7);
-  const img = (n: number): Tensor => {
-    const t = Tensor.zeros([n, 1, SIZE, SIZE], 'float32');
-    for (let i = 0; i < t.size; i++) t.data[i] = rng.uniform() < 0.8 ? 1 : 0;
-    return t;
-  };
-  const lab = (k: number): Int32Array => Int32Array.from({ length: way * k }, (_, i) => i % way);
-  return { way, support: img(way * shot), supportLabels: lab(shot), query: img(way * query), queryLabels: lab(query) };
+  return new SyntheticEpisodes({ way, shot, query, imageSize: SIZE, classes: Math.max(20, way), seed: 7 }).episode(0);
 }
 
 interface Row {

@@ -100,6 +100,7 @@ export {
 export type {
   EsConfig, EsConfigInput, EsEstimator, EsOptimizer, EsEpisodeShape, SigmaSchedule, LrSchedule, PopSchedule,
 } from './methods/protonet-es/config.js';
+export type { EsPrecision } from './methods/protonet-es/precision.js';
 export { ProtoNetEsMethod, type EsMethodInit } from './methods/protonet-es/method.js';
 export {
   backpropConfig, BACKPROP_PRESETS, BACKPROP_DEFAULT_PRESET,

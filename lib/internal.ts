@@ -72,6 +72,7 @@ export * from './es/strategy.js';
 export * from './es/strategies.js';
 export * from './es/objective.js';
 export * from './methods/protonet-es/config.js';
+export * from './methods/protonet-es/precision.js';
 export * from './train/collapse.js';
 export * from './train/loop.js';
 export * from './train/method.js';

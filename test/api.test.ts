@@ -49,7 +49,7 @@ const TYPES: Record<string, string[]> = {
   es: ['StrategyOptions', 'TellResult', 'StrategyState', 'Scheme', 'EsOptimizerName', 'NesOptions', 'PgpeOptions', 'SnesOptions', 'FdOptions', 'Objective',
     'ObjectiveContext', 'PopulationRunner', 'NonFinitePolicy', 'Schedule', 'ScheduleKind'],
   training: ['LoopOptions', 'LoopResult', 'LoopEnd', 'CollapseConfig', 'TrainMethod', 'StepMetrics', 'ValResult', 'MethodState', 'ExportedModel', 'MetricsSink',
-    'EsPreset', 'EsConfig', 'EsConfigInput', 'EsEstimator', 'EsOptimizer', 'EsEpisodeShape', 'SigmaSchedule', 'LrSchedule', 'PopSchedule', 'EsMethodInit',
+    'EsPreset', 'EsConfig', 'EsConfigInput', 'EsEstimator', 'EsOptimizer', 'EsEpisodeShape', 'SigmaSchedule', 'LrSchedule', 'PopSchedule', 'EsPrecision', 'EsMethodInit',
     'BackpropPreset', 'BackpropConfig', 'BackpropConfigInput', 'BackpropEpisodeShape', 'BackpropOptimizer', 'BackpropInit', 'L2lConfig', 'L2lConfigInput'],
   evograd: ['EvoGradSettings', 'HyperObjective', 'Hypergradient', 'HyperProgram', 'ProgramArgs', 'ProgramMode', 'TapeObjective', 'LearnerConfig',
     'LearnerStep', 'LearnerState', 'HypergradientFn', 'CopyNoise', 'EvoGradConfig', 'EvoGradConfigInput', 'EvoGradMode'],

@@ -31,6 +31,7 @@ import { addon, PACKAGE_ROOT } from '../lib/device/cpu-native/addon.js';
 import { evaluatorSpecFor, loadEvaluator } from '../lib/es/evaluators.js';
 import type { PopulationRequest } from '../lib/es/population.js';
 import { UserError } from '../lib/errors.js';
+import { resolvePrecision } from '../lib/methods/protonet-es/precision.js';
 import { ProtoNetLayout, type ModelConfig } from '../lib/model/layout.js';
 import { initParams } from '../lib/model/init.js';
 import type { Distance, Episode } from '../lib/model/protonet.js';
@@ -378,13 +379,13 @@ withHw('the evaluator registry hands precision bf16 to the cpu-native factory (a
 
 // ---- CPUs without bf16 (or without AMX), in a child process ----
 
-function child(env: Record<string, string>): { kernel: string; available: string[]; reason: string; error?: string; emulated?: number } {
+function child(env: Record<string, string>): { kernel: string; available: string[]; reason: string; error?: string; emulated?: number; auto: string } {
   const script = `
     import('./dist/lib/internal.js').then(async (m) => {
       const info = m.nativeInfo().bf16;
       let error;
       try { new m.NativePopulationEvaluator({ precision: 'bf16' }); } catch (e) { error = e.message; }
-      console.log(JSON.stringify({ ...info, error }));
+      console.log(JSON.stringify({ ...info, error, auto: m.resolvePrecision('auto', 'cpu-native') }));
     });`;
   const r = spawnSync(process.execPath, ['--input-type=module', '-e', script], { cwd: PACKAGE_ROOT, env: { ...process.env, ...env }, encoding: 'utf8' });
   assert.is(r.status, 0, r.stderr);
@@ -397,6 +398,7 @@ withAddon('a CPU without bf16 (EVOMETA_BF16=off): precision bf16 is refused nami
   assert.equal(r.available, ['emulated']);
   assert.match(r.error ?? '', /precision 'bf16' needs a CPU with AVX512_BF16 \(cpuid flag avx512_bf16.*\) or AMX-BF16 \(amx_bf16 \+ amx_tile\); this one has neither/);
   assert.match(r.reason, /EVOMETA_BF16=off|avx512_bf16 no/);
+  assert.is(r.auto, 'fp32', 'precision auto without bf16: fp32');
 });
 
 withAvx('a CPU without AMX (EVOMETA_BF16=noamx, as Zen 4/5): the default kernel is avx512bf16', () => {
@@ -404,6 +406,14 @@ withAvx('a CPU without AMX (EVOMETA_BF16=noamx, as Zen 4/5): the default kernel 
   assert.is(r.kernel, 'avx512bf16');
   assert.ok(!r.available.includes('amx'));
   assert.is(r.error, undefined);
+  assert.is(r.auto, 'fp32', 'precision auto without AMX: fp32 (AVX512_BF16 is slower than fp32 on the CPUs measured)');
+});
+
+withAddon('precision auto: bf16 exactly where the kernel is AMX, fp32 on other devices; explicit precisions pass through', () => {
+  assert.is(resolvePrecision('auto', 'cpu-native'), bf!.kernel === 'amx' ? 'bf16' : 'fp32');
+  assert.is(resolvePrecision('auto', 'cpu-ts'), 'fp32');
+  assert.is(resolvePrecision('fp32', 'cpu-native'), 'fp32');
+  assert.is(resolvePrecision('bf16', 'cpu-native'), 'bf16');
 });
 
 test.run();

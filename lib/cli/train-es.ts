@@ -6,6 +6,7 @@ import { parseChoice, parseNum, UserError } from '../errors.js';
 import { loadCheckpoint } from '../model/checkpoint.js';
 import { resolveEsConfig, type EsConfig, type EsConfigInput } from '../methods/protonet-es/config.js';
 import { ES_DEFAULT_PRESET, esPresetInput } from '../methods/protonet-es/presets.js';
+import { resolvePrecision } from '../methods/protonet-es/precision.js';
 import { ES_RESUME_CHANGEABLE, ProtoNetEsMethod } from '../methods/protonet-es/method.js';
 import { omniglotSources, omniglotTestSampler, TEST_SEED } from '../methods/protonet/data.js';
 import { evaluatorSpecFor } from '../es/evaluators.js';
@@ -67,7 +68,7 @@ export function cliConfig(o: TrainCliOptions): EsConfigInput {
     maxSpeed: n('max-speed', o.maxSpeed), lrFinal: n('lr-final', o.lrFinal), lrWarmup: n('lr-warmup', o.lrWarmup, true),
     lrEvery: n('lr-every', o.lrEvery, true), lrGamma: n('lr-gamma', o.lrGamma), popFinal: n('pop-final', o.popFinal, true),
     episodesPerStep: n('episodes-per-step', o.episodesPerStep, true), sigmaLr: n('sigma-lr', o.sigmaLr), maxSigmaChange: n('max-sigma-change', o.maxSigmaChange),
-    precision: parseChoice('precision', o.precision, ['fp32', 'bf16'] as const),
+    precision: parseChoice('precision', o.precision, ['fp32', 'bf16', 'auto'] as const),
     antithetic: o.antithetic, baseline: o.baseline, fdForce: o.forceFd,
   };
   if (Object.keys(model).length) c.model = model;
@@ -110,7 +111,7 @@ export async function trainEsCli(o: TrainCliOptions): Promise<void> {
   if (!o.resume && existsSync(join(out, 'last.state.safetensors'))) {
     throw new UserError(`--out ${out} already holds a run: resume it with --resume ${out}, or choose another --out`);
   }
-  const spec = evaluatorSpecFor(device, { precision: cfg.precision });
+  const spec = evaluatorSpecFor(device, { precision: resolvePrecision(cfg.precision, device) });
   if (cfg.precision === 'bf16' && spec.device === 'cpu-native') {
     const bf = nativeInfo().bf16;
     if (bf.kernel === 'none') throw new UserError(`--precision bf16 needs a CPU with AVX512_BF16 or AMX-BF16 (${bf.reason}); use --precision fp32`);

@@ -146,7 +146,7 @@ export function registerTrain(program: Command): void {
     .option('--shaping <s>', 'ES pgpe: fitness shaping, ranks (default) or raw')
     .option('--max-speed <x>', 'ES clipup: the largest step (default 2 x --lr)')
     .option('--test-shots <list>', 'shots of the --test-episodes evaluations, e.g. 5,1 (default: the validation shot)')
-    .option('--precision <p>', 'ES: fp32 (default) or bf16: the population\'s conv products on bf16 operands (cpu-native, AVX512_BF16 or AMX-BF16 CPUs)')
+    .option('--precision <p>', 'ES: fp32, bf16 (the population\'s conv products on bf16 operands: cpu-native, AVX512_BF16 or AMX-BF16 CPUs) or auto (bf16 where the CPU has AMX, else fp32); the preset\'s, else fp32')
     .option('--show-config', 'print the resolved configuration (preset + options) as JSON and exit')
     .option('--redis <url>', 'ES: coordinate the run over Redis (redis://[:PASSWORD@]host:port or rediss://); `evometa worker --redis URL` processes compute the shards')
     .option('--redis-sync <s>', 'ES over Redis: mean (publish mu each step; default) or fitness (publish the fitness; every worker applies the update)')

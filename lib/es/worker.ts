@@ -80,18 +80,25 @@ async function handle(m: Msg): Promise<Record<string, unknown> | null> {
       const job = { ...jobOf(m, m.population), shards: m.nshards, rule: m.rule, antithetic: m.perturbation.kind !== 'coordinate' && m.perturbation.antithetic, square: m.square };
       const per = m.population / m.nshards;
       let nonFinite = 0, degenerate = 0, evalSeconds = 0, sumSeconds = 0;
+      // Compute every shard of this worker first, then add the partial sums in shard order: the
+      // result is the same sum in the same order, but a worker no longer stalls after each shard
+      // waiting for the other workers' earlier shards (only once, at the end of the step).
+      const parts: Array<{ s: number; linear: Float64Array; square?: Float64Array }> = [];
       for (const s of m.shards) {
         const part = await shardEstimate(evaluator!, job, s);
         shared!.fit.set(part.fitness, s * per);
-        waitTurn(shared!.ctl, s);
-        accumulate(shared!.acc, part.linear);
-        if (part.square) accumulate(shared!.acc2, part.square);
-        Atomics.store(shared!.ctl, CTL_TURN, s + 1);
-        Atomics.notify(shared!.ctl, CTL_TURN);
+        parts.push({ s, linear: part.linear, ...(part.square ? { square: part.square } : {}) });
         nonFinite += part.nonFinite;
         if (part.degenerate) degenerate++;
         evalSeconds += part.evalSeconds;
         sumSeconds += part.sumSeconds;
+      }
+      for (const { s, linear, square } of parts) {
+        waitTurn(shared!.ctl, s);
+        accumulate(shared!.acc, linear);
+        if (square) accumulate(shared!.acc2, square);
+        Atomics.store(shared!.ctl, CTL_TURN, s + 1);
+        Atomics.notify(shared!.ctl, CTL_TURN);
       }
       return { nonFinite, degenerate, evalSeconds, sumSeconds };
     }

@@ -8,7 +8,7 @@ import { modelConfig, ProtoNetLayout, type ModelConfig } from '../../model/layou
 import type { Distance } from '../../model/protonet.js';
 import type { NonFinitePolicy } from '../../es/estimators.js';
 import { checkSchedule, type Schedule, type ScheduleKind } from '../../es/schedule.js';
-import { EVALUATOR_PRECISIONS, type EvaluatorPrecision } from '../../es/population.js';
+import { ES_PRECISIONS, type EsPrecision } from './precision.js';
 
 import type { Scheme } from '../../es/strategy.js';
 export type { Scheme };
@@ -77,8 +77,8 @@ export interface EsConfig {
   valEvery: number;
   valEpisodes: number;
   checkpointEvery: number;
-  /** The population's forward precision: fp32, or bf16 conv products (cpu-native on CPUs with AVX512_BF16 / AMX-BF16; docs/native.md). */
-  precision: EvaluatorPrecision;
+  /** The population's forward precision: fp32, bf16 conv products (cpu-native on CPUs with AVX512_BF16 / AMX-BF16; docs/native.md), or auto (bf16 where the CPU has AMX, else fp32). */
+  precision: EsPrecision;
   /** Collapse: stop when the mean model's training loss over `collapseWindow` steps exceeds collapseLossFactor x its best window mean, or validation is at chance for `collapseValChecks` validations in a row (0 disables). */
   collapseWindow: number;
   collapseLossFactor: number;
@@ -163,7 +163,7 @@ export function resolveEsConfig(input: EsConfigInput): EsConfig {
   oneOf('nonFinite', c.nonFinite, ['worst', 'drop'] as const);
   oneOf('distance', c.distance, ['euclidean', 'cosine'] as const);
   oneOf('split', c.split, ['vinyals', 'paper'] as const);
-  oneOf('precision', c.precision, EVALUATOR_PRECISIONS);
+  oneOf('precision', c.precision, ES_PRECISIONS);
   pos('sigma', c.sigma);
   if (input.sigmaFinal === undefined) c.sigmaFinal = c.sigma;
   pos('sigmaFinal', c.sigmaFinal);

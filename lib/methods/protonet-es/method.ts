@@ -26,6 +26,7 @@ import { FD, NES, OpenAIES, PGPE, SNES, WSR } from '../../es/strategies.js';
 import type { ExportedModel, MethodState, StepMetrics, TrainMethod, ValResult } from '../../train/method.js';
 import { UserError } from '../../errors.js';
 import { lrScheduleOf, popScheduleOf, resolveEsConfig, sigmaScheduleOf, type EsConfig, type EsConfigInput } from './config.js';
+import { resolvePrecision } from './precision.js';
 import type { EpisodeSource, ProtoNetSources } from '../protonet/data.js';
 
 /** Config fields a resumed run may change (they do not alter the training maths). */
@@ -113,7 +114,7 @@ export class ProtoNetEsMethod implements TrainMethod {
     const layout = new ProtoNetLayout(cfg.model);
     const mu = init.params ? Float32Array.from(init.params) : initParams(layout, cfg.seed);
     const bn = init.bn ? { buffers: Float32Array.from(init.bn.buffers), numBatchesTracked: init.bn.numBatchesTracked } : initialBnState(layout);
-    const runner = init.runner ?? await createRunner({ workers: cfg.workers, spec: evaluatorSpecFor(init.device, { precision: cfg.precision }) });
+    const runner = init.runner ?? await createRunner({ workers: cfg.workers, spec: evaluatorSpecFor(init.device, { precision: resolvePrecision(cfg.precision, init.device) }) });
     try {
       return new ProtoNetEsMethod(cfg, runner, sources, mu, bn);
     } catch (e) {

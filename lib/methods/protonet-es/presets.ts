@@ -33,11 +33,11 @@ function paperRow(tpu: 'v3-8' | 'v3-256', channels: number, perCore: number, way
 /** Named ES configurations for `evometa train --preset` and esConfig(): 'quick' (the default) and the paper's Table I and III rows. */
 export const ES_PRESETS: Record<string, EsPreset> = {
   quick: {
-    description: 'the default: WSR (paper eq. 9, paper scheme), C 16, pop 32 in 2 shards, sigma 0.01, SGD momentum 0.9 at lr 0.1 (the paper\'s alpha 1 step averaged over ~10 steps), 10-way 5-shot training episodes (the paper\'s finding: more ways train better), 5-way validation; about 2 minutes on 2 cores (measurements in docs/es.md)',
+    description: 'the default: WSR (paper eq. 9, paper scheme), C 16, pop 64 in 2 shards, sigma 0.01, SGD momentum 0.9 at lr 0.1 (the paper\'s alpha 1 step averaged over ~10 steps), 20-way 5-shot training episodes (the paper\'s finding: more ways train better), 5-way validation, 600 steps, precision auto (bf16 on CPUs with AMX, else fp32); about 2 minutes on 2 cores (measurements in docs/es.md)',
     config: {
       estimator: 'wsr', scheme: 'paper', optimizer: 'sgd', momentum: 0.9, lr: 0.1, sigma: 0.01, model: { channels: 16, imageSize: 28 },
-      pop: 32, shards: 2, train: { way: 10, shot: 5, query: 5 }, val: { way: 5, shot: 5, query: 15 },
-      split: 'vinyals', steps: 1200, valEvery: 50, valEpisodes: 50, checkpointEvery: 100,
+      pop: 64, shards: 2, train: { way: 20, shot: 5, query: 5 }, val: { way: 5, shot: 5, query: 15 },
+      split: 'vinyals', steps: 600, valEvery: 50, valEpisodes: 50, checkpointEvery: 100, precision: 'auto',
     },
   },
   // Table I
@@ -58,11 +58,11 @@ export const ES_PRESETS: Record<string, EsPreset> = {
   'paper-t3-c16-w10-v3-256': paperRow('v3-256', 16, 128, 10, 5, 'Table III'),
   // long runs on this machine class
   'accurate-1h': {
-    description: 'about an hour on 2 cores (an AMX Xeon with --precision bf16; longer in fp32): the quick recipe with pop 64, 20-way 5-shot training episodes, a cosine learning-rate decay from 0.1 to 0.01 over 20000 steps, 200 validation episodes every 500 steps (results in docs/es.md)',
+    description: 'about an hour on 2 cores (an AMX Xeon, where precision auto is bf16; longer in fp32): the quick recipe with a cosine learning-rate decay from 0.1 to 0.01 over 20000 steps, 200 validation episodes every 500 steps (results in docs/es.md)',
     config: {
       estimator: 'wsr', scheme: 'paper', optimizer: 'sgd', momentum: 0.9, lr: 0.1, lrSchedule: 'cosine', lrFinal: 0.01, sigma: 0.01,
       model: { channels: 16, imageSize: 28 }, pop: 64, shards: 2, train: { way: 20, shot: 5, query: 5 }, val: { way: 5, shot: 5, query: 15 },
-      split: 'vinyals', steps: 20000, valEvery: 500, valEpisodes: 200, checkpointEvery: 500,
+      split: 'vinyals', steps: 20000, valEvery: 500, valEpisodes: 200, checkpointEvery: 500, precision: 'auto',
     },
   },
 };
