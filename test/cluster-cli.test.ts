@@ -59,6 +59,12 @@ test.after(async () => {
   rmSync(dir, { recursive: true, force: true });
 });
 
+test('train --redis refuses --precision bf16 (the workers evaluate in fp32) before connecting, naming the option', () => {
+  const r = train([...ARGS, '--redis', 'redis://127.0.0.1:9', '--precision', 'bf16', '--out', join(dir, 'bf16')]);
+  assert.is(r.code, 2, r.err);
+  assert.match(r.err, /--precision bf16 does not run over --redis yet \(the workers evaluate in fp32\)/);
+});
+
 t('a wrong or missing password is a clear error', async () => {
   const r = train([...ARGS, '--redis', server.url, '--out', join(dir, 'nopass'), '--redis-timeout', '5']);
   assert.is(r.code, 1, r.err);

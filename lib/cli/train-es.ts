@@ -111,7 +111,11 @@ export async function trainEsCli(o: TrainCliOptions): Promise<void> {
   if (!o.resume && existsSync(join(out, 'last.state.safetensors'))) {
     throw new UserError(`--out ${out} already holds a run: resume it with --resume ${out}, or choose another --out`);
   }
-  const spec = evaluatorSpecFor(device, { precision: resolvePrecision(cfg.precision, device) });
+  // Over Redis every worker evaluates in fp32 (lib/cluster/worker.ts builds its evaluators before
+  // it sees a run): precision auto means fp32 there, and bf16 is refused rather than mixed.
+  if (o.redis !== undefined && cfg.precision === 'bf16') throw new UserError('--precision bf16 does not run over --redis yet (the workers evaluate in fp32); use --precision fp32 or auto');
+  const precision = o.redis !== undefined ? 'fp32' : resolvePrecision(cfg.precision, device);
+  const spec = evaluatorSpecFor(device, { precision });
   if (cfg.precision === 'bf16' && spec.device === 'cpu-native') {
     const bf = nativeInfo().bf16;
     if (bf.kernel === 'none') throw new UserError(`--precision bf16 needs a CPU with AVX512_BF16 or AMX-BF16 (${bf.reason}); use --precision fp32`);
