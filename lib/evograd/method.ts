@@ -9,12 +9,11 @@
  * saveState() after step k and loadState() into a fresh instance continue bit for bit.
  */
 import { getDevice, type Device } from '../device/registry.js';
-import { DirectOps } from '../ops/api.js';
-import { episodeLoss, type Episode } from '../model/protonet.js';
+import type { Episode } from '../model/protonet.js';
 import { initialBnState, ProtoNetLayout, type BnState } from '../model/layout.js';
 import { initParams } from '../model/init.js';
 import { CHECKPOINT_FORMAT } from '../model/checkpoint.js';
-import { summarize } from '../eval/stats.js';
+import { evaluateEpisodes, type EpisodesEvalResult } from '../eval/episodes.js';
 import type { RandomAccessEpisodes } from '../train/backprop-source.js';
 import type { ExportedModel, MethodState, StepMetrics, TrainMethod, ValResult } from '../train/method.js';
 import { UserError } from '../errors.js';
@@ -35,21 +34,10 @@ export interface EvoGradSources {
   val?: RandomAccessEpisodes;
 }
 
-export interface RotationEvalResult { acc: number; ci95: number; loss: number; episodes: number }
+export type RotationEvalResult = EpisodesEvalResult;
 
 /** Mean loss and accuracy over episodes 0..n-1 of `source`, BN running statistics (eval mode). */
-export function evaluateModel(device: Device, layout: ProtoNetLayout, params: Float32Array, bn: BnState, source: RandomAccessEpisodes, n: number, distance: EvoGradConfig['distance']): RotationEvalResult {
-  const ops = new DirectOps(device);
-  const accs: number[] = [], losses: number[] = [];
-  for (let i = 0; i < n; i++) {
-    const ep = source.episode(i);
-    const { loss, logits } = episodeLoss(ops, layout, params, bn, ep, { bn: 'running', distance });
-    losses.push(loss.data[0]!);
-    accs.push(device.run('accuracy', { scores: logits, labels: ep.queryLabels }, {}));
-  }
-  const a = summarize(accs);
-  return { acc: a.mean, ci95: a.ci95, loss: summarize(losses).mean, episodes: n };
-}
+export const evaluateModel = evaluateEpisodes;
 
 /**
  * The rotation experiment as a TrainMethod of the one training loop: ProtoNet ConvNet-4 on

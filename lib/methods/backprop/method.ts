@@ -9,42 +9,25 @@
  * stopped at step k and resumed is bit-identical to an uninterrupted one.
  */
 import { getDevice, type Device } from '../../device/registry.js';
-import { DirectOps } from '../../ops/api.js';
-import { episodeLoss } from '../../model/protonet.js';
 import { initialBnState, ProtoNetLayout, type BnState } from '../../model/layout.js';
 import { initParams } from '../../model/init.js';
 import { checkpointTensors } from '../../model/checkpoint.js';
 import { createOptimizer, stepLr, type Optimizer } from '../../optim/optimizers.js';
 import { episodeGradient } from '../../autodiff/protonet.js';
-import { summarize } from '../../eval/stats.js';
+import { evaluateEpisodes, type EpisodesEvalResult } from '../../eval/episodes.js';
 import { UserError } from '../../errors.js';
 import type { ExportedModel, MethodState, StepMetrics, TrainMethod, ValResult } from '../../train/method.js';
 import type { EpisodeSource, ProtoNetSources } from '../protonet/data.js';
 import { resolveBackpropConfig, type BackpropConfig, type BackpropConfigInput } from './config.js';
 
-export interface BackpropEvalResult { acc: number; ci95: number; loss: number; episodes: number }
+export type BackpropEvalResult = EpisodesEvalResult;
+export { evaluateEpisodes };
 
 export interface BackpropInit {
   /** A device or its name (default: the best available). */
   device?: Device | string;
   params?: Float32Array;
   bn?: BnState;
-}
-
-/** Mean loss and accuracy over episodes 0..n-1 of `source`, eval mode (BN running statistics). */
-export function evaluateEpisodes(
-  device: Device, layout: ProtoNetLayout, params: Float32Array, bn: BnState, source: EpisodeSource, n: number, distance: BackpropConfig['distance'],
-): BackpropEvalResult {
-  const ops = new DirectOps(device);
-  const accs: number[] = [], losses: number[] = [];
-  for (let i = 0; i < n; i++) {
-    const ep = source.episode(i);
-    const { loss, logits } = episodeLoss(ops, layout, params, bn, ep, { bn: 'running', distance });
-    losses.push(loss.data[0]!);
-    accs.push(device.run('accuracy', { scores: logits, labels: ep.queryLabels }, {}));
-  }
-  const a = summarize(accs);
-  return { acc: a.mean, ci95: a.ci95, loss: summarize(losses).mean, episodes: n };
 }
 
 /** The backprop baseline as a TrainMethod: one training episode per step (reverse mode on the tape, Adam or SGD), validation in eval mode; run it with runLoop. */
