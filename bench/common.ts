@@ -91,6 +91,14 @@ export function timeSync(body: () => void): Timing {
   return { wall, cpu: (cu.user + cu.system) / 1e6 };
 }
 
+/** Time an asynchronous body: wall-clock and process CPU seconds (all threads). */
+export async function timeAsync(body: () => Promise<unknown>): Promise<Timing> {
+  const c0 = process.cpuUsage(), t0 = performance.now();
+  await body();
+  const wall = (performance.now() - t0) / 1000, cu = process.cpuUsage(c0);
+  return { wall, cpu: (cu.user + cu.system) / 1e6 };
+}
+
 /** The protocol above: warm-up, then `rounds` interleaved rounds with a rotating order; medians. */
 export async function interleaved(impls: readonly Impl[], rounds: number, log: (s: string) => void = () => {}): Promise<Measured[]> {
   if (!Number.isInteger(rounds) || rounds < 3) throw new RangeError(`--rounds must be an integer >= 3 (the median of at least 3), got ${rounds}`);

@@ -37,7 +37,7 @@ import { ProtoNetLayout } from '../lib/model/layout.js';
 import { initParams } from '../lib/model/init.js';
 import type { Episode } from '../lib/model/protonet.js';
 import { SyntheticEpisodes } from '../lib/data/synthetic.js';
-import { arg, convFlops, flag, interleaved, TorchPeer, type Impl, type Measured } from './common.js';
+import { arg, convFlops, flag, interleaved, timeAsync, TorchPeer, type Impl, type Measured } from './common.js';
 
 const MEMBERS_ARG = arg('members', '256');
 const GFLOP = Number(arg('gflop', '40'));
@@ -91,12 +91,7 @@ function evaluatorImpl(name: string, role: Impl['role'], evaluate: (r: Populatio
   return {
     name, role,
     warmup: async () => { await evaluate({ ...req, end: req.start + Math.min(2, req.end - req.start) }); },
-    run: async () => {
-      const c0 = process.cpuUsage(), t0 = performance.now();
-      await evaluate(req);
-      const wall = (performance.now() - t0) / 1000, cu = process.cpuUsage(c0);
-      return { wall, cpu: (cu.user + cu.system) / 1e6 };
-    },
+    run: () => timeAsync(() => evaluate(req)),
   };
 }
 
@@ -190,10 +185,7 @@ async function main(): Promise<void> {
       if (!flag('no-ts') && TS_MEMBERS > 0) {
         const ts = new DirectOpsPopulationEvaluator('cpu-ts');
         const req = { ...base, end: TS_MEMBERS };
-        const c0 = process.cpuUsage(), t0 = performance.now();
-        await ts.evaluate(req);
-        const cu = process.cpuUsage(c0);
-        add('cpu-ts', c, ep.name, 1, TS_MEMBERS, { wall: (performance.now() - t0) / 1000, cpu: (cu.user + cu.system) / 1e6 }, images);
+        add('cpu-ts', c, ep.name, 1, TS_MEMBERS, await timeAsync(() => ts.evaluate(req)), images);
       }
     }
   }
