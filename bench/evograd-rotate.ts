@@ -11,7 +11,7 @@ import '../lib/device/cpu-native/index.js';
 import { getDevice } from '../lib/device/registry.js';
 import { ProtoNetLayout, initialBnState } from '../lib/model/layout.js';
 import { initParams } from '../lib/model/init.js';
-import { TemplateEpisodes } from '../lib/train/backprop-source.js';
+import { SyntheticEpisodes } from '../lib/data/synthetic.js';
 import { episodeGradient } from '../lib/autodiff/protonet.js';
 import { Tensor } from '../lib/tensor/tensor.js';
 import { arg } from './common.js';
@@ -21,7 +21,7 @@ const channels = Number(arg('channels', '16')), images = Number(arg('images', '1
 const way = 10, shot = 5, query = images / way - shot;
 const layout = new ProtoNetLayout({ channels, imageSize: 28 });
 const params = initParams(layout, 1), bn = initialBnState(layout);
-const ep = new TemplateEpisodes({ classes: 20, way, shot, query, imageSize: 28, seed: 1 }).episode(0);
+const ep = new SyntheticEpisodes({ classes: 20, way, shot, query, imageSize: 28, seed: 1 }).episode(0);
 const x = new Tensor(new Float32Array([...ep.support.data, ...ep.query.data]), [images, 1, 28, 28]);
 const angle = Tensor.from([0.4], [1], 'float32');
 

@@ -46,7 +46,6 @@ export * from './autodiff/tape.js';
 export * from './autodiff/gradcheck.js';
 export * from './autodiff/protonet.js';
 export * from './methods/backprop/config.js';
-export * from './train/backprop-source.js';
 export * from './methods/backprop/method.js';
 export * from './forward/dual.js';
 export * from './forward/jacobian.js';

@@ -12,7 +12,7 @@ import { episodeGradient } from '../lib/autodiff/protonet.js';
 import { ProtoNetLayout, initialBnState } from '../lib/model/layout.js';
 import { initParams } from '../lib/model/init.js';
 import { episodeLoss } from '../lib/model/protonet.js';
-import { TemplateEpisodes } from '../lib/train/backprop-source.js';
+import { SyntheticEpisodes } from '../lib/data/synthetic.js';
 import { device as devicePeer, needs } from './helpers/peers.js';
 
 const device = getDevice('cpu-ts');
@@ -20,7 +20,7 @@ const device = getDevice('cpu-ts');
 test('tape forward equals the plain forward bit for bit (ProtoNet, float32, BN batch mode)', () => {
   const layout = new ProtoNetLayout({ channels: 8, imageSize: 28 });
   const params = initParams(layout, 3);
-  const ep = new TemplateEpisodes({ classes: 10, way: 5, shot: 2, query: 3, imageSize: 28, seed: 1 }).episode(4);
+  const ep = new SyntheticEpisodes({ classes: 10, way: 5, shot: 2, query: 3, imageSize: 28, seed: 1 }).episode(4);
   const direct = episodeLoss(new DirectOps(device), layout, params, initialBnState(layout), ep, { bn: 'batch' });
   const tape = new Tape(device);
   const taped = episodeLoss(tape, layout, params, initialBnState(layout), ep, { bn: 'batch' }, layoutLeaves(tape, layout));
@@ -31,7 +31,7 @@ test('tape forward equals the plain forward bit for bit (ProtoNet, float32, BN b
 test('BN running statistics tracked on the tape equal those tracked by plain ops', () => {
   const layout = new ProtoNetLayout({ channels: 4, imageSize: 28 });
   const params = initParams(layout, 5);
-  const ep = new TemplateEpisodes({ classes: 10, way: 3, shot: 2, query: 2, imageSize: 28, seed: 2 }).episode(0);
+  const ep = new SyntheticEpisodes({ classes: 10, way: 3, shot: 2, query: 2, imageSize: 28, seed: 2 }).episode(0);
   const a = initialBnState(layout), b = initialBnState(layout);
   episodeLoss(new DirectOps(device), layout, params, a, ep, { bn: 'batch', trackStats: a });
   episodeGradient(device, layout, params, b, ep, { bn: 'batch', trackStats: b });
@@ -46,7 +46,7 @@ for (const dev of registeredDevices()) {
     const d = getDevice(dev);
     const layout = new ProtoNetLayout({ channels: 8, imageSize: 28 });
     const p32 = initParams(layout, 9);
-    const ep32 = new TemplateEpisodes({ classes: 10, way: 5, shot: 2, query: 2, imageSize: 28, seed: 4 }).episode(1);
+    const ep32 = new SyntheticEpisodes({ classes: 10, way: 5, shot: 2, query: 2, imageSize: 28, seed: 4 }).episode(1);
     const ep64 = { ...ep32, support: ep32.support.cast('float64'), query: ep32.query.cast('float64') };
     const g32 = episodeGradient(d, layout, p32, initialBnState(layout), ep32, { bn: 'batch' });
     const g64 = episodeGradient(device, layout, Float64Array.from(p32), initialBnState(layout), ep64, { bn: 'batch' });
@@ -118,7 +118,7 @@ test('memory: ProtoNet forward holds exactly the per-block activations (float32,
   const layout = new ProtoNetLayout({ channels: 8, imageSize: 28 });
   const params = initParams(layout, 1);
   const way = 5, shot = 2, query = 3;
-  const ep = new TemplateEpisodes({ classes: 10, way, shot, query, imageSize: 28, seed: 3 }).episode(0);
+  const ep = new SyntheticEpisodes({ classes: 10, way, shot, query, imageSize: 28, seed: 3 }).episode(0);
   const tape = new Tape(device);
   const out = episodeLoss(tape, layout, params, initialBnState(layout), ep, { bn: 'batch' }, layoutLeaves(tape, layout));
   const n = way * (shot + query), nq = way * query, c = 8, F = 4, E = layout.embeddingSize;
@@ -185,7 +185,7 @@ test('misuse is an error: backward twice, recording after backward, a value from
 
 test('embed on the tape: gradient flows to every parameter of every block', () => {
   const layout = new ProtoNetLayout({ channels: 4, imageSize: 28 });
-  const params = initParams(layout, 2), ep = new TemplateEpisodes({ classes: 8, way: 4, shot: 2, query: 2, imageSize: 28, seed: 6 }).episode(0);
+  const params = initParams(layout, 2), ep = new SyntheticEpisodes({ classes: 8, way: 4, shot: 2, query: 2, imageSize: 28, seed: 6 }).episode(0);
   const g = episodeGradient(device, layout, params, initialBnState(layout), ep, { bn: 'batch' });
   for (const e of layout.params) {
     if (e.name.endsWith('.0.bias')) continue; // a conv bias before batch-mode BN has zero gradient

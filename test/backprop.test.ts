@@ -14,7 +14,7 @@ import { writeSafetensors, readSafetensors } from '../lib/io/safetensors.js';
 import { BackpropMethod, evaluateEpisodes } from '../lib/methods/backprop/method.js';
 import { resolveBackpropConfig, BACKPROP_PRESETS, BACKPROP_RESUME_CHANGEABLE, type BackpropConfig, type BackpropConfigInput } from '../lib/methods/backprop/config.js';
 import type { ProtoNetSources } from '../lib/methods/protonet/data.js';
-import { TemplateEpisodes } from '../lib/train/backprop-source.js';
+import { SyntheticEpisodes } from '../lib/data/synthetic.js';
 import { backpropInput } from '../lib/cli/train-backprop.js';
 import type { TrainCliOptions } from '../lib/cli/train.js';
 
@@ -23,8 +23,8 @@ const tmp = mkdtempSync(join(tmpdir(), 'evometa-backprop-'));
 
 function sources(seed = 1): ProtoNetSources {
   return {
-    train: new TemplateEpisodes({ classes: 30, way: 5, shot: 2, query: 3, imageSize: 16, seed, noise: 0.6 }),
-    val: new TemplateEpisodes({ classes: 30, way: 5, shot: 2, query: 3, imageSize: 16, seed: seed + 100, noise: 0.6 }),
+    train: new SyntheticEpisodes({ classes: 30, way: 5, shot: 2, query: 3, imageSize: 16, seed, noise: 0.6 }),
+    val: new SyntheticEpisodes({ classes: 30, way: 5, shot: 2, query: 3, imageSize: 16, seed: seed + 100, noise: 0.6 }),
   };
 }
 

@@ -17,7 +17,7 @@ import { Graph } from '../lib/evograd/lookahead/graph.js';
 import { ProtoNetLayout, initialBnState } from '../lib/model/layout.js';
 import { initParams } from '../lib/model/init.js';
 import { episodeLoss } from '../lib/model/protonet.js';
-import { TemplateEpisodes } from '../lib/train/backprop-source.js';
+import { SyntheticEpisodes } from '../lib/data/synthetic.js';
 import { Rng } from '../lib/rng/philox.js';
 import { TOY_PROGRAM } from '../lib/evograd/toy.js';
 import { evoGradHypergradient } from '../lib/evograd/hypergrad.js';
@@ -30,7 +30,7 @@ function setup(blocks: number, size: number, seed: number) {
   const layout = new ProtoNetLayout({ channels: 4, imageSize: size, blocks });
   const bn = initialBnState(layout);
   const program = rotationProgram(layout, bn, 'euclidean');
-  const src = new TemplateEpisodes({ classes: 6, way: 3, shot: 2, query: 2, imageSize: size, seed, dtype: 'float64' });
+  const src = new SyntheticEpisodes({ classes: 6, way: 3, shot: 2, query: 2, imageSize: size, seed, dtype: 'float64' });
   const theta = Float64Array.from(initParams(layout, seed));
   // Move the BN affine parameters off their defaults so their second derivatives are generic.
   const rng = new Rng(seed + 1);

@@ -11,7 +11,7 @@ import { getDevice } from '../lib/device/registry.js';
 import { resolveEvoGradConfig, type EvoGradConfigInput } from '../lib/evograd/config.js';
 import { EvoGradMethod, type EvoGradSources } from '../lib/evograd/method.js';
 import { RotatedEpisodes } from '../lib/evograd/rotation.js';
-import { TemplateEpisodes } from '../lib/train/backprop-source.js';
+import { SyntheticEpisodes } from '../lib/data/synthetic.js';
 import { UserError } from '../lib/errors.js';
 import type { MethodState } from '../lib/train/method.js';
 
@@ -19,7 +19,7 @@ const dev = getDevice('cpu-ts');
 const SMALL: EvoGradConfigInput = { model: { channels: 4, imageSize: 12, blocks: 2 }, train: { way: 3, shot: 2, query: 2 }, val: { way: 3, shot: 2, query: 2 }, steps: 6, valEpisodes: 3, seed: 4 };
 
 function sources(): EvoGradSources {
-  const mk = (seed: number) => new TemplateEpisodes({ classes: 8, way: 3, shot: 2, query: 2, imageSize: 12, seed });
+  const mk = (seed: number) => new SyntheticEpisodes({ classes: 8, way: 3, shot: 2, query: 2, imageSize: 12, seed });
   return { train: mk(1), hyperVal: new RotatedEpisodes(mk(2), 30, dev), val: new RotatedEpisodes(mk(3), 30, dev) };
 }
 

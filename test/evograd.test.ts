@@ -19,7 +19,7 @@ import { TOY_PROGRAM, toyClosedForm, toyExactHypergradient, toySweep } from '../
 import { rotationProgram } from '../lib/evograd/rotation.js';
 import { ProtoNetLayout, initialBnState } from '../lib/model/layout.js';
 import { initParams } from '../lib/model/init.js';
-import { TemplateEpisodes } from '../lib/train/backprop-source.js';
+import { SyntheticEpisodes } from '../lib/data/synthetic.js';
 import { Rng } from '../lib/rng/philox.js';
 import { rotateEpisode } from '../lib/evograd/rotation.js';
 
@@ -127,7 +127,7 @@ test('(b) ProtoNet with the rotation angle as hyperparameter: hypergradient vs f
   const bn = initialBnState(layout);
   const obj = tapeObjective(dev, rotationProgram(layout, bn, 'euclidean'));
   const losses = programLosses(dev, rotationProgram(layout, bn, 'euclidean'));
-  const src = new TemplateEpisodes({ classes: 6, way: 3, shot: 2, query: 2, imageSize: 12, seed: 3, dtype: 'float64' });
+  const src = new SyntheticEpisodes({ classes: 6, way: 3, shot: 2, query: 2, imageSize: 12, seed: 3, dtype: 'float64' });
   const theta = Float64Array.from(initParams(layout, 4));
   const train = src.episode(0), val = rotateEpisode(dev, src.episode(1), 30);
   // sigma large enough that the copies' losses differ well above the float64 rounding of the weights.

@@ -12,7 +12,7 @@ import { ProtoNetLayout, initialBnState } from '../lib/model/layout.js';
 import { initParams } from '../lib/model/init.js';
 import { concatImages, type Distance } from '../lib/model/protonet.js';
 import { episodeGradient } from '../lib/autodiff/protonet.js';
-import { TemplateEpisodes } from '../lib/train/backprop-source.js';
+import { SyntheticEpisodes } from '../lib/data/synthetic.js';
 import { Rng } from '../lib/rng/philox.js';
 import { needs, pythonModules, runPython } from './helpers/peers.js';
 
@@ -54,7 +54,7 @@ function crossCheck(distance: Distance, bnMode: 'batch' | 'running'): void {
   for (const e of layout.params) if (e.name.includes('.1.')) for (let i = 0; i < e.size; i++) params[e.offset + i]! += 0.2 * rng.normal();
   const bn = initialBnState(layout);
   for (let i = 0; i < bn.buffers.length; i++) bn.buffers[i]! += 0.2 * Math.abs(rng.normal());
-  const ep = new TemplateEpisodes({ classes: 10, way: 4, shot: 3, query: 2, imageSize: 28, seed: 23, dtype: 'float64' }).episode(0);
+  const ep = new SyntheticEpisodes({ classes: 10, way: 4, shot: 3, query: 2, imageSize: 28, seed: 23, dtype: 'float64' }).episode(0);
   const g = episodeGradient(getDevice('cpu-ts'), layout, params, bn, ep, { bn: bnMode, distance, cosineScale: 10 });
   const images = concatImages(ep.support, ep.query);
   const input = {

@@ -16,7 +16,7 @@ import { withGradient } from '../lib/autodiff/gradients.js';
 import { ProtoNetLayout, initialBnState } from '../lib/model/layout.js';
 import { initParams } from '../lib/model/init.js';
 import { episodeLoss, type Distance } from '../lib/model/protonet.js';
-import { TemplateEpisodes } from '../lib/train/backprop-source.js';
+import { SyntheticEpisodes } from '../lib/data/synthetic.js';
 
 const device = getDevice('cpu-ts');
 
@@ -128,7 +128,7 @@ const cases: OpCase[] = [
 for (const c of cases) test(`gradcheck op: ${c.name}`, () => expectPass(c.name, runCase(c)));
 
 function protoProgram(layout: ProtoNetLayout, distance: Distance, bnMode: 'batch' | 'running', way: number, seed: number): { x: Float64Array; program: GradProgram } {
-  const src = new TemplateEpisodes({ classes: 6, way, shot: 2, query: 2, imageSize: layout.config.imageSize, seed, dtype: 'float64', noise: 0.5 });
+  const src = new SyntheticEpisodes({ classes: 6, way, shot: 2, query: 2, imageSize: layout.config.imageSize, seed, dtype: 'float64', noise: 0.5 });
   const ep = src.episode(0);
   const x = Float64Array.from(initParams(layout, seed));
   // Perturb BN gammas/betas away from their defaults so their gradients are generic.

@@ -15,7 +15,7 @@ import { backwardInner, headTapeBytes, innerLoop, queryLoss, type HeadProblem } 
 import { MamlLayout, initMaml, type MamlConfig } from '../lib/maml/layout.js';
 import { mamlBackprop, mamlEs, mamlForwardLoss, type MetaContext } from '../lib/maml/metagrad.js';
 import { trainMaml, evaluateMaml } from '../lib/maml/train.js';
-import { SyntheticEpisodes } from '../lib/es/synthetic.js';
+import { SyntheticEpisodes } from '../lib/data/synthetic.js';
 import { syntheticEpisode } from '../lib/memory/episodes.js';
 import { centralDiff, relErr } from './helpers/random.js';
 import { PART } from '../lib/ops/accounting.js';

@@ -14,7 +14,7 @@ import { deviceReport, getDevice, type Device } from '../lib/device/registry.js'
 import { NativePopulationEvaluator, setNativeIsa, nativeInfo } from '../lib/device/cpu-native/index.js';
 import { DirectOpsPopulationEvaluator } from '../lib/es/population-ts.js';
 import type { PopulationEvaluator, PopulationRequest } from '../lib/es/population.js';
-import { SyntheticEpisodes } from '../lib/es/synthetic.js';
+import { SyntheticEpisodes } from '../lib/data/synthetic.js';
 import { ProtoNetLayout } from '../lib/model/layout.js';
 import { initParams } from '../lib/model/init.js';
 import type { Episode } from '../lib/model/protonet.js';

@@ -16,7 +16,7 @@ import { NativePopulationEvaluator, nativeLimits } from '../lib/device/cpu-nativ
 import { addon } from '../lib/device/cpu-native/addon.js';
 import { DirectOpsPopulationEvaluator } from '../lib/es/population-ts.js';
 import type { PopulationRequest } from '../lib/es/population.js';
-import { SyntheticEpisodes } from '../lib/es/synthetic.js';
+import { SyntheticEpisodes } from '../lib/data/synthetic.js';
 import { ProtoNetLayout } from '../lib/model/layout.js';
 import { initParams } from '../lib/model/init.js';
 import type { Episode } from '../lib/model/protonet.js';

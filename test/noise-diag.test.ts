@@ -18,7 +18,7 @@ import { XlaPopulationEvaluator } from '../lib/device/xla/evaluator.js';
 import type { XlaDevice } from '../lib/device/xla/device.js';
 import { noiseSumInto, perturbMember } from '../lib/es/noise.js';
 import type { NoiseSumRequest, Perturbation, PopulationEvaluator, PopulationRequest } from '../lib/es/population.js';
-import { SyntheticEpisodes } from '../lib/es/synthetic.js';
+import { SyntheticEpisodes } from '../lib/data/synthetic.js';
 import { ProtoNetLayout, type ModelConfig } from '../lib/model/layout.js';
 import { initParams } from '../lib/model/init.js';
 import { Rng } from '../lib/rng/philox.js';

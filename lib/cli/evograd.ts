@@ -4,10 +4,9 @@
  * progress, metrics JSONL, atomic checkpoints of (theta, angle), Ctrl-C and exact --resume, test
  * episodes (rotated and upright) at the end.
  */
-import { existsSync } from 'node:fs';
-import { dirname, join } from 'node:path';
+import { join } from 'node:path';
 import type { Command } from 'commander';
-import { UserError, parseChoice, parseNum } from '../errors.js';
+import { parseChoice, parseNum } from '../errors.js';
 import { getDevice } from '../device/registry.js';
 import '../index.js';
 import { loadCheckpoint } from '../model/checkpoint.js';
@@ -15,8 +14,8 @@ import { EVOGRAD_PRESETS, DEFAULT_EVOGRAD_PRESET, EVOGRAD_RESUME_CHANGEABLE, EVO
 import { COPY_NOISES } from '../evograd/noise.js';
 import { EvoGradMethod, evaluateModel } from '../evograd/method.js';
 import { rotationSources, rotationTestEpisodes } from '../evograd/data.js';
-import { readRunState, resolveResumePath, resumeConfig } from '../train/run-files.js';
-import { log, pct, runTraining } from './run.js';
+import { resumeConfig } from '../train/run-files.js';
+import { log, pct, planRun, resumeMethod, runTraining } from './run.js';
 
 export interface EvoGradCliOptions {
   task?: string; preset?: string; mode?: string; device?: string;
@@ -58,36 +57,19 @@ export async function evoGradCli(o: EvoGradCliOptions): Promise<void> {
   const checkpointEvery = parseNum('checkpoint-every', o.checkpointEvery, { int: true, min: 0 }) ?? valEvery;
   const maxMinutes = parseNum('max-minutes', o.maxMinutes, { min: 0 });
   const testEpisodes = parseNum('test-episodes', o.testEpisodes, { int: true, min: 0, max: 1_000_000 }) ?? 0;
-  let cfg: EvoGradConfig;
-  let statePath: string | undefined;
-  if (o.resume !== undefined) {
-    if (o.preset !== undefined) throw new UserError('--preset does not apply with --resume (the saved run\'s configuration is used)');
-    statePath = resolveResumePath(o.resume);
-    const saved = readRunState(statePath);
-    if (saved.method !== 'evograd') throw new UserError(`--resume ${o.resume}: a ${saved.method} run, not an evograd run`);
-    cfg = resolveEvoGradConfig(resumeConfig(o.resume, saved.config as unknown as EvoGradConfigInput, input, EVOGRAD_RESUME_CHANGEABLE));
-  } else {
-    cfg = resolveEvoGradConfig(input, preset);
-  }
-  if (o.showConfig) {
-    process.stdout.write(`${JSON.stringify(cfg, null, 2)}\n`);
-    return;
-  }
-  const out = o.out ?? (statePath ? dirname(statePath) : join('runs', `evograd-${cfg.task}-${cfg.mode}-seed${cfg.seed}-${new Date().toISOString().replace(/[:.]/g, '-')}`));
-  if (!statePath && existsSync(join(out, 'last.state.safetensors'))) {
-    throw new UserError(`${out} already holds a run: continue it with --resume ${out}, or choose another --out`);
-  }
+  const plan = planRun<EvoGradConfig>(o, {
+    method: 'evograd', label: 'an evograd run', outName: (c) => `evograd-${c.task}-${c.mode}-seed${c.seed}`,
+    fresh: () => resolveEvoGradConfig(input, preset),
+    resumed: (saved) => resolveEvoGradConfig(resumeConfig(o.resume!, saved.config as unknown as EvoGradConfigInput, input, EVOGRAD_RESUME_CHANGEABLE)),
+  });
+  if (!plan) return;
+  const { cfg, out, statePath } = plan;
   const { dataset, sources } = rotationSources(cfg, device, {
     ...(o.data !== undefined ? { dataDir: o.data } : {}), ...(o.cache !== undefined ? { cacheDir: o.cache } : {}),
     onProgress: (p) => { if (p.done === 0) log(`omniglot: ${p.phase}...`); },
   });
   const method = new EvoGradMethod(cfg, cfg.valEpisodes > 0 ? sources : { train: sources.train, hyperVal: sources.hyperVal }, { device });
-  let resume;
-  if (statePath) {
-    const saved = readRunState(statePath);
-    method.loadState(saved.state);
-    resume = saved.loop;
-  }
+  const resume = await resumeMethod(method, statePath);
   const how = cfg.mode === 'evograd' ? `EvoGrad K ${cfg.copies}, sigma ${cfg.sigma}, tau ${cfg.tau}, ${cfg.noise} noise, angle Adam lr ${cfg.hyperLr}`
     : cfg.mode === 'second-order' ? `second-order (T1-T2) hypergradient, angle Adam lr ${cfg.hyperLr}` : `plain training at ${cfg.initAngle} degrees`;
   await runTraining({

@@ -1,14 +1,13 @@
 /** `evometa l2l`: meta-train the learned optimizer (lib/l2l) on the one training loop: presets, --cluster k, --resume, progress, metrics, Ctrl-C. */
-import { existsSync } from 'node:fs';
-import { dirname, join } from 'node:path';
+import { join } from 'node:path';
 import type { Command } from 'commander';
 import '../index.js';
 import { UserError, parseNum } from '../errors.js';
 import { L2lMethod } from '../l2l/method.js';
 import { L2L_PRESETS, DEFAULT_L2L_PRESET, L2L_RESUME_CHANGEABLE, resolveL2lConfig, type L2lConfig, type L2lConfigInput } from '../l2l/config.js';
 import { l2lConfigFromOptions, type L2lCliOptions } from '../l2l/options.js';
-import { readRunState, resolveResumePath, resumeConfig } from '../train/run-files.js';
-import { runTraining } from './run.js';
+import { resumeConfig } from '../train/run-files.js';
+import { planRun, resumeMethod, runTraining } from './run.js';
 
 interface L2lCommandOptions extends L2lCliOptions {
   preset?: string; workers?: string; device?: string; out?: string; resume?: string; valEvery?: string; checkpointEvery?: string;
@@ -23,30 +22,15 @@ export async function l2lCli(o: L2lCommandOptions): Promise<void> {
   const valEvery = parseNum('val-every', o.valEvery, { int: true, min: 0 }) ?? 25;
   const checkpointEvery = parseNum('checkpoint-every', o.checkpointEvery, { int: true, min: 0 }) ?? 50;
   const maxMinutes = parseNum('max-minutes', o.maxMinutes, { min: 0 });
-  let cfg: L2lConfig;
-  let statePath: string | undefined;
-  if (o.resume !== undefined) {
-    if (o.preset !== undefined) throw new UserError('--preset does not apply with --resume (the saved run\'s configuration is used)');
-    statePath = resolveResumePath(o.resume);
-    const saved = readRunState(statePath);
-    if (saved.method !== 'l2l') throw new UserError(`--resume ${o.resume}: a ${saved.method} run, not a learned-optimizer run`);
-    cfg = resolveL2lConfig(resumeConfig(o.resume, saved.config as unknown as L2lConfigInput, input as Partial<L2lConfigInput>, L2L_RESUME_CHANGEABLE) as L2lConfigInput);
-  } else {
-    cfg = resolveL2lConfig(input, preset);
-  }
-  if (o.showConfig) {
-    process.stdout.write(`${JSON.stringify(cfg, null, 2)}\n`);
-    return;
-  }
-  const out = o.out ?? (statePath ? dirname(statePath) : join('runs', `l2l-${preset}-${new Date().toISOString().replace(/[:.]/g, '-')}`));
-  if (!statePath && existsSync(join(out, 'last.state.safetensors'))) throw new UserError(`${out} already holds a run: continue it with --resume ${out}, or choose another --out`);
+  const plan = planRun<L2lConfig>(o, {
+    method: 'l2l', label: 'a learned-optimizer run', outName: () => `l2l-${preset}`,
+    fresh: () => resolveL2lConfig(input, preset),
+    resumed: (saved) => resolveL2lConfig(resumeConfig(o.resume!, saved.config as unknown as L2lConfigInput, input as Partial<L2lConfigInput>, L2L_RESUME_CHANGEABLE) as L2lConfigInput),
+  });
+  if (!plan) return;
+  const { cfg, out, statePath } = plan;
   const method = await L2lMethod.create(cfg, undefined, { workers, ...(o.device !== undefined ? { device: o.device } : {}) });
-  let resume;
-  if (statePath) {
-    const saved = readRunState(statePath);
-    method.loadState(saved.state);
-    resume = saved.loop;
-  }
+  const resume = await resumeMethod(method, statePath);
   await runTraining({
     method, out, ...(resume ? { resume } : {}), valEvery: cfg.valTasks > 0 ? valEvery : 0, checkpointEvery,
     ...(maxMinutes !== undefined ? { maxMinutes } : {}), progress: o.progress, csv: o.csv === true, report: o.report !== false,

@@ -6,14 +6,16 @@
  * (SIGINT/SIGTERM: the state of the last completed step is saved); 2 the
  * user's error or a collapse; 1 anything else.
  */
-import { join } from 'node:path';
+import { existsSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { UserError } from '../errors.js';
 import { createProgress } from '../train/progress.js';
 import { MetricsLog, onInterrupt, truncateMetrics } from '../train/metrics.js';
 import { CsvMetricsSink, type MetricsSink } from '../train/metrics-sinks.js';
 import { runLoop, type LoopResult } from '../train/loop.js';
 import type { CollapseConfig } from '../train/collapse.js';
 import type { TrainMethod } from '../train/method.js';
-import type { LoopState } from '../train/run-files.js';
+import { readRunState, resolveResumePath, type LoopState, type RunState } from '../train/run-files.js';
 
 export interface TrainingRun {
   method: TrainMethod;
@@ -36,6 +38,77 @@ export interface TrainingRun {
   describe: string[];
   /** After a run that was not interrupted (test evaluation, ...). */
   after?: (r: LoopResult, metrics: MetricsLog) => Promise<void>;
+}
+
+/** The options every training command reads before it builds its method. */
+export interface RunPlanOptions { resume?: string; preset?: string; out?: string; showConfig?: boolean }
+
+export interface RunPlanSpec<C> {
+  /** The method tag saved in the run state ('es', 'backprop', 'evograd', 'l2l'). */
+  method: string;
+  /** What a run of this method is called in errors ('an ES run'). */
+  label: string;
+  /** Added to the wrong-method error (e.g. '(use --method backprop)'); default none. */
+  hint?: (savedMethod: string) => string;
+  /** The configuration of a new run (preset plus options). */
+  fresh: () => C;
+  /** The configuration of a resumed run from its saved one (and the options that may change). */
+  resumed: (saved: RunState) => C;
+  /** The default output directory's name under runs/ (a timestamp is appended). */
+  outName: (cfg: C) => string;
+}
+
+export interface RunPlan<C> {
+  cfg: C;
+  out: string;
+  /** Set when resuming: the checkpoint's run state, and its path. */
+  statePath?: string;
+  saved?: RunState;
+}
+
+/**
+ * The prelude every training command shares: the configuration from a preset or from the run
+ * being resumed (--preset and --resume exclude each other; a run of another method is refused),
+ * --show-config (prints it; null is returned and the command ends), and the output directory
+ * (default runs/NAME-TIME, or the resumed run's own; a directory that already holds a run is
+ * refused unless resuming).
+ */
+export function planRun<C>(o: RunPlanOptions, spec: RunPlanSpec<C>): RunPlan<C> | null {
+  let cfg: C, statePath: string | undefined, saved: RunState | undefined;
+  if (o.resume !== undefined) {
+    if (o.preset !== undefined) throw new UserError('--preset does not apply with --resume (the saved run\'s configuration is used)');
+    statePath = resolveResumePath(o.resume);
+    saved = readRunState(statePath);
+    if (saved.method !== spec.method) throw new UserError(`--resume ${o.resume}: a ${saved.method} run, not ${spec.label}${spec.hint ? ` ${spec.hint(saved.method)}` : ''}`);
+    cfg = spec.resumed(saved);
+  } else {
+    cfg = spec.fresh();
+  }
+  if (o.showConfig) {
+    process.stdout.write(`${JSON.stringify(cfg, null, 2)}\n`);
+    return null;
+  }
+  const out = o.out ?? (statePath ? dirname(statePath) : join('runs', `${spec.outName(cfg)}-${new Date().toISOString().replace(/[:.]/g, '-')}`));
+  if (!statePath && existsSync(join(out, 'last.state.safetensors'))) {
+    throw new UserError(`${out} already holds a run: continue it with --resume ${out}, or choose another --out`);
+  }
+  return { cfg, out, ...(statePath ? { statePath, saved: saved! } : {}) };
+}
+
+/**
+ * Loads the resumed run's method state (read afresh from `statePath`) and returns its loop state;
+ * undefined for a new run. If loading fails the method, and its workers, are closed first.
+ */
+export async function resumeMethod(method: TrainMethod, statePath: string | undefined): Promise<LoopState | undefined> {
+  if (!statePath) return undefined;
+  try {
+    const saved = readRunState(statePath);
+    method.loadState(saved.state);
+    return saved.loop;
+  } catch (e) {
+    await method.close();
+    throw e;
+  }
 }
 
 /** Write RUN/report.html; a failure to chart never fails the run. */

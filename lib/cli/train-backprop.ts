@@ -1,6 +1,5 @@
 /** `evometa train --method backprop`: options -> config, Omniglot samplers, the backprop method on the one training loop, --resume, test episodes. */
-import { existsSync } from 'node:fs';
-import { dirname, join } from 'node:path';
+import { join } from 'node:path';
 import type { TrainCliOptions } from './train.js';
 import { UserError, parseChoice, parseNum } from '../errors.js';
 import { getDevice } from '../device/registry.js';
@@ -9,8 +8,8 @@ import { loadCheckpoint } from '../model/checkpoint.js';
 import { BackpropMethod, evaluateEpisodes } from '../methods/backprop/method.js';
 import { BACKPROP_PRESETS, BACKPROP_DEFAULT_PRESET, BACKPROP_RESUME_CHANGEABLE, backpropConfig, resolveBackpropConfig, type BackpropConfig, type BackpropConfigInput } from '../methods/backprop/config.js';
 import { omniglotSources, omniglotTestSampler, TEST_SEED } from '../methods/protonet/data.js';
-import { readRunState, resolveResumePath, resumeConfig } from '../train/run-files.js';
-import { log, pct, runTraining } from './run.js';
+import { resumeConfig } from '../train/run-files.js';
+import { log, pct, planRun, resumeMethod, runTraining } from './run.js';
 import { parseShots } from './train-es.js';
 
 /** ES-only options: refused with --method backprop rather than silently ignored. */
@@ -56,35 +55,18 @@ export async function trainBackpropCli(o: TrainCliOptions): Promise<void> {
   const checkpointEvery = parseNum('checkpoint-every', o.checkpointEvery, { int: true, min: 0 }) ?? 0;
   const testEpisodes = parseNum('test-episodes', o.testEpisodes, { int: true, min: 0, max: 1_000_000 }) ?? 0;
   const testShots = parseShots(o.testShots);
-  let cfg: BackpropConfig;
-  let statePath: string | undefined;
-  if (o.resume !== undefined) {
-    if (o.preset !== undefined) throw new UserError('--preset does not apply with --resume (the saved run\'s configuration is used)');
-    statePath = resolveResumePath(o.resume);
-    const saved = readRunState(statePath);
-    if (saved.method !== 'backprop') throw new UserError(`--resume ${o.resume}: a ${saved.method} run, not a backprop run (use --method ${saved.method})`);
-    cfg = resolveBackpropConfig(resumeConfig(o.resume, saved.config as unknown as BackpropConfigInput, input, BACKPROP_RESUME_CHANGEABLE));
-  } else {
-    cfg = backpropConfig(input, preset);
-  }
-  if (o.showConfig) {
-    process.stdout.write(`${JSON.stringify(cfg, null, 2)}\n`);
-    return;
-  }
-  const out = o.out ?? (statePath ? dirname(statePath) : join('runs', `backprop-${preset}-${new Date().toISOString().replace(/[:.]/g, '-')}`));
-  if (!statePath && existsSync(join(out, 'last.state.safetensors'))) {
-    throw new UserError(`${out} already holds a run: continue it with --resume ${out}, or choose another --out`);
-  }
+  const plan = planRun<BackpropConfig>(o, {
+    method: 'backprop', label: 'a backprop run', hint: (m) => `(use --method ${m})`, outName: () => `backprop-${preset}`,
+    fresh: () => backpropConfig(input, preset),
+    resumed: (saved) => resolveBackpropConfig(resumeConfig(o.resume!, saved.config as unknown as BackpropConfigInput, input, BACKPROP_RESUME_CHANGEABLE)),
+  });
+  if (!plan) return;
+  const { cfg, out, statePath } = plan;
   const sources = omniglotSources(cfg, {
     dataDir: o.data, cacheDir: o.cache, onProgress: (p) => { if (p.done === 0) log(`omniglot: ${p.phase}...`); }, onWarning: (m) => log(`evometa: warning: ${m}`),
   });
   const method = new BackpropMethod(cfg, cfg.valEpisodes > 0 ? sources : { train: sources.train }, { device });
-  let resume;
-  if (statePath) {
-    const saved = readRunState(statePath);
-    method.loadState(saved.state);
-    resume = saved.loop;
-  }
+  const resume = await resumeMethod(method, statePath);
   await runTraining({
     method, out, ...(resume ? { resume } : {}), valEvery: cfg.valEpisodes > 0 ? cfg.episodesPerEpoch : 0, checkpointEvery: checkpointEvery || cfg.episodesPerEpoch,
     collapse: { window: 0, lossFactor: 10, valChecks: 0 }, ...(maxMinutes !== undefined ? { maxMinutes } : {}), progress: o.progress, csv: o.csv === true, report: o.report !== false,

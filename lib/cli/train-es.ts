@@ -1,6 +1,6 @@
 /** `evometa train --method es`: presets, options, Omniglot, the ES-ProtoNet method on the one training loop, --resume, test episodes. */
 import { existsSync } from 'node:fs';
-import { dirname, join } from 'node:path';
+import { join } from 'node:path';
 import type { TrainCliOptions } from './train.js';
 import { parseChoice, parseNum, UserError } from '../errors.js';
 import { loadCheckpoint } from '../model/checkpoint.js';
@@ -11,8 +11,8 @@ import { ES_RESUME_CHANGEABLE, ProtoNetEsMethod } from '../methods/protonet-es/m
 import { omniglotSources, omniglotTestSampler, TEST_SEED } from '../methods/protonet/data.js';
 import { evaluatorSpecFor } from '../es/evaluators.js';
 import { nativeInfo } from '../device/cpu-native/index.js';
-import { readRunState, resolveResumePath, resumeConfig } from '../train/run-files.js';
-import { log, pct, runTraining } from './run.js';
+import { resumeConfig } from '../train/run-files.js';
+import { log, pct, planRun, resumeMethod, runTraining } from './run.js';
 import type { EvaluatorSpec } from '../es/evaluators.js';
 import type { RedisRunner } from '../cluster/coordinator.js';
 
@@ -89,28 +89,15 @@ export async function trainEsCli(o: TrainCliOptions): Promise<void> {
   const maxMinutes = parseNum('max-minutes', o.maxMinutes, { min: 0 });
   const testEpisodes = parseNum('test-episodes', o.testEpisodes, { int: true, min: 0, max: 1_000_000 }) ?? 0;
   const testShots = parseShots(o.testShots);
-  let cfg: EsConfig;
-  let device = o.device;
-  let statePath: string | undefined;
-  if (o.resume) {
-    if (o.preset) throw new UserError('--preset cannot be combined with --resume (the run keeps its saved configuration)');
-    statePath = resolveResumePath(o.resume);
-    const saved = readRunState(statePath);
-    if (saved.method !== 'es') throw new UserError(`--resume ${o.resume}: a ${saved.method} run, not an ES run (use --method ${saved.method})`);
-    // the same device reproduces the run exactly (kernels of different devices round differently)
-    device ??= (saved.state.meta['device'] as string | undefined);
-    cfg = resolveEsConfig(resumeConfig(o.resume, saved.config as unknown as EsConfigInput, cliConfig(o), ES_RESUME_CHANGEABLE));
-  } else {
-    cfg = resolveEsConfig(presetConfig(o));
-  }
-  if (o.showConfig) {
-    process.stdout.write(`${JSON.stringify(cfg, null, 2)}\n`);
-    return;
-  }
-  const out = o.out ?? (o.resume ? dirname(statePath!) : join('runs', `es-${new Date().toISOString().replace(/[:.]/g, '-')}`));
-  if (!o.resume && existsSync(join(out, 'last.state.safetensors'))) {
-    throw new UserError(`--out ${out} already holds a run: resume it with --resume ${out}, or choose another --out`);
-  }
+  const plan = planRun<EsConfig>(o, {
+    method: 'es', label: 'an ES run', hint: (m) => `(use --method ${m})`, outName: () => 'es',
+    fresh: () => resolveEsConfig(presetConfig(o)),
+    resumed: (saved) => resolveEsConfig(resumeConfig(o.resume!, saved.config as unknown as EsConfigInput, cliConfig(o), ES_RESUME_CHANGEABLE)),
+  });
+  if (!plan) return;
+  const { cfg, out, statePath } = plan;
+  // the same device reproduces a resumed run exactly (kernels of different devices round differently)
+  const device = o.device ?? (plan.saved?.state.meta['device'] as string | undefined);
   // Over Redis every worker evaluates in fp32 (lib/cluster/worker.ts builds its evaluators before
   // it sees a run): precision auto means fp32 there, and bf16 is refused rather than mixed.
   if (o.redis !== undefined && cfg.precision === 'bf16') throw new UserError('--precision bf16 does not run over --redis yet (the workers evaluate in fp32); use --precision fp32 or auto');
@@ -131,17 +118,7 @@ export async function trainEsCli(o: TrainCliOptions): Promise<void> {
     throw e;
   }
   cluster?.attachStrategy(method.strategy);
-  let resume;
-  if (statePath) {
-    try {
-      const saved = readRunState(statePath);
-      method.loadState(saved.state);
-      resume = saved.loop;
-    } catch (e) {
-      await method.close();
-      throw e;
-    }
-  }
+  const resume = await resumeMethod(method, statePath);
   const d = method.layout.numParams;
   await runTraining({
     method, out, ...(resume ? { resume } : {}), valEvery: cfg.valEpisodes > 0 ? cfg.valEvery : 0, checkpointEvery: cfg.checkpointEvery,

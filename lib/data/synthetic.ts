@@ -5,13 +5,25 @@
  * (seed, i), like the Omniglot sampler.
  */
 import { Rng, STREAM } from '../rng/philox.js';
-import { Tensor } from '../tensor/tensor.js';
+import { Tensor, alloc, type DType } from '../tensor/tensor.js';
 import type { Episode } from '../model/protonet.js';
 
-/** Random-access episodes: episode(i) is a pure function of i (and the source's seed). */
+/**
+ * Random-access episodes: episode(i) is a pure function of i (and the source's seed), so a
+ * resumed run sees the very episodes an uninterrupted one would. What every trainer reads.
+ */
 export interface EpisodeSource { episode(index: number): Episode }
 
-export interface SyntheticOptions { way: number; shot: number; query: number; imageSize: number; classes?: number; noise?: number; seed?: number }
+export interface SyntheticOptions {
+  way: number; shot: number; query: number; imageSize: number;
+  /** Number of class templates (default 20). */
+  classes?: number;
+  /** Pixel noise standard deviation around each class template (default 0.3). */
+  noise?: number;
+  seed?: number;
+  /** Element type of the images (default float32; float64 for gradient checks). */
+  dtype?: DType;
+}
 
 /** Synthetic few-shot episodes (class templates plus pixel noise), seeded and random access: for tests, benchmarks and quick experiments without Omniglot. */
 export class SyntheticEpisodes implements EpisodeSource {
@@ -19,8 +31,12 @@ export class SyntheticEpisodes implements EpisodeSource {
   readonly classes: number;
   constructor(readonly opts: SyntheticOptions) {
     this.classes = opts.classes ?? 20;
-    if (this.classes < opts.way) throw new RangeError(`synthetic episodes: ${this.classes} classes cannot make ${opts.way}-way episodes`);
-    const rng = new Rng(opts.seed ?? 0, STREAM.general, 1);
+    const { way, shot, query, imageSize } = opts;
+    for (const [k, v] of Object.entries({ classes: this.classes, way, shot, query, imageSize })) {
+      if (!Number.isInteger(v) || v < 1) throw new RangeError(`synthetic episodes: ${k} must be a positive integer, got ${v}`);
+    }
+    if (this.classes < way) throw new RangeError(`synthetic episodes: ${this.classes} classes cannot make ${way}-way episodes`);
+    const rng = new Rng(opts.seed ?? 0, STREAM.split);
     const px = opts.imageSize * opts.imageSize;
     for (let c = 0; c < this.classes; c++) {
       const t = new Float32Array(px);
@@ -30,12 +46,13 @@ export class SyntheticEpisodes implements EpisodeSource {
   }
 
   episode(index: number): Episode {
+    if (!Number.isInteger(index) || index < 0 || index > 0xffffffff) throw new RangeError(`episode index must be an integer in [0, 2^32), got ${index}`);
     const { way, shot, query, imageSize } = this.opts;
     const rng = new Rng(this.opts.seed ?? 0, STREAM.sampler, index);
     const cls = rng.choose(this.classes, way);
-    const px = imageSize * imageSize, noise = this.opts.noise ?? 0.3;
+    const px = imageSize * imageSize, noise = this.opts.noise ?? 0.3, dtype = this.opts.dtype ?? 'float32';
     const make = (k: number): { t: Tensor; labels: Int32Array } => {
-      const d = new Float32Array(way * k * px), labels = new Int32Array(way * k);
+      const d = alloc(dtype, way * k * px), labels = new Int32Array(way * k);
       for (let c = 0; c < way; c++) {
         for (let s = 0; s < k; s++) {
           const row = c * k + s, tpl = this.templates[cls[c]!]!;

@@ -18,7 +18,7 @@
 import { getDevice } from '../device/registry.js';
 import { ProtoNetLayout, initialBnState } from '../model/layout.js';
 import { initParams } from '../model/init.js';
-import { TemplateEpisodes } from '../train/backprop-source.js';
+import { SyntheticEpisodes } from '../data/synthetic.js';
 import { tapeObjective } from './objective.js';
 import { evoGradHypergradient, EvoGradWorkspace, EVOGRAD_DEFAULTS } from './hypergrad.js';
 import { rotationProgram, rotateEpisode } from './rotation.js';
@@ -62,7 +62,7 @@ export function runCostCase(spec: CostSpec): CostResult {
   const seed = spec.seed ?? 1;
   const theta = initParams(layout, seed);
   const lambda = Float32Array.of(10);
-  const src = new TemplateEpisodes({ classes: Math.max(2 * spec.way, 20), way: spec.way, shot: spec.shot, query: spec.query, imageSize: spec.imageSize, seed });
+  const src = new SyntheticEpisodes({ classes: Math.max(2 * spec.way, 20), way: spec.way, shot: spec.shot, query: spec.query, imageSize: spec.imageSize, seed });
   const grad = new Float32Array(theta.length);
   const settings = { ...EVOGRAD_DEFAULTS, copies: spec.copies ?? EVOGRAD_DEFAULTS.copies, seed };
   const objective = tapeObjective(device, program);

@@ -10,7 +10,7 @@ import type { Device } from '../device/registry.js';
 import { loadOmniglot, type LoadProgress, type OmniglotDataset } from '../data/omniglot.js';
 import { getSplit, type SplitPart } from '../data/splits.js';
 import { EpisodeSampler } from '../data/sampler.js';
-import type { RandomAccessEpisodes } from '../train/backprop-source.js';
+import type { EpisodeSource } from '../data/synthetic.js';
 import type { EvoGradConfig, RotationEpisodeShape } from './config.js';
 import type { EvoGradSources } from './method.js';
 import { RotatedEpisodes, uprightSplit } from './rotation.js';
@@ -39,7 +39,7 @@ export function rotationSources(cfg: EvoGradConfig, device: Device, opts: { data
 }
 
 /** Test episodes of the upright test split rotated by `degrees` (0: upright). */
-export function rotationTestEpisodes(dataset: OmniglotDataset, shape: RotationEpisodeShape, seed: number, degrees: number, device: Device): RandomAccessEpisodes {
+export function rotationTestEpisodes(dataset: OmniglotDataset, shape: RotationEpisodeShape, seed: number, degrees: number, device: Device): EpisodeSource {
   return new RotatedEpisodes(uprightSampler(dataset, 'test', shape, seed), degrees, device);
 }
 

@@ -14,7 +14,7 @@ import { initialBnState, ProtoNetLayout, type BnState } from '../model/layout.js
 import { initParams } from '../model/init.js';
 import { CHECKPOINT_FORMAT } from '../model/checkpoint.js';
 import { evaluateEpisodes, type EpisodesEvalResult } from '../eval/episodes.js';
-import type { RandomAccessEpisodes } from '../train/backprop-source.js';
+import type { EpisodeSource } from '../data/synthetic.js';
 import type { ExportedModel, MethodState, StepMetrics, TrainMethod, ValResult } from '../train/method.js';
 import { UserError } from '../errors.js';
 import { tapeObjective } from './objective.js';
@@ -27,11 +27,11 @@ export const EVOGRAD_STATE_FORMAT = 'evometa-evograd-state-1';
 
 export interface EvoGradSources {
   /** Training episodes (upright), episode t for step t. */
-  train: RandomAccessEpisodes;
+  train: EpisodeSource;
   /** Validation episodes (rotated) for the hypergradient, episode t for step t. */
-  hyperVal: RandomAccessEpisodes;
+  hyperVal: EpisodeSource;
   /** Fixed validation episodes 0..valEpisodes-1 (rotated) for validate(). */
-  val?: RandomAccessEpisodes;
+  val?: EpisodeSource;
 }
 
 export type RotationEvalResult = EpisodesEvalResult;
@@ -100,7 +100,7 @@ export class EvoGradMethod implements TrainMethod {
   }
 
   /** Accuracy of the current model on episodes 0..n-1 of `source` (BN running statistics). */
-  evaluate(source: RandomAccessEpisodes, n: number): RotationEvalResult {
+  evaluate(source: EpisodeSource, n: number): RotationEvalResult {
     return evaluateModel(this.device, this.layout, this.learner.theta, this.bn, source, n, this.config.distance);
   }
 

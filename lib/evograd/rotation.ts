@@ -9,7 +9,7 @@ import type { Device } from '../device/registry.js';
 import type { TensorOps } from '../ops/api.js';
 import { episodeLoss, type Distance, type Episode } from '../model/protonet.js';
 import type { BnState, ProtoNetLayout } from '../model/layout.js';
-import type { RandomAccessEpisodes } from '../train/backprop-source.js';
+import type { EpisodeSource } from '../data/synthetic.js';
 import type { OmniglotSplit } from '../data/splits.js';
 import { Tensor, type FloatArray } from '../tensor/tensor.js';
 import type { HyperProgram } from './objective.js';
@@ -54,8 +54,8 @@ export function rotateEpisode(device: Device, ep: Episode, degrees: number): Epi
 }
 
 /** Episodes of `base` with every image rotated by a fixed angle (the rotated validation and test episodes). */
-export class RotatedEpisodes implements RandomAccessEpisodes {
-  constructor(readonly base: RandomAccessEpisodes, readonly degrees: number, readonly device: Device) {
+export class RotatedEpisodes implements EpisodeSource {
+  constructor(readonly base: EpisodeSource, readonly degrees: number, readonly device: Device) {
     if (!Number.isFinite(degrees)) throw new RangeError(`rotated episodes: angle must be finite, got ${degrees}`);
   }
 

@@ -1,7 +1,7 @@
 /** Episodes for the memory study: the synthetic source of lib/es (memory does not depend on pixel values), cast to a dtype. */
 import type { Episode } from '../model/protonet.js';
 import type { DType } from '../tensor/tensor.js';
-import { SyntheticEpisodes } from '../es/synthetic.js';
+import { SyntheticEpisodes } from '../data/synthetic.js';
 
 export interface EpisodeShape { way: number; shot: number; query: number; imageSize: number }
 
