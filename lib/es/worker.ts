@@ -105,11 +105,13 @@ async function handle(m: Msg): Promise<Record<string, unknown> | null> {
     case 'noise': {
       const x = localMu();
       const { shards, id: _id, type: _t, ...rest } = m;
-      for (const s of shards) {
-        const partial = await evaluator!.noiseSum({ ...rest, mu: x, start: s.start, weights: s.weights });
-        waitTurn(shared!.ctl, s.index);
+      // As in 'estimate': all of this worker's shards first, then their sums in shard order.
+      const parts: Array<{ index: number; partial: Float64Array }> = [];
+      for (const s of shards) parts.push({ index: s.index, partial: await evaluator!.noiseSum({ ...rest, mu: x, start: s.start, weights: s.weights }) });
+      for (const { index, partial } of parts) {
+        waitTurn(shared!.ctl, index);
         accumulate(shared!.acc, partial);
-        Atomics.store(shared!.ctl, CTL_TURN, s.index + 1);
+        Atomics.store(shared!.ctl, CTL_TURN, index + 1);
         Atomics.notify(shared!.ctl, CTL_TURN);
       }
       return {};
