@@ -42,6 +42,15 @@ function waitTurn(ctl: Int32Array, turn: number): void {
   }
 }
 
+/** Waits for shard `turn`'s turn, adds its partial sums to the shared accumulators, passes the turn on: the sum is in shard order whatever the workers. */
+function addInTurn(turn: number, linear: Float64Array, square?: Float64Array): void {
+  waitTurn(shared!.ctl, turn);
+  accumulate(shared!.acc, linear);
+  if (square) accumulate(shared!.acc2, square);
+  Atomics.store(shared!.ctl, CTL_TURN, turn + 1);
+  Atomics.notify(shared!.ctl, CTL_TURN);
+}
+
 interface TaskWire {
   perturbation: Perturbation; seed: number; step: number; model?: ModelConfig; distance?: Distance; context?: unknown; episodes?: WireEpisode[];
 }
@@ -93,13 +102,7 @@ async function handle(m: Msg): Promise<Record<string, unknown> | null> {
         evalSeconds += part.evalSeconds;
         sumSeconds += part.sumSeconds;
       }
-      for (const { s, linear, square } of parts) {
-        waitTurn(shared!.ctl, s);
-        accumulate(shared!.acc, linear);
-        if (square) accumulate(shared!.acc2, square);
-        Atomics.store(shared!.ctl, CTL_TURN, s + 1);
-        Atomics.notify(shared!.ctl, CTL_TURN);
-      }
+      for (const { s, linear, square } of parts) addInTurn(s, linear, square);
       return { nonFinite, degenerate, evalSeconds, sumSeconds };
     }
     case 'noise': {
@@ -108,12 +111,7 @@ async function handle(m: Msg): Promise<Record<string, unknown> | null> {
       // As in 'estimate': all of this worker's shards first, then their sums in shard order.
       const parts: Array<{ index: number; partial: Float64Array }> = [];
       for (const s of shards) parts.push({ index: s.index, partial: await evaluator!.noiseSum({ ...rest, mu: x, start: s.start, weights: s.weights }) });
-      for (const { index, partial } of parts) {
-        waitTurn(shared!.ctl, index);
-        accumulate(shared!.acc, partial);
-        Atomics.store(shared!.ctl, CTL_TURN, index + 1);
-        Atomics.notify(shared!.ctl, CTL_TURN);
-      }
+      for (const { index, partial } of parts) addInTurn(index, partial);
       return {};
     }
     case 'valset':

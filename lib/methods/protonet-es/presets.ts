@@ -30,6 +30,18 @@ function paperRow(tpu: 'v3-8' | 'v3-256', channels: number, perCore: number, way
   };
 }
 
+/** The long runs on this machine class: the quick recipe with a cosine lr decay 0.1 -> 0.01 over `steps`, 200 validation episodes every 500 steps. */
+function accurate(steps: number, description: string): EsPreset {
+  return {
+    description,
+    config: {
+      estimator: 'wsr', scheme: 'paper', optimizer: 'sgd', momentum: 0.9, lr: 0.1, lrSchedule: 'cosine', lrFinal: 0.01, sigma: 0.01,
+      model: { channels: 16, imageSize: 28 }, pop: 64, shards: 2, train: { way: 20, shot: 5, query: 5 }, val: { way: 5, shot: 5, query: 15 },
+      split: 'vinyals', steps, valEvery: 500, valEpisodes: 200, checkpointEvery: 500, precision: 'auto',
+    },
+  };
+}
+
 /** Named ES configurations for `evometa train --preset` and esConfig(): 'quick' (the default) and the paper's Table I and III rows. */
 export const ES_PRESETS: Record<string, EsPreset> = {
   quick: {
@@ -57,22 +69,8 @@ export const ES_PRESETS: Record<string, EsPreset> = {
   'paper-t3-c16-w20-v3-256': paperRow('v3-256', 16, 64, 20, 5, 'Table III'),
   'paper-t3-c16-w10-v3-256': paperRow('v3-256', 16, 128, 10, 5, 'Table III'),
   // long runs on this machine class
-  'accurate-1h': {
-    description: 'about an hour on 2 cores (an AMX Xeon, where precision auto is bf16; longer in fp32): the quick recipe with a cosine learning-rate decay from 0.1 to 0.01 over 20000 steps, 200 validation episodes every 500 steps (results in docs/es.md)',
-    config: {
-      estimator: 'wsr', scheme: 'paper', optimizer: 'sgd', momentum: 0.9, lr: 0.1, lrSchedule: 'cosine', lrFinal: 0.01, sigma: 0.01,
-      model: { channels: 16, imageSize: 28 }, pop: 64, shards: 2, train: { way: 20, shot: 5, query: 5 }, val: { way: 5, shot: 5, query: 15 },
-      split: 'vinyals', steps: 20000, valEvery: 500, valEpisodes: 200, checkpointEvery: 500, precision: 'auto',
-    },
-  },
-  'accurate-2h': {
-    description: 'about two hours on 2 cores (an AMX Xeon, where precision auto is bf16; longer in fp32): the accurate-1h recipe stretched to 44000 steps (2.8 M member-evaluations), cosine lr 0.1 -> 0.01 over the whole run, 200 validation episodes every 500 steps (results in docs/es.md)',
-    config: {
-      estimator: 'wsr', scheme: 'paper', optimizer: 'sgd', momentum: 0.9, lr: 0.1, lrSchedule: 'cosine', lrFinal: 0.01, sigma: 0.01,
-      model: { channels: 16, imageSize: 28 }, pop: 64, shards: 2, train: { way: 20, shot: 5, query: 5 }, val: { way: 5, shot: 5, query: 15 },
-      split: 'vinyals', steps: 44000, valEvery: 500, valEpisodes: 200, checkpointEvery: 500, precision: 'auto',
-    },
-  },
+  'accurate-1h': accurate(20000, 'about an hour on 2 cores (an AMX Xeon, where precision auto is bf16; longer in fp32): the quick recipe with a cosine learning-rate decay from 0.1 to 0.01 over 20000 steps, 200 validation episodes every 500 steps (results in docs/es.md)'),
+  'accurate-2h': accurate(44000, 'about two hours on 2 cores (an AMX Xeon, where precision auto is bf16; longer in fp32): the accurate-1h recipe stretched to 44000 steps (2.8 M member-evaluations), cosine lr 0.1 -> 0.01 over the whole run, 200 validation episodes every 500 steps (results in docs/es.md)'),
 };
 
 export function presetNames(): string[] { return Object.keys(ES_PRESETS); }
