@@ -47,6 +47,7 @@
         'native/core/ops_misc.cc',
         'native/core/ops_rotate.cc',
         'native/core/population.cc',
+        'native/core/population_plan.cc',
         'native/core/peak.cc',
         'native/core/bf16.cc',
         'native/core/bf16_check.cc',

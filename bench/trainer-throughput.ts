@@ -2,7 +2,9 @@
  * End-to-end throughput: the ES-ProtoNet trainer's candidates/s against the
  * population benchmark's for the same model, episode shape and population, in
  * one run with one protocol (a warm-up, then the median of --reps timed
- * repetitions for each). Real Omniglot episodes, cpu-native.
+ * repetitions for each). Real Omniglot episodes, cpu-native. The benchmark
+ * evaluates one fixed episode (its plan is built once); the trainer takes a
+ * new episode every step, so its figure includes building each step's plan.
  *
  *   bench  one native call evaluating the whole population (threads = --threads), as
  *          dist/bench/population.js measures it;
@@ -11,6 +13,9 @@
  *          the update), over --steps steps without validation;
  *   run    the same with the quick preset's validation cadence (every 50 steps, 50 episodes),
  *          over a whole run of --steps steps.
+ *
+ * Each measure is repeated --reps times, interleaved (bench, steps, run, bench, ...) after one
+ * warm-up of each; the ratios are medians of the per-repetition ratios.
  *
  *   npm run build && node dist/bench/trainer-throughput.js [--pops 32,256] [--channels 16]
  *     [--episode 5w5s5q] [--workers 2] [--threads 2] [--reps 3] [--steps-32 300] [--steps-256 40]
@@ -40,41 +45,32 @@ const REPS = Number(arg('reps', '3'));
 
 const median = (xs: number[]): number => { const s = [...xs].sort((a, b) => a - b); return s[Math.floor(s.length / 2)]!; };
 
-async function benchPopulation(cfg: ReturnType<typeof resolveEsConfig>, src: ReturnType<typeof omniglotSources>): Promise<number> {
-  const ev = new NativePopulationEvaluator({ threads: THREADS });
+/** One repetition of the population benchmark: the candidates/s of ceil(2048 / pop) native calls of the whole population. */
+async function benchPopulation(ev: NativePopulationEvaluator, cfg: ReturnType<typeof resolveEsConfig>, src: ReturnType<typeof omniglotSources>, warmUp: boolean): Promise<number> {
   const layout = new ProtoNetLayout(cfg.model);
   const mu = initParams(layout, 0);
   const ep = src.train.episode(0);
   const req = { model: cfg.model, mu, perturbation: { kind: 'gaussian' as const, sigma: cfg.sigma, antithetic: false }, seed: 1, step: 0, start: 0, end: cfg.pop, episode: ep, distance: cfg.distance };
-  await ev.evaluate(req); // warm-up
-  const rates: number[] = [];
-  for (let r = 0; r < REPS; r++) {
-    const n = Math.max(1, Math.ceil(2048 / cfg.pop));
-    const t0 = performance.now();
-    for (let i = 0; i < n; i++) await ev.evaluate({ ...req, step: i + 1 });
-    rates.push((n * cfg.pop) / ((performance.now() - t0) / 1000));
-  }
-  await ev.close();
-  return median(rates);
+  if (warmUp) await ev.evaluate(req);
+  const n = Math.max(1, Math.ceil(2048 / cfg.pop));
+  const t0 = performance.now();
+  for (let i = 0; i < n; i++) await ev.evaluate({ ...req, step: i + 1 });
+  return (n * cfg.pop) / ((performance.now() - t0) / 1000);
 }
 
+/** One repetition of the trainer: member evaluations / wall time of a whole runLoop of `steps` steps. */
 async function trainerRate(input: EsConfigInput, src: ReturnType<typeof omniglotSources>, steps: number, withVal: boolean): Promise<number> {
-  const rates: number[] = [];
-  for (let r = 0; r < REPS + 1; r++) {
-    const m = await ProtoNetEsMethod.create({ ...input, steps, valEvery: withVal ? 50 : 0, valEpisodes: withVal ? 50 : 0 }, src, { device: 'cpu-native' });
-    try {
-      const t0 = performance.now();
-      const res = await runLoop(m, { valEvery: withVal ? 50 : 0 });
-      const s = (performance.now() - t0) / 1000;
-      if (r > 0) rates.push(res.loop.work / s); // repetition 0 is the warm-up
-    } finally {
-      await m.close();
-    }
+  const m = await ProtoNetEsMethod.create({ ...input, steps, valEvery: withVal ? 50 : 0, valEpisodes: withVal ? 50 : 0 }, src, { device: 'cpu-native' });
+  try {
+    const t0 = performance.now();
+    const res = await runLoop(m, { valEvery: withVal ? 50 : 0 });
+    return res.loop.work / ((performance.now() - t0) / 1000);
+  } finally {
+    await m.close();
   }
-  return median(rates);
 }
 
-const rows: Array<Record<string, number | string>> = [];
+const rows: Array<Record<string, number | string | Record<string, number[]>>> = [];
 for (const c of CHANNELS) {
   for (const pop of POPS) {
     const shards = pop >= 256 ? 8 : 2;
@@ -86,10 +82,26 @@ for (const c of CHANNELS) {
     const src = omniglotSources(cfg);
     const steps = Number(arg(`steps-${pop}`, String(Math.max(20, Math.round(9600 / pop)))));
     const load0 = loadavg()[0]!;
-    const bench = await benchPopulation(cfg, src);
-    const stepsOnly = await trainerRate(input, src, steps, false);
-    const run = await trainerRate(input, src, steps, true);
-    const row = { channels: c, episode: `${way}w${shot}s${query}q`, pop, shards, workers: WORKERS, threads: THREADS, steps, bench, stepsOnly, run, stepsRatio: stepsOnly / bench, runRatio: run / bench, load1: load0, load1After: loadavg()[0]! };
+    // Interleaved repetitions (bench, trainer steps, trainer run; then again), after one warm-up
+    // of each, so that a drift in the machine's speed reaches all three alike; the ratios are
+    // the medians of the per-repetition ratios.
+    const ev = new NativePopulationEvaluator({ threads: THREADS });
+    const reps = { bench: [] as number[], steps: [] as number[], run: [] as number[] };
+    try {
+      await benchPopulation(ev, cfg, src, true);
+      await trainerRate(input, src, steps, false);
+      await trainerRate(input, src, steps, true);
+      for (let r = 0; r < REPS; r++) {
+        reps.bench.push(await benchPopulation(ev, cfg, src, false));
+        reps.steps.push(await trainerRate(input, src, steps, false));
+        reps.run.push(await trainerRate(input, src, steps, true));
+      }
+    } finally {
+      await ev.close();
+    }
+    const bench = median(reps.bench), stepsOnly = median(reps.steps), run = median(reps.run);
+    const stepsRatio = median(reps.steps.map((x, i) => x / reps.bench[i]!)), runRatio = median(reps.run.map((x, i) => x / reps.bench[i]!));
+    const row = { channels: c, episode: `${way}w${shot}s${query}q`, pop, shards, workers: WORKERS, threads: THREADS, steps, bench, stepsOnly, run, stepsRatio, runRatio, reps, load1: load0, load1After: loadavg()[0]! };
     rows.push(row);
     console.error(JSON.stringify(row));
   }

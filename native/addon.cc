@@ -38,6 +38,8 @@ napi_value Init(napi_env env, napi_value exports) {
       {"rotateBackward", guarded<RotateBackward>},
       {"evaluatePopulation", guarded<EvaluatePopulation>},
       {"noiseSum", guarded<NoiseSum>},
+      {"populationBatchStats", guarded<PopulationBatchStats>},
+      {"populationPreparePlan", guarded<PopulationPreparePlan>},
       {"gaussianFill", guarded<GaussianFill>},
       {"cancel", guarded<Cancel>},
       {"pendingJobs", guarded<PendingJobs>},

@@ -9,7 +9,7 @@ import { getDevice } from '../device/registry.js';
 import { DirectOps } from '../ops/api.js';
 import { episodeLoss } from '../model/protonet.js';
 import { initialBnState, ProtoNetLayout, type BnState, type ModelConfig } from '../model/layout.js';
-import { protoNetTask, type NoiseSumRequest, type PopulationEvaluator, type PopulationRequest } from './population.js';
+import { protoNetTask, type BatchStatsRequest, type BatchStatsResult, type NoiseSumRequest, type PopulationEvaluator, type PopulationRequest } from './population.js';
 import { checkPerturbation, noiseSumInto, perturbMember } from './noise.js';
 
 export class DirectOpsPopulationEvaluator implements PopulationEvaluator {
@@ -67,6 +67,19 @@ export class DirectOpsPopulationEvaluator implements PopulationEvaluator {
       out[m - req.start] = -loss.data[0]!;
     }
     return out;
+  }
+
+  batchStats(req: BatchStatsRequest): BatchStatsResult {
+    if (this.closed) throw new Error('population evaluator closed');
+    const layout = this.layoutFor(req.model);
+    layout.checkParams(req.mu);
+    const { channels: c, blocks } = layout.config;
+    const mean = new Float64Array(blocks * c), variance = new Float64Array(blocks * c);
+    const { loss } = episodeLoss(this.ops, layout, req.mu, this.bn!, req.episode, {
+      bn: 'batch', distance: req.distance,
+      onBatchStats: (l, m, v) => { mean.set(m.data, l * c); variance.set(v.data, l * c); },
+    });
+    return { loss: loss.data[0]!, mean, variance };
   }
 
   async noiseSum(req: NoiseSumRequest): Promise<Float64Array> {

@@ -108,6 +108,15 @@ export type EvaluatorPrecision = 'fp32' | 'bf16';
 
 export const EVALUATOR_PRECISIONS: readonly EvaluatorPrecision[] = ['fp32', 'bf16'];
 
+/** The unperturbed model on one episode, for the BN running statistics (see PopulationEvaluator.batchStats). */
+export interface BatchStatsRequest { model: ModelConfig; mu: Float32Array; episode: Episode; distance: Distance }
+
+/**
+ * Per block l and channel c, at [l * channels + c]: the batch mean of the convolution's outputs
+ * (bias included) and their biased variance, float64; and the episode loss of mu.
+ */
+export interface BatchStatsResult { loss: number; mean: Float64Array; variance: Float64Array }
+
 export interface PopulationEvaluator {
   readonly device: string;
   /** The forward pass's precision (absent: 'fp32'). */
@@ -116,6 +125,17 @@ export interface PopulationEvaluator {
   evaluate(req: PopulationRequest): Promise<Float64Array>;
   /** The noise sum of NoiseSumRequest as float64, length D. */
   noiseSum(req: NoiseSumRequest): Promise<Float64Array>;
+  /**
+   * mu itself in batch-statistics mode on the episode, synchronously on the calling thread, in
+   * fp32 whatever the evaluator's precision: its loss and the batch statistics a PyTorch train()
+   * forward feeds its BN running statistics (applyBatchStats in lib/model/protonet.ts).
+   */
+  batchStats?(req: BatchStatsRequest): BatchStatsResult;
+  /**
+   * Warms what its calls on an episode at `precision` share (cpu-native: the episode's plan, kept
+   * for every thread of the process), so that they start at once. Synchronous; a hint only.
+   */
+  prepare?(req: { model: ModelConfig; episode: Episode; precision?: EvaluatorPrecision }): void;
   /** Bytes of working memory held (for the memory study). */
   workingBytes?(): number;
   /** The largest request it takes, so that callers can check a configuration up front. */

@@ -79,6 +79,8 @@ export interface ValidateJob { model: ModelConfig; params: Float32Array; bn: BnS
 export interface PopulationRunner {
   readonly workers: number;
   readonly spec: EvaluatorSpec;
+  /** Its evaluators run in this process (on threads), so what an evaluator here prepares (PopulationEvaluator.prepare) serves them too. */
+  readonly inProcess?: boolean;
   evaluate(job: EvaluateJob): Promise<Float64Array>;
   noiseSum(job: NoiseJob): Promise<Float64Array>;
   estimate(job: EstimateJob): Promise<EstimateResult>;
@@ -151,6 +153,7 @@ export async function shardEstimate(ev: PopulationEvaluator, job: EstimateJob, s
 
 export class InlineRunner implements PopulationRunner {
   readonly workers = 1;
+  readonly inProcess = true;
   private valEpisodes: Episode[] = [];
   private accBytes = 0;
   private ops: import('../ops/api.js').DirectOps | null = null;

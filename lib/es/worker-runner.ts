@@ -57,6 +57,7 @@ class WorkerHandle {
 type Job = Record<string, unknown>;
 
 export class WorkerRunner implements PopulationRunner {
+  readonly inProcess = true;
   private nextId = 1;
   private mu: Float32Array<ArrayBufferLike> = new Float32Array(0);
   private fit: Float64Array<ArrayBufferLike> = new Float64Array(0);

@@ -21,6 +21,8 @@ export interface ForwardOptions {
   bn: BnMode;
   /** In 'batch' mode, update running statistics as PyTorch's train() forward does. */
   trackStats?: BnState;
+  /** In 'batch' mode, called with each block's batch mean and biased variance (per channel) and the count they are over. */
+  onBatchStats?: (block: number, mean: Tensor, variance: Tensor, count: number) => void;
 }
 
 /**
@@ -44,7 +46,9 @@ export function embed<V>(
     if (opts.bn === 'batch') {
       const r = ops.batchnorm2dTrain(h, p('1.weight'), p('1.bias'), cfg.bnEps);
       h = r.y;
-      if (opts.trackStats) updateRunningStats(layout, opts.trackStats, i, r.mean, r.variance, ops.value(h).size / r.mean.size);
+      const count = ops.value(h).size / r.mean.size;
+      if (opts.trackStats) updateRunningStats(layout, opts.trackStats, i, r.mean.data, r.variance.data, count);
+      opts.onBatchStats?.(i, r.mean, r.variance, count);
     } else {
       const rm = layout.bufferView(bn.buffers, `encoder.${i}.1.running_mean`);
       const rv = layout.bufferView(bn.buffers, `encoder.${i}.1.running_var`);
@@ -63,15 +67,33 @@ function castLike(t: Tensor, like: FloatArray): Tensor {
 }
 
 /** PyTorch's update: running = (1 - m) running + m batch, with the unbiased batch variance. */
-function updateRunningStats(layout: ProtoNetLayout, st: BnState, block: number, mean: Tensor, variance: Tensor, count: number): void {
+function updateRunningStats(layout: ProtoNetLayout, st: BnState, block: number, mean: ArrayLike<number>, variance: ArrayLike<number>, count: number): void {
   const m = layout.config.bnMomentum;
   const rm = layout.bufferView(st.buffers, `encoder.${block}.1.running_mean`).data;
   const rv = layout.bufferView(st.buffers, `encoder.${block}.1.running_var`).data;
   const unbias = count > 1 ? count / (count - 1) : 1;
   for (let c = 0; c < rm.length; c++) {
-    rm[c] = (1 - m) * rm[c]! + m * mean.data[c]!;
-    rv[c] = (1 - m) * rv[c]! + m * variance.data[c]! * unbias;
+    rm[c] = (1 - m) * rm[c]! + m * mean[c]!;
+    rv[c] = (1 - m) * rv[c]! + m * variance[c]! * unbias;
   }
+}
+
+/**
+ * The running-statistics update of one train() forward over `images` images, from batch
+ * statistics laid out as PopulationEvaluator.batchStats returns them ([block * channels + c]):
+ * the same update as trackStats.
+ */
+export function applyBatchStats(layout: ProtoNetLayout, st: BnState, stats: { mean: ArrayLike<number>; variance: ArrayLike<number> }, images: number): void {
+  const { channels: c, blocks, imageSize } = layout.config;
+  if (stats.mean.length !== blocks * c || stats.variance.length !== blocks * c) {
+    throw new RangeError(`batch statistics must have blocks * channels = ${blocks * c} means and variances, got ${stats.mean.length} and ${stats.variance.length}`);
+  }
+  for (let l = 0; l < blocks; l++) {
+    const side = l === 0 ? imageSize : layout.featureSides[l - 1]!;
+    const at = (a: ArrayLike<number>): number[] => Array.from({ length: c }, (_, k) => a[l * c + k]!);
+    updateRunningStats(layout, st, l, at(stats.mean), at(stats.variance), images * side * side);
+  }
+  st.numBatchesTracked++;
 }
 
 export function concatImages(a: Tensor, b: Tensor): Tensor {

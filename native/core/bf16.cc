@@ -162,13 +162,17 @@ const Bf16Ops* bf16Ops(Bf16Kernel k) {
   return nullptr;
 }
 
-uint16_t toBf16Bits(float x) {
+namespace {
+inline uint16_t bf16Bits(float x) {
   uint32_t u;
   std::memcpy(&u, &x, 4);
   if ((u & 0x7f800000u) == 0) return (uint16_t)((u >> 16) & 0x8000u);            // zero, denormal
   if ((u & 0x7fffffffu) > 0x7f800000u) return (uint16_t)((u >> 16) | 0x0040u);    // NaN: quiet
   return (uint16_t)((u + 0x7fffu + ((u >> 16) & 1u)) >> 16);                      // nearest even
 }
+}  // namespace
+
+uint16_t toBf16Bits(float x) { return bf16Bits(x); }
 
 float roundBf16(float x) {
   const uint32_t u = (uint32_t)toBf16Bits(x) << 16;
@@ -182,14 +186,22 @@ float roundBf16(float x) {
 void bf16Patches(const std::vector<float>& patches, int k1, std::vector<uint16_t>& out, int& kp) {
   kp = (k1 + 31) / 32 * 32;
   const size_t rows = patches.size() / k1;
-  out.assign((rows + 32) * kp, 0);
-  for (size_t r = 0; r < rows; r++)
-    for (int k = 0; k < k1; k++) out[r * kp + k] = toBf16Bits(patches[r * k1 + k]);
+  out.resize((rows + 32) * kp);
+  for (size_t r = 0; r < rows; r++) {
+    uint16_t* o = out.data() + r * kp;
+    const float* x = patches.data() + r * k1;
+    for (int k = 0; k < k1; k++) o[k] = bf16Bits(x[k]);
+    std::memset(o + k1, 0, sizeof(uint16_t) * (size_t)(kp - k1));
+  }
+  std::memset(out.data() + rows * kp, 0, sizeof(uint16_t) * 32 * (size_t)kp);
 }
 
 void roundedPatches(const std::vector<float>& patches, std::vector<float>& out) {
   out.resize(patches.size());
-  for (size_t i = 0; i < patches.size(); i++) out[i] = roundBf16(patches[i]);
+  for (size_t i = 0; i < patches.size(); i++) {
+    const uint32_t u = (uint32_t)bf16Bits(patches[i]) << 16;
+    std::memcpy(&out[i], &u, 4);
+  }
 }
 
 // Block-0 weights w1 [k1][cp] -> bf16 B tiles [cp / 16][kp / 32][16 pairs][16][2].

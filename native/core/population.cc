@@ -23,144 +23,13 @@
 #include "core/threadpool.h"
 #include "isa/isa.h"
 #include "isa/isa_bf16.h"
+#include "core/population_plan.h"
 
 namespace evometa {
 
 namespace {
 
-constexpr int kMaxBlocks = 16;
-
-struct ParamOffsets {
-  long w[kMaxBlocks], gamma[kMaxBlocks], beta[kMaxBlocks];
-  long total;
-};
-
-ParamOffsets paramOffsets(int blocks, int cin, int c) {
-  ParamOffsets o{};
-  long p = 0;
-  for (int i = 0; i < blocks; i++) {
-    const long ci = i == 0 ? cin : c;
-    o.w[i] = p;
-    p += (long)c * ci * 9;
-    p += c;  // bias (cancels under batch-mode BN)
-    o.gamma[i] = p;
-    p += c;
-    o.beta[i] = p;
-    p += c;
-  }
-  o.total = p;
-  return o;
-}
-
-// Everything shared by all members of one call.
-struct Plan {
-  int blocks, cin, c, cp, n, ns, nq, way;
-  int side[kMaxBlocks + 1];  // side[l]: input side of block l; side[blocks]: embedding side
-  int k1;                    // 9 * cin
-  std::vector<float> patches;  // block 0, pooling-window pixels, centered: [n * win0 * 4][k1]
-  // precision bf16: the patches rounded to bf16, as fp32 (kernels without a bf16 block 0), or as
-  // bf16 rows of kp1 = k1 rounded up to 32 plus 32 zero rows (a kernel's layer1)
-  std::vector<float> patchesRounded;
-  std::vector<uint16_t> patchesBf16;
-  int kp1 = 0;
-  std::vector<double> cov;     // [k1][k1] patch covariance over all pixels of block 0
-  std::vector<int32_t> pixOff[kMaxBlocks];  // per image: window offsets in the padded input, pooling order
-  std::vector<int32_t> virtMap[kMaxBlocks];  // per image: virtual pixel (rows of the padded grid) -> pixOff index or -1
-  int32_t tapOff[kMaxBlocks][9];
-  int chunk[kMaxBlocks];                    // images per chunk whose block-l input stays in cache
-  long emb;  // embedding row length (cp * side^2)
-  ParamOffsets off;
-};
-
-void buildPlan(const PopulationSpec& s, Plan& p) {
-  p.blocks = s.blocks;
-  p.cin = s.inChannels;
-  p.c = s.channels;
-  p.cp = (s.channels + 15) / 16 * 16;
-  p.ns = s.ns;
-  p.nq = s.nq;
-  p.n = s.ns + s.nq;
-  p.way = s.way;
-  p.side[0] = s.imageSize;
-  for (int l = 0; l < s.blocks; l++) {
-    p.side[l + 1] = p.side[l] / 2;
-    if (p.side[l + 1] < 1) throw std::runtime_error("image too small for the number of blocks");
-  }
-  p.emb = (long)p.cp * p.side[s.blocks] * p.side[s.blocks];
-  p.off = paramOffsets(s.blocks, s.inChannels, s.channels);
-  const int S = s.imageSize, k1 = 9 * s.inChannels;
-  p.k1 = k1;
-  const int ps = S / 2, win = ps * ps;
-  // patch covariance over all n * S * S pixels (two passes, float64), shared by every member
-  std::vector<double> mean(k1, 0.0);
-  p.cov.assign((size_t)k1 * k1, 0.0);
-  auto image = [&](int i) {
-    const long sz = (long)s.inChannels * S * S;
-    return i < s.ns ? s.support + i * sz : s.query + (long)(i - s.ns) * sz;
-  };
-  std::vector<double> patch(k1);
-  auto fill = [&](const float* img, int y, int x) {
-    for (int ci = 0; ci < s.inChannels; ci++)
-      for (int dy = 0; dy < 3; dy++)
-        for (int dx = 0; dx < 3; dx++) {
-          const int iy = y + dy - 1, ix = x + dx - 1;
-          patch[ci * 9 + dy * 3 + dx] = (iy >= 0 && iy < S && ix >= 0 && ix < S) ? img[((long)ci * S + iy) * S + ix] : 0.0;
-        }
-  };
-  const double count = (double)p.n * S * S;
-  for (int i = 0; i < p.n; i++)
-    for (int y = 0; y < S; y++)
-      for (int x = 0; x < S; x++) {
-        fill(image(i), y, x);
-        for (int k = 0; k < k1; k++) mean[k] += patch[k];
-      }
-  for (int k = 0; k < k1; k++) mean[k] /= count;
-  for (int i = 0; i < p.n; i++)
-    for (int y = 0; y < S; y++)
-      for (int x = 0; x < S; x++) {
-        fill(image(i), y, x);
-        for (int a = 0; a < k1; a++) {
-          const double da = patch[a] - mean[a];
-          for (int b = 0; b <= a; b++) p.cov[(size_t)a * k1 + b] += da * (patch[b] - mean[b]);
-        }
-      }
-  for (int a = 0; a < k1; a++)
-    for (int b = 0; b <= a; b++) {
-      p.cov[(size_t)a * k1 + b] /= count;
-      p.cov[(size_t)b * k1 + a] = p.cov[(size_t)a * k1 + b];
-    }
-  // centered patches of the pixels that reach the pooled output, in pooling-window order
-  p.patches.assign((size_t)p.n * win * 4 * k1, 0.f);
-  for (int i = 0; i < p.n; i++)
-    for (int w = 0; w < win; w++)
-      for (int q = 0; q < 4; q++) {
-        const int y = 2 * (w / ps) + q / 2, x = 2 * (w % ps) + q % 2;
-        fill(image(i), y, x);
-        float* dst = p.patches.data() + (((size_t)i * win + w) * 4 + q) * k1;
-        for (int k = 0; k < k1; k++) dst[k] = (float)(patch[k] - mean[k]);
-      }
-  // blocks 1..: output pixels in pooling-window order, then the pixels no window covers
-  for (int l = 1; l < s.blocks; l++) {
-    const int sp = p.side[l] + 2;
-    convPixelOffsets(p.side[l], p.cp, p.pixOff[l], p.tapOff[l]);
-    convVirtualRows(p.side[l], p.cp, p.pixOff[l], p.virtMap[l]);
-    p.chunk[l] = (int)std::min<long>(p.n, std::max(1L, (512L * 1024) / ((long)sp * sp * p.cp * 4)));
-  }
-}
-
-// How blocks 1.. multiply: fp32 (kernel none), bf16-rounded operands on the fp32 kernels
-// (emulated), or a hardware bf16 kernel (ops).
-struct ConvMode {
-  Bf16Kernel kernel = Bf16Kernel::none;
-  const Bf16Ops* ops = nullptr;
-};
-
-ConvMode convMode(int bf16) {
-  ConvMode m;
-  m.kernel = static_cast<Bf16Kernel>(bf16);
-  m.ops = bf16Ops(m.kernel);
-  return m;
-}
+using namespace plan;
 
 // One worker's buffers, reused across calls while the geometry is unchanged.
 struct Workspace {
@@ -177,7 +46,7 @@ struct Workspace {
     long chunkElems = 0;
     for (int l = 1; l < p.blocks; l++) chunkElems = std::max(chunkElems, (long)p.chunk[l] * (p.side[l] + 2) * (p.side[l] + 2) * p.cp);
     wbf.assign(mode.ops ? (size_t)mode.ops->weightElems(p.cp) : 0, 0);
-    w1bf.assign((size_t)p.cp * p.kp1, 0);
+    w1bf.assign(mode.ops && mode.ops->layer1 ? (size_t)p.cp * p.kp1 : 0, 0);
     abf.assign(mode.ops ? (size_t)mode.ops->scratchElems(p.cp, chunkElems) : 0, 0);
     theta.assign(numParams, 0.f);
     w1.assign((size_t)p.k1 * p.cp, 0.f);
@@ -282,7 +151,15 @@ double episodeLossFromEmbeddings(const Plan& p, const PopulationSpec& s, Workspa
   return loss / p.nq;
 }
 
-double evaluateMember(const Plan& p, const PopulationSpec& s, const IsaOps& isa, const ConvMode& mode, Workspace& ws, long m) {
+// Per block l and channel c, at [l * channels + c]: the batch mean (conv bias included) and the
+// biased batch variance of the convolution's outputs, in float64.
+struct BatchStatsOut {
+  double* mean;
+  double* var;
+};
+
+double evaluateMember(const Plan& p, const PopulationSpec& s, const IsaOps& isa, const ConvMode& mode, Workspace& ws, long m,
+                      const BatchStatsOut* stats = nullptr) {
   float* theta = ws.theta.data();
   if (s.kind == 0 || s.kind == 2) {
     const long noiseId = s.antithetic ? m / 2 : m;
@@ -294,6 +171,7 @@ double evaluateMember(const Plan& p, const PopulationSpec& s, const IsaOps& isa,
     if (m >= 1) theta[m - 1] = (float)((double)s.mu[m - 1] + s.delta);
   }
   const int c = p.c, cp = p.cp;
+  const bool layer1Bf16 = mode.ops && mode.ops->layer1;  // block 0 on the kernel's bf16 rows of the plan
   // block 0: BN statistics of w . patch from the shared covariance; scale folded into the weights
   {
     const float* w = theta + p.off.w[0];
@@ -310,10 +188,16 @@ double evaluateMember(const Plan& p, const PopulationSpec& s, const IsaOps& isa,
         var += wc[a] * row;
       }
       const double sc = gamma[co] / std::sqrt(std::fmax(var, 0.0) + s.bnEps);
+      if (stats) {
+        double mean = theta[p.off.b[0] + co];
+        for (int k = 0; k < p.k1; k++) mean += (double)wc[k] * p.patchMean[k];
+        stats->mean[co] = mean;
+        stats->var[co] = std::fmax(var, 0.0);
+      }
       for (int k = 0; k < p.k1; k++) ws.w1[(size_t)k * cp + co] = (float)(wc[k] * sc);
       ws.shift1[co] = beta[co];
     }
-    if (p.kp1 > 0) packLayer1Bf16(ws.w1.data(), p.k1, cp, p.kp1, ws.w1bf.data());
+    if (layer1Bf16) packLayer1Bf16(ws.w1.data(), p.k1, cp, p.kp1, ws.w1bf.data());
     else if (mode.kernel != Bf16Kernel::none)
       for (float& x : ws.w1) x = roundBf16(x);
   }
@@ -328,7 +212,7 @@ double evaluateMember(const Plan& p, const PopulationSpec& s, const IsaOps& isa,
     return PoolDst{ws.act[l + 1].data(), sd, 1, cp};  // the chunk buffer: image n0 at its start
   };
   auto block0 = [&](int n0, int n1) {
-    if (p.kp1 > 0) {
+    if (layer1Bf16) {
       Layer1Bf16Args a{};
       a.patches = p.patchesBf16.data() + (long)n0 * win0 * 4 * p.kp1;
       a.nImg = n1 - n0;
@@ -436,6 +320,10 @@ double evaluateMember(const Plan& p, const PopulationSpec& s, const IsaOps& isa,
       }
       const double mean = ws.sum[co] / cnt;
       const double var = std::fmax(ws.sumsq[co] / cnt - mean * mean, 0.0);
+      if (stats) {
+        stats->mean[(long)l * c + co] = mean + theta[p.off.b[l] + co];
+        stats->var[(long)l * c + co] = var;
+      }
       const double sc = gamma[co] / std::sqrt(var + s.bnEps);
       ws.scale[co] = (float)sc;
       ws.shift[co] = (float)(beta[co] - mean * sc);
@@ -496,40 +384,58 @@ std::mutex& evalMutex() {
   return *m;
 }
 
+ConvMode checkedMode(int bf16) {
+  if (bf16 < 0 || bf16 > (int)Bf16Kernel::amx || (bf16 > (int)Bf16Kernel::emulated && bf16Ops((Bf16Kernel)bf16) == nullptr)) {
+    throw std::runtime_error("evaluatePopulation: no such bf16 kernel in this build");
+  }
+  return convMode(bf16);
+}
+
+std::string workspaceSignature(const PopulationSpec& s, const Plan& p, const IsaOps& isa, const ConvMode& mode) {
+  return std::string(isa.name) + ":" + bf16KernelName(mode.kernel) + ":" + std::to_string(s.blocks) + ":" + std::to_string(s.inChannels) + ":" +
+         std::to_string(s.imageSize) + ":" + std::to_string(s.channels) + ":" + std::to_string(p.n) + ":" + std::to_string(s.way) + ":" +
+         std::to_string(s.numParams);
+}
+
+// One thread's own workspace and plan cache, outside the shared pool, so that single-threaded
+// calls from different threads run side by side.
+struct OwnThread {
+  Workspace ws;
+};
+
+OwnThread& ownThread() {
+  static thread_local std::unique_ptr<OwnThread> own;
+  if (!own) own.reset(new OwnThread());
+  return *own;
+}
+
 }  // namespace
 
 void evaluatePopulation(const PopulationSpec& s, double* fitness) {
   if (s.blocks < 1 || s.blocks > kMaxBlocks) throw std::runtime_error("blocks must be in [1, 16]");
   const long count = s.end - s.start;
   if (count <= 0) return;
-  Plan p;
-  buildPlan(s, p);
   const IsaOps& isa = currentIsaOps();
-  const int tr = isa.tileRows(p.cp);
-  if (s.bf16 < 0 || s.bf16 > (int)Bf16Kernel::amx || (s.bf16 > (int)Bf16Kernel::emulated && bf16Ops((Bf16Kernel)s.bf16) == nullptr)) {
-    throw std::runtime_error("evaluatePopulation: no such bf16 kernel in this build");
-  }
-  const ConvMode mode = convMode(s.bf16);
-  if (mode.ops && mode.ops->layer1) bf16Patches(p.patches, p.k1, p.patchesBf16, p.kp1);
-  else if (mode.kernel != Bf16Kernel::none) roundedPatches(p.patches, p.patchesRounded);
-  const std::string sig = std::string(isa.name) + ":" + bf16KernelName(mode.kernel) + ":" + std::to_string(s.blocks) + ":" + std::to_string(s.inChannels) +
-                          ":" + std::to_string(s.imageSize) + ":" + std::to_string(s.channels) + ":" +
-                          std::to_string(p.n) + ":" + std::to_string(s.way) + ":" + std::to_string(s.numParams);
+  const ConvMode mode = checkedMode(s.bf16);
   const int threads = s.threads > 0 ? s.threads : poolThreads();
   if (threads == 1) {
-    // One thread: run on the calling thread with its own workspace, outside the shared pool, so
-    // that single-threaded calls from different worker threads run side by side.
-    static thread_local std::unique_ptr<Workspace> own;
-    if (!own) own.reset(new Workspace());
+    OwnThread& own = ownThread();
+    const std::shared_ptr<const Plan> plan = sharedPlan(s, mode);
+    const Plan& p = *plan;
+    const std::string sig = workspaceSignature(s, p, isa, mode);
     for (long t = 0; t < count; t++) {
       throwIfCancelled(s.cancel);
-      own->prepare(p, s.numParams, tr, mode, sig);
-      fitness[t] = evaluateMember(p, s, isa, mode, *own, s.start + t);
+      own.ws.prepare(p, s.numParams, isa.tileRows(p.cp), mode, sig);
+      fitness[t] = evaluateMember(p, s, isa, mode, own.ws, s.start + t);
     }
-    lastWorkingBytes.store(own->bytes());
+    lastWorkingBytes.store(own.ws.bytes() + (long)sharedPlanBytes());
     return;
   }
   std::lock_guard<std::mutex> g(evalMutex());
+  const std::shared_ptr<const Plan> plan = sharedPlan(s, mode);
+  const Plan& p = *plan;
+  const std::string sig = workspaceSignature(s, p, isa, mode);
+  const int tr = isa.tileRows(p.cp);
   ensureWorkspaces(std::max(threads, poolThreads()));
   parallelFor((int)count, threads, [&](int task, int worker) {
     throwIfCancelled(s.cancel);
@@ -537,9 +443,31 @@ void evaluatePopulation(const PopulationSpec& s, double* fitness) {
     ws.prepare(p, s.numParams, tr, mode, sig);
     fitness[task] = evaluateMember(p, s, isa, mode, ws, s.start + task);
   });
-  long b = 0;
+  long b = (long)sharedPlanBytes();
   for (const auto& w : workspaces()) b += w->bytes();
   lastWorkingBytes.store(b);
+}
+
+double populationBatchStats(const PopulationSpec& spec, double* mean, double* var) {
+  if (spec.blocks < 1 || spec.blocks > kMaxBlocks) throw std::runtime_error("blocks must be in [1, 16]");
+  PopulationSpec s = spec;
+  s.kind = 1;  // coordinate member 0: theta = mu exactly
+  s.delta = 0;
+  s.start = 0;
+  s.end = 1;
+  const IsaOps& isa = currentIsaOps();
+  const ConvMode mode = checkedMode(s.bf16);
+  OwnThread& own = ownThread();
+  const std::shared_ptr<const Plan> plan = sharedPlan(s, mode);
+  const Plan& p = *plan;
+  own.ws.prepare(p, s.numParams, isa.tileRows(p.cp), mode, workspaceSignature(s, p, isa, mode));
+  const BatchStatsOut out{mean, var};
+  return -evaluateMember(p, s, isa, mode, own.ws, 0, &out);
+}
+
+void preparePopulationPlan(const PopulationSpec& s) {
+  if (s.blocks < 1 || s.blocks > kMaxBlocks) throw std::runtime_error("blocks must be in [1, 16]");
+  sharedPlan(s, checkedMode(s.bf16));
 }
 
 void noiseSum(const NoiseSumSpec& s, double* out) {

@@ -68,6 +68,17 @@ double populationBytes(const PopulationSpec& spec, int threads);
 // std::runtime_error on bad input, Cancelled when spec.cancel is set, std::bad_alloc.
 void evaluatePopulation(const PopulationSpec& spec, double* fitness);
 
+// The unperturbed model mu (the spec's perturbation fields are ignored) on the spec's episode in
+// batch-statistics mode, on the calling thread: returns its query cross-entropy and writes, per
+// block l and channel c at [l * channels + c], the batch mean of the convolution's outputs (bias
+// included) and their biased variance, float64 (what a PyTorch train() forward feeds its
+// running statistics).
+double populationBatchStats(const PopulationSpec& spec, double* mean, double* var);
+
+// Builds (or finds) the shared plan of the spec's episode for its precision on the calling thread,
+// so that later calls on that episode, from any thread, start at once.
+void preparePopulationPlan(const PopulationSpec& spec);
+
 struct NoiseSumSpec {
   long numParams;
   uint32_t seed, step;

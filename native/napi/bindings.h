@@ -33,6 +33,8 @@ Napi::Value RotateBackward(const Napi::CallbackInfo& info);
 // population loop, noise, and device info
 Napi::Value EvaluatePopulation(const Napi::CallbackInfo& info);  // Promise<Float64Array>
 Napi::Value NoiseSum(const Napi::CallbackInfo& info);            // Promise<Float64Array>
+Napi::Value PopulationBatchStats(const Napi::CallbackInfo& info);  // synchronous: loss, writes mean/variance
+Napi::Value PopulationPreparePlan(const Napi::CallbackInfo& info);  // synchronous: builds an episode's shared plan
 Napi::Value GaussianFill(const Napi::CallbackInfo& info);
 Napi::Value Cancel(const Napi::CallbackInfo& info);       // cancel(group?): cancels this thread's jobs
 Napi::Value PendingJobs(const Napi::CallbackInfo& info);  // jobs of this thread not yet settled

@@ -3,6 +3,7 @@
 // the environment is torn down); the promise resolves with a fresh Float64Array. Also the noise
 // fill (for the bit-identity test), the limits, cancellation and device info.
 #include <cmath>
+#include <cstring>
 #include <cstdio>
 #include <stdexcept>
 #include <string>
@@ -25,20 +26,30 @@ namespace {
 constexpr int64_t kU32 = 4294967295LL;
 constexpr PopulationLimits L = kPopulationLimits;
 
+// A request's episode, copied (the job owns its inputs).
+struct EpisodeCopy {
+  std::vector<float> support, query;
+  std::vector<int32_t> supportLabels, queryLabels;
+};
+
+void pointAt(PopulationSpec& s, const EpisodeCopy& e) {
+  s.support = e.support.data();
+  s.query = e.query.data();
+  s.supportLabels = e.supportLabels.data();
+  s.queryLabels = e.queryLabels.data();
+}
+
 class PopulationJob : public VectorJob {
  public:
   PopulationJob(uint32_t group, size_t n) : VectorJob("evaluatePopulation", group, n) {}
   PopulationSpec spec{};
-  std::vector<float> mu, support, query, sigmas;
-  std::vector<int32_t> supportLabels, queryLabels;
+  std::vector<float> mu, sigmas;
+  EpisodeCopy episode;
 
  protected:
   void run(const CancelToken& cancel) override {
     spec.mu = mu.data();
-    spec.support = support.data();
-    spec.query = query.data();
-    spec.supportLabels = supportLabels.data();
-    spec.queryLabels = queryLabels.data();
+    pointAt(spec, episode);
     spec.sigmas = sigmas.empty() ? nullptr : sigmas.data();
     spec.cancel = &cancel;
     evaluatePopulation(spec, out_.data());
@@ -107,12 +118,11 @@ std::string gib(double bytes) {
 
 }  // namespace
 
-Napi::Value EvaluatePopulation(const Napi::CallbackInfo& info) {
-  Args a(info, "evaluatePopulation",
-         {"blocks", "inChannels", "imageSize", "channels", "bnEps", "way", "supportCount", "queryCount", "distance",
-          "cosineScale", "kind", "sigma", "sigmas", "antithetic", "delta", "seed", "step", "start", "end", "threads",
-          "cancelGroup", "precision", "bf16Kernel", "mu", "support", "query", "supportLabels", "queryLabels"});
-  PopulationSpec s{};
+namespace {
+
+// The model and episode fields of a population request (shared by evaluatePopulation and
+// populationBatchStats), checked into s.
+void parseModelEpisode(Args& a, PopulationSpec& s) {
   s.blocks = (int)a.integer("blocks", 1, L.blocks);
   s.inChannels = (int)a.integer("inChannels", 1, L.inChannels);
   s.imageSize = (int)a.integer("imageSize", 2, L.imageSize);
@@ -130,12 +140,35 @@ Napi::Value EvaluatePopulation(const Napi::CallbackInfo& info) {
     a.rangeError("supportCount + queryCount = " + std::to_string((int64_t)s.ns + s.nq) + " images exceeds the limit of " +
                  std::to_string(L.images) + " per episode");
   }
-  const int64_t img = (int64_t)s.inChannels * s.imageSize * s.imageSize;
   const std::string dist = a.oneOf("distance", {"euclidean", "cosine"});
   s.distance = dist == "cosine" ? 1 : 0;
   s.cosineScale = s.distance == 1 ? a.number("cosineScale") : 1.0;
   s.numParams = protoNetNumParams(s.blocks, s.inChannels, s.channels);
   if (s.numParams > L.params) a.rangeError("the model has " + std::to_string(s.numParams) + " parameters, above the limit of " + std::to_string(L.params));
+}
+
+// Copies the episode's images and labels (after every scalar field has been read).
+void copyEpisode(Args& a, const PopulationSpec& s, EpisodeCopy& e) {
+  const int64_t img = (int64_t)s.inChannels * s.imageSize * s.imageSize;
+  e.support = copyOf(a.f32("support", (int64_t)s.ns * img), (int64_t)s.ns * img);
+  e.query = copyOf(a.f32("query", (int64_t)s.nq * img), (int64_t)s.nq * img);
+  e.supportLabels = a.indices("supportLabels", s.ns, 0, s.way);
+  std::vector<char> seen(s.way, 0);
+  for (int i = 0; i < s.ns; i++) seen[e.supportLabels[i]] = 1;
+  for (int l = 0; l < s.way; l++)
+    if (!seen[l]) a.rangeError("class " + std::to_string(l) + " has no support example");
+  e.queryLabels = a.indices("queryLabels", s.nq, 0, s.way);
+}
+
+}  // namespace
+
+Napi::Value EvaluatePopulation(const Napi::CallbackInfo& info) {
+  Args a(info, "evaluatePopulation",
+         {"blocks", "inChannels", "imageSize", "channels", "bnEps", "way", "supportCount", "queryCount", "distance",
+          "cosineScale", "kind", "sigma", "sigmas", "antithetic", "delta", "seed", "step", "start", "end", "threads",
+          "cancelGroup", "precision", "bf16Kernel", "mu", "support", "query", "supportLabels", "queryLabels"});
+  PopulationSpec s{};
+  parseModelEpisode(a, s);
   const std::string kind = a.oneOf("kind", {"gaussian", "coordinate", "diagonal"});
   s.kind = kind == "coordinate" ? 1 : kind == "diagonal" ? 2 : 0;
   if (s.kind == 0) {
@@ -169,16 +202,61 @@ Napi::Value EvaluatePopulation(const Napi::CallbackInfo& info) {
   auto job = std::make_unique<PopulationJob>(group, (size_t)(s.end - s.start));
   job->mu = copyOf(a.f32("mu", s.numParams), s.numParams);
   if (s.kind == 2) job->sigmas = checkedSigmas(a, s.numParams);
-  job->support = copyOf(a.f32("support", (int64_t)s.ns * img), (int64_t)s.ns * img);
-  job->query = copyOf(a.f32("query", (int64_t)s.nq * img), (int64_t)s.nq * img);
-  job->supportLabels = a.indices("supportLabels", s.ns, 0, s.way);
-  std::vector<char> seen(s.way, 0);
-  for (int i = 0; i < s.ns; i++) seen[job->supportLabels[i]] = 1;
-  for (int l = 0; l < s.way; l++)
-    if (!seen[l]) a.rangeError("class " + std::to_string(l) + " has no support example");
-  job->queryLabels = a.indices("queryLabels", s.nq, 0, s.way);
+  copyEpisode(a, s, job->episode);
   job->spec = s;
   return Napi::Value(a.env(), AsyncJob::queue(a.env(), std::move(job)));
+}
+
+// populationBatchStats({model and episode fields as evaluatePopulation, mu, precision?,
+// bf16Kernel?, mean: Float64Array(blocks * channels), variance: Float64Array(blocks * channels)}):
+// synchronous, on the calling thread; writes the batch statistics of mu and returns its loss.
+Napi::Value PopulationBatchStats(const Napi::CallbackInfo& info) {
+  Args a(info, "populationBatchStats",
+         {"blocks", "inChannels", "imageSize", "channels", "bnEps", "way", "supportCount", "queryCount", "distance",
+          "cosineScale", "precision", "bf16Kernel", "mu", "support", "query", "supportLabels", "queryLabels", "mean", "variance"});
+  PopulationSpec s{};
+  parseModelEpisode(a, s);
+  s.threads = 1;
+  s.bf16 = (int)bf16KernelFor(a);
+  const double bytes = populationBytes(s, 1);
+  if (bytes > (double)L.workingBytes) {
+    a.rangeError("the request needs about " + gib(bytes) + " of working memory (episode images, channels, way), above the limit of " + gib((double)L.workingBytes));
+  }
+  const int64_t nstats = (int64_t)s.blocks * s.channels;
+  if (a.f64Length("mean") != nstats) a.rangeError("field 'mean' must have blocks * channels = " + std::to_string(nstats) + " elements");
+  if (a.f64Length("variance") != nstats) a.rangeError("field 'variance' must have blocks * channels = " + std::to_string(nstats) + " elements");
+  // Everything is read and copied before the output pointers are taken (no user code runs after).
+  std::vector<float> mu = copyOf(a.f32("mu", s.numParams), s.numParams);
+  EpisodeCopy e;
+  copyEpisode(a, s, e);
+  std::vector<double> mean((size_t)nstats), var((size_t)nstats);
+  s.mu = mu.data();
+  pointAt(s, e);
+  const double loss = populationBatchStats(s, mean.data(), var.data());
+  std::memcpy(a.f64("mean", nstats), mean.data(), sizeof(double) * (size_t)nstats);
+  std::memcpy(a.f64("variance", nstats), var.data(), sizeof(double) * (size_t)nstats);
+  return Napi::Number::New(a.env(), loss);
+}
+
+// populationPreparePlan({model and episode fields as evaluatePopulation, precision?, bf16Kernel?}):
+// synchronous; builds the episode's shared plan for that precision (preparePopulationPlan).
+Napi::Value PopulationPreparePlan(const Napi::CallbackInfo& info) {
+  Args a(info, "populationPreparePlan",
+         {"blocks", "inChannels", "imageSize", "channels", "bnEps", "way", "supportCount", "queryCount", "distance",
+          "cosineScale", "precision", "bf16Kernel", "support", "query", "supportLabels", "queryLabels"});
+  PopulationSpec s{};
+  parseModelEpisode(a, s);
+  s.threads = 1;
+  s.bf16 = (int)bf16KernelFor(a);
+  const double bytes = populationBytes(s, 1);
+  if (bytes > (double)L.workingBytes) {
+    a.rangeError("the request needs about " + gib(bytes) + " of working memory (episode images, channels, way), above the limit of " + gib((double)L.workingBytes));
+  }
+  EpisodeCopy e;
+  copyEpisode(a, s, e);
+  pointAt(s, e);
+  preparePopulationPlan(s);
+  return a.env().Undefined();
 }
 
 Napi::Value NoiseSum(const Napi::CallbackInfo& info) {

@@ -94,6 +94,10 @@ export interface NativeAddon {
   accuracy(a: Args): number;
   evaluatePopulation(a: Args): Promise<Float64Array>;
   noiseSum(a: Args): Promise<Float64Array>;
+  /** Synchronous: mu's batch statistics (written into mean and variance, [blocks * channels]) and loss, fp32, on this thread. */
+  populationBatchStats(a: Args): number;
+  /** Synchronous: builds the episode's plan for a precision, shared by every thread of the process. */
+  populationPreparePlan(a: Args): void;
   gaussianFill(a: Args): void;
   /** Requests cancellation of this thread's pending jobs of `group` (all groups when absent); returns how many. */
   cancel(group?: number): number;

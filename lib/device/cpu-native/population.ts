@@ -8,7 +8,9 @@
  * terminated with no native work running.
  */
 import { EVALUATOR_PRECISIONS, protoNetTask } from '../../es/population.js';
-import type { EvaluatorLimits, NoiseSumRequest, PopulationEvaluator, PopulationRequest, EvaluatorPrecision } from '../../es/population.js';
+import type { BatchStatsRequest, BatchStatsResult, EvaluatorLimits, NoiseSumRequest, PopulationEvaluator, PopulationRequest, EvaluatorPrecision } from '../../es/population.js';
+import type { ModelConfig } from '../../model/layout.js';
+import type { Distance, Episode } from '../../model/protonet.js';
 import { checkNoiseSumRequest, checkPerturbation } from '../../es/noise.js';
 import { ProtoNetLayout } from '../../model/layout.js';
 import { STREAM } from '../../rng/philox.js';
@@ -108,35 +110,61 @@ export class NativePopulationEvaluator implements PopulationEvaluator {
     return p;
   }
 
-  evaluate(req: PopulationRequest): Promise<Float64Array> {
-    if (this.closed) return Promise.reject(new Error('cpu-native population: evaluator closed'));
-    const { model: m, episode: ep, distance } = protoNetTask(req);
-    const layout = new ProtoNetLayout(m);
-    layout.checkParams(req.mu);
-    checkPerturbation(req.perturbation, req.mu.length, 'cpu-native population');
+  /** The model and episode fields of a native call, checked against the limits. */
+  private taskFields(m: ModelConfig, ep: Episode, distance: Distance): Record<string, unknown> {
     const l = this.lim;
     const ns = ep.support.shape[0]!, nq = ep.query.shape[0]!;
     if (ep.way > l.way) this.over('episode.way', ep.way, l.way, 'classes per episode');
     if (ns + nq > l.images) this.over('episode images (support + query)', ns + nq, l.images, 'images per episode');
     if (m.channels > l.channels) this.over('model.channels', m.channels, l.channels, 'channels');
     if (m.imageSize > l.imageSize) this.over('model.imageSize', m.imageSize, l.imageSize, 'pixels');
-    if (req.end - req.start > l.members) this.over('end - start', req.end - req.start, l.members, 'members per call');
-    const pert = req.perturbation;
-    const kind = pert.kind === 'gaussian' ? { sigma: pert.sigma, antithetic: pert.antithetic }
-      : pert.kind === 'diagonal' ? { sigmas: pert.sigmas, antithetic: pert.antithetic }
-        : { delta: pert.delta };
-    return this.track(addon().evaluatePopulation({
+    return {
       blocks: m.blocks, inChannels: m.inChannels, imageSize: m.imageSize, channels: m.channels, bnEps: m.bnEps,
       way: ep.way, supportCount: ns, queryCount: nq,
       support: f32(ep.support.data, 'episode.support'), query: f32(ep.query.data, 'episode.query'),
       supportLabels: ep.supportLabels, queryLabels: ep.queryLabels,
       distance, cosineScale: 1,
+    };
+  }
+
+  evaluate(req: PopulationRequest): Promise<Float64Array> {
+    if (this.closed) return Promise.reject(new Error('cpu-native population: evaluator closed'));
+    const { model: m, episode: ep, distance } = protoNetTask(req);
+    const layout = new ProtoNetLayout(m);
+    layout.checkParams(req.mu);
+    checkPerturbation(req.perturbation, req.mu.length, 'cpu-native population');
+    const task = this.taskFields(m, ep, distance);
+    if (req.end - req.start > this.lim.members) this.over('end - start', req.end - req.start, this.lim.members, 'members per call');
+    const pert = req.perturbation;
+    const kind = pert.kind === 'gaussian' ? { sigma: pert.sigma, antithetic: pert.antithetic }
+      : pert.kind === 'diagonal' ? { sigmas: pert.sigmas, antithetic: pert.antithetic }
+        : { delta: pert.delta };
+    return this.track(addon().evaluatePopulation({
+      ...task,
       mu: req.mu,
       kind: pert.kind, ...kind,
       seed: req.seed, step: req.step, start: req.start, end: req.end,
       threads: this.threads, cancelGroup: this.group,
       ...(this.precision === 'bf16' ? { precision: 'bf16', ...(this.bf16Kernel ? { bf16Kernel: this.bf16Kernel } : {}) } : {}),
     }));
+  }
+
+  /** PopulationEvaluator.batchStats: one fp32 forward of mu on the calling thread (synchronous). */
+  batchStats(req: BatchStatsRequest): BatchStatsResult {
+    if (this.closed) throw new Error('cpu-native population: evaluator closed');
+    const layout = new ProtoNetLayout(req.model);
+    layout.checkParams(req.mu);
+    const n = req.model.blocks * req.model.channels;
+    const mean = new Float64Array(n), variance = new Float64Array(n);
+    const loss = addon().populationBatchStats({ ...this.taskFields(req.model, req.episode, req.distance), mu: req.mu, mean, variance });
+    return { loss, mean, variance };
+  }
+
+  /** PopulationEvaluator.prepare: builds the episode's plan for `precision` (default this evaluator's) on the calling thread. */
+  prepare(req: { model: ModelConfig; episode: Episode; precision?: EvaluatorPrecision }): void {
+    if (this.closed) throw new Error('cpu-native population: evaluator closed');
+    const p = req.precision ?? this.precision;
+    addon().populationPreparePlan({ ...this.taskFields(req.model, req.episode, 'euclidean'), ...(p === 'bf16' ? { precision: 'bf16', ...(this.bf16Kernel ? { bf16Kernel: this.bf16Kernel } : {}) } : {}) });
   }
 
   noiseSum(req: NoiseSumRequest): Promise<Float64Array> {

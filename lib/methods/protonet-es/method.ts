@@ -6,20 +6,21 @@
  * threads. Per step: the strategy's generation runs through the population
  * runner (the paper's scheme: each shard's estimate where it was evaluated),
  * while this thread tracks the BN running statistics of the mean model on the
- * same episode (a PyTorch train-mode forward), then the strategy updates the mean.
+ * same episode (a PyTorch train-mode forward: the evaluator's batchStats, on
+ * cpu-native one fused fp32 forward), then the strategy updates the mean.
  *
  * State = the strategy's (mean, optimizer moments, adapted sigma, step) plus
  * the BN buffers: train episodes are indexed by step and the noise is keyed by
  * (seed, step, member), so that is all a bit-exact resume needs.
  */
-import { getDevice } from '../../device/registry.js';
-import { DirectOps } from '../../ops/api.js';
-import { episodeLoss, type Episode } from '../../model/protonet.js';
+import { applyBatchStats, type Episode } from '../../model/protonet.js';
 import { initialBnState, ProtoNetLayout, type BnState } from '../../model/layout.js';
 import { initParams } from '../../model/init.js';
 import { checkpointTensors } from '../../model/checkpoint.js';
 import { createRunner, type PopulationRunner } from '../../es/runner.js';
-import { evaluatorSpecFor } from '../../es/evaluators.js';
+import { evaluatorSpecFor, loadEvaluator, type EvaluatorSpec } from '../../es/evaluators.js';
+import { DirectOpsPopulationEvaluator } from '../../es/population-ts.js';
+import type { BatchStatsRequest, BatchStatsResult, PopulationEvaluator } from '../../es/population.js';
 import { meanCi } from '../../es/validate.js';
 import type { EvolutionStrategy, StrategyOptions } from '../../es/strategy.js';
 import { FD, NES, OpenAIES, PGPE, SNES, WSR } from '../../es/strategies.js';
@@ -70,6 +71,22 @@ export function strategyFor(cfg: EsConfig, init: Float32Array): EvolutionStrateg
   }
 }
 
+type StatsEvaluator = PopulationEvaluator & { batchStats(req: BatchStatsRequest): BatchStatsResult };
+
+/**
+ * This thread's evaluator of the mean model's batch statistics: cpu-native's own (one fused
+ * fp32 forward, a few ms), else the reference forward on the device's kernels.
+ */
+async function statsEvaluatorFor(spec: EvaluatorSpec): Promise<StatsEvaluator> {
+  if (spec.device === 'cpu-native') {
+    const { precision: _p, ...fp32 } = spec;
+    const e = await loadEvaluator({ ...fp32, threads: 1 });
+    if (e.batchStats) return e as StatsEvaluator;
+    await e.close?.();
+  }
+  return new DirectOpsPopulationEvaluator(spec.device);
+}
+
 const ABORTED = Symbol('aborted');
 
 /** The promise's value, or ABORTED as soon as the signal aborts (the promise is then left to settle alone). */
@@ -92,14 +109,13 @@ export class ProtoNetEsMethod implements TrainMethod {
   readonly strategy: EvolutionStrategy;
   readonly chanceScore: number;
   readonly chanceLoss: number;
-  private readonly ops: DirectOps;
   private valReady = false;
+  private next: { step: number; episodes: Episode[] } | null = null;
 
-  private constructor(readonly cfg: EsConfig, readonly runner: PopulationRunner, readonly sources: ProtoNetSources, mu: Float32Array, readonly bn: BnState) {
+  private constructor(readonly cfg: EsConfig, readonly runner: PopulationRunner, private readonly stats: StatsEvaluator, readonly sources: ProtoNetSources, mu: Float32Array, readonly bn: BnState) {
     this.layout = new ProtoNetLayout(cfg.model);
     this.layout.checkParams(mu);
     this.strategy = strategyFor(cfg, mu);
-    this.ops = new DirectOps(getDevice(runner.spec.device));
     this.chanceScore = 1 / cfg.val.way;
     this.chanceLoss = Math.log(cfg.train.way);
   }
@@ -115,9 +131,12 @@ export class ProtoNetEsMethod implements TrainMethod {
     const mu = init.params ? Float32Array.from(init.params) : initParams(layout, cfg.seed);
     const bn = init.bn ? { buffers: Float32Array.from(init.bn.buffers), numBatchesTracked: init.bn.numBatchesTracked } : initialBnState(layout);
     const runner = init.runner ?? await createRunner({ workers: cfg.workers, spec: evaluatorSpecFor(init.device, { precision: resolvePrecision(cfg.precision, init.device) }) });
+    let stats: StatsEvaluator | undefined;
     try {
-      return new ProtoNetEsMethod(cfg, runner, sources, mu, bn);
+      stats = await statsEvaluatorFor(runner.spec);
+      return new ProtoNetEsMethod(cfg, runner, stats, sources, mu, bn);
     } catch (e) {
+      await stats?.close?.();
       if (!init.runner) await runner.close();
       throw e;
     }
@@ -131,8 +150,25 @@ export class ProtoNetEsMethod implements TrainMethod {
 
   /** The training episodes of step t. */
   episodesOf(t: number): Episode[] {
+    if (this.next?.step === t) return this.next.episodes;
     const e = this.cfg.episodesPerStep;
     return Array.from({ length: e }, (_, i) => this.sources.train.episode(t * e + i));
+  }
+
+  /**
+   * While the population of step t runs: step t + 1's episodes, and their plans built on this
+   * thread for the workers (a local runner whose evaluator can prepare), so that the next step
+   * starts without them. A hint: a failure here only means the workers build the plans themselves.
+   */
+  private prefetch(t: number): void {
+    if (!this.runner.inProcess || !this.stats.prepare || t >= this.cfg.steps) return;
+    try {
+      const episodes = this.episodesOf(t);
+      this.next = { step: t, episodes };
+      for (const episode of episodes) this.stats.prepare({ model: this.cfg.model, episode, precision: this.runner.spec.precision ?? 'fp32' });
+    } catch {
+      this.next = null;
+    }
   }
 
   /**
@@ -151,7 +187,11 @@ export class ProtoNetEsMethod implements TrainMethod {
     // BN running statistics of the mean model (before the update), on this thread while the population runs.
     let loss = NaN;
     try {
-      loss = episodeLoss(this.ops, this.layout, this.mu, this.bn, episodes[0]!, { bn: 'batch', trackStats: this.bn, distance: this.cfg.distance }).loss.data[0]!;
+      const ep = episodes[0]!;
+      const st = this.stats.batchStats({ model: this.cfg.model, mu: this.mu, episode: ep, distance: this.cfg.distance });
+      applyBatchStats(this.layout, this.bn, st, ep.support.shape[0]! + ep.query.shape[0]!);
+      loss = st.loss;
+      this.prefetch(step + 1);
     } catch (e) {
       this.strategy.abandon();
       throw e;
@@ -232,5 +272,11 @@ export class ProtoNetEsMethod implements TrainMethod {
   workingBytes(): number { return this.runner.workingBytes(); }
   optimizerBytes(): number { return this.strategy.optimizerBytes(); }
 
-  async close(): Promise<void> { await this.runner.close(); }
+  async close(): Promise<void> {
+    try {
+      await this.stats.close?.();
+    } finally {
+      await this.runner.close();
+    }
+  }
 }
