@@ -1,7 +1,8 @@
 /**
  * The prelude every training command shares (lib/cli/run.ts): planRun (preset or resumed
  * configuration, --show-config, the output directory and its "already holds a run" check) and
- * resumeMethod (loads the saved state; closes the method, and its workers, when that fails).
+ * resumeMethod (loads the saved state; closes the method, and its workers, when that fails), and
+ * loopOptions (--max-minutes, --checkpoint-every, --test-episodes with one set of bounds).
  */
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
@@ -13,7 +14,7 @@ import { getDevice } from '../lib/device/registry.js';
 import { runLoop } from '../lib/train/loop.js';
 import { BackpropMethod } from '../lib/methods/backprop/method.js';
 import { SyntheticEpisodes } from '../lib/data/synthetic.js';
-import { planRun, resumeMethod, type RunPlanSpec } from '../lib/cli/run.js';
+import { loopOptions, planRun, resumeMethod, type RunPlanSpec } from '../lib/cli/run.js';
 import type { TrainMethod } from '../lib/train/method.js';
 
 const tmp = mkdtempSync(join(tmpdir(), 'evometa-cli-run-'));
@@ -25,6 +26,15 @@ await runLoop(made, { out: runDir, valEvery: 2, checkpointEvery: 2 });
 
 const spec = (method: string, label: string): RunPlanSpec<{ from: string; steps?: unknown }> => ({
   method, label, outName: () => 'kind', fresh: () => ({ from: 'preset' }), resumed: (saved) => ({ from: 'saved', steps: (saved.config as { episodes?: unknown }).episodes }),
+});
+
+test('loopOptions: the three loop options parsed with one set of bounds, errors naming the option; absent ones stay absent', () => {
+  assert.equal(loopOptions({}), { testEpisodes: 0 });
+  assert.equal(loopOptions({ maxMinutes: '1.5', checkpointEvery: '20', testEpisodes: '1000' }), { maxMinutes: 1.5, checkpointEvery: 20, testEpisodes: 1000 });
+  assert.throws(() => loopOptions({ maxMinutes: '-1' }), /--max-minutes/);
+  assert.throws(() => loopOptions({ checkpointEvery: '2.5' }), /--checkpoint-every/);
+  assert.throws(() => loopOptions({ testEpisodes: '1e12' }), /--test-episodes/);
+  assert.throws(() => loopOptions({ testEpisodes: 'many' }), /--test-episodes/);
 });
 
 test('planRun: a resumed run keeps its directory and its saved configuration; a new one gets runs/NAME-TIME', () => {

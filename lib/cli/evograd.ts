@@ -15,7 +15,7 @@ import { COPY_NOISES } from '../evograd/noise.js';
 import { EvoGradMethod, evaluateModel } from '../evograd/method.js';
 import { rotationSources, rotationTestEpisodes } from '../evograd/data.js';
 import { resumeConfig } from '../train/run-files.js';
-import { log, pct, planRun, resumeMethod, runTraining } from './run.js';
+import { log, loopOptions, pct, planRun, resumeMethod, runTraining } from './run.js';
 
 export interface EvoGradCliOptions {
   task?: string; preset?: string; mode?: string; device?: string;
@@ -54,9 +54,7 @@ export async function evoGradCli(o: EvoGradCliOptions): Promise<void> {
   const input = evoGradInput(o);
   const device = getDevice(o.device);
   const valEvery = parseNum('val-every', o.valEvery, { int: true, min: 0 }) ?? 100;
-  const checkpointEvery = parseNum('checkpoint-every', o.checkpointEvery, { int: true, min: 0 }) ?? valEvery;
-  const maxMinutes = parseNum('max-minutes', o.maxMinutes, { min: 0 });
-  const testEpisodes = parseNum('test-episodes', o.testEpisodes, { int: true, min: 0, max: 1_000_000 }) ?? 0;
+  const { maxMinutes, testEpisodes, checkpointEvery = valEvery } = loopOptions(o);
   const plan = planRun<EvoGradConfig>(o, {
     method: 'evograd', label: 'an evograd run', outName: (c) => `evograd-${c.task}-${c.mode}-seed${c.seed}`,
     fresh: () => resolveEvoGradConfig(input, preset),

@@ -7,7 +7,7 @@ import { L2lMethod } from '../l2l/method.js';
 import { L2L_PRESETS, DEFAULT_L2L_PRESET, L2L_RESUME_CHANGEABLE, resolveL2lConfig, type L2lConfig, type L2lConfigInput } from '../l2l/config.js';
 import { l2lConfigFromOptions, type L2lCliOptions } from '../l2l/options.js';
 import { resumeConfig } from '../train/run-files.js';
-import { planRun, resumeMethod, runTraining } from './run.js';
+import { loopOptions, planRun, resumeMethod, runTraining } from './run.js';
 
 interface L2lCommandOptions extends L2lCliOptions {
   preset?: string; workers?: string; device?: string; out?: string; resume?: string; valEvery?: string; checkpointEvery?: string;
@@ -20,8 +20,7 @@ export async function l2lCli(o: L2lCommandOptions): Promise<void> {
   const input = l2lConfigFromOptions(o);
   const workers = parseNum('workers', o.workers, { int: true, min: 1, max: 64 }) ?? 1;
   const valEvery = parseNum('val-every', o.valEvery, { int: true, min: 0 }) ?? 25;
-  const checkpointEvery = parseNum('checkpoint-every', o.checkpointEvery, { int: true, min: 0 }) ?? 50;
-  const maxMinutes = parseNum('max-minutes', o.maxMinutes, { min: 0 });
+  const { maxMinutes, checkpointEvery = 50 } = loopOptions(o);
   const plan = planRun<L2lConfig>(o, {
     method: 'l2l', label: 'a learned-optimizer run', outName: () => `l2l-${preset}`,
     fresh: () => resolveL2lConfig(input, preset),

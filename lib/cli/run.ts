@@ -8,7 +8,7 @@
  */
 import { existsSync } from 'node:fs';
 import { dirname, join } from 'node:path';
-import { UserError } from '../errors.js';
+import { UserError, parseNum } from '../errors.js';
 import { createProgress } from '../train/progress.js';
 import { MetricsLog, onInterrupt, truncateMetrics } from '../train/metrics.js';
 import { CsvMetricsSink, type MetricsSink } from '../train/metrics-sinks.js';
@@ -38,6 +38,20 @@ export interface TrainingRun {
   describe: string[];
   /** After a run that was not interrupted (test evaluation, ...). */
   after?: (r: LoopResult, metrics: MetricsLog) => Promise<void>;
+}
+
+/** The loop options the training commands take (train's --checkpoint-every for ES is its config's). */
+export interface LoopCliOptions { maxMinutes?: string; checkpointEvery?: string; testEpisodes?: string }
+
+/**
+ * --max-minutes, --checkpoint-every and --test-episodes, parsed with one set of bounds for every
+ * command; checkpointEvery is absent when not given (each command has its own default).
+ */
+export function loopOptions(o: LoopCliOptions): { maxMinutes?: number; checkpointEvery?: number; testEpisodes: number } {
+  const maxMinutes = parseNum('max-minutes', o.maxMinutes, { min: 0 });
+  const checkpointEvery = parseNum('checkpoint-every', o.checkpointEvery, { int: true, min: 0 });
+  const testEpisodes = parseNum('test-episodes', o.testEpisodes, { int: true, min: 0, max: 1_000_000 }) ?? 0;
+  return { ...(maxMinutes !== undefined ? { maxMinutes } : {}), ...(checkpointEvery !== undefined ? { checkpointEvery } : {}), testEpisodes };
 }
 
 /** The options every training command reads before it builds its method. */

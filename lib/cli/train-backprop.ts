@@ -9,7 +9,7 @@ import { BackpropMethod, evaluateEpisodes } from '../methods/backprop/method.js'
 import { BACKPROP_PRESETS, BACKPROP_DEFAULT_PRESET, BACKPROP_RESUME_CHANGEABLE, backpropConfig, resolveBackpropConfig, type BackpropConfig, type BackpropConfigInput } from '../methods/backprop/config.js';
 import { omniglotSources, omniglotTestSampler, TEST_SEED } from '../methods/protonet/data.js';
 import { resumeConfig } from '../train/run-files.js';
-import { log, pct, planRun, resumeMethod, runTraining } from './run.js';
+import { log, loopOptions, pct, planRun, resumeMethod, runTraining } from './run.js';
 import { parseShots } from './train-es.js';
 
 /** ES-only options: refused with --method backprop rather than silently ignored. */
@@ -51,9 +51,7 @@ export async function trainBackpropCli(o: TrainCliOptions): Promise<void> {
   if (!BACKPROP_PRESETS[preset]) throw new UserError(`--preset: expected one of ${Object.keys(BACKPROP_PRESETS).join(', ')} for --method backprop, got ${JSON.stringify(preset)}`);
   const input = backpropInput(o);
   const device = getDevice(o.device);
-  const maxMinutes = parseNum('max-minutes', o.maxMinutes, { min: 0 });
-  const checkpointEvery = parseNum('checkpoint-every', o.checkpointEvery, { int: true, min: 0 }) ?? 0;
-  const testEpisodes = parseNum('test-episodes', o.testEpisodes, { int: true, min: 0, max: 1_000_000 }) ?? 0;
+  const { maxMinutes, testEpisodes, checkpointEvery = 0 } = loopOptions(o);
   const testShots = parseShots(o.testShots);
   const plan = planRun<BackpropConfig>(o, {
     method: 'backprop', label: 'a backprop run', hint: (m) => `(use --method ${m})`, outName: () => `backprop-${preset}`,

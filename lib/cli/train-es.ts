@@ -12,7 +12,7 @@ import { omniglotSources, omniglotTestSampler, TEST_SEED } from '../methods/prot
 import { evaluatorSpecFor } from '../es/evaluators.js';
 import { nativeInfo } from '../device/cpu-native/index.js';
 import { resumeConfig } from '../train/run-files.js';
-import { log, pct, planRun, resumeMethod, runTraining } from './run.js';
+import { log, loopOptions, pct, planRun, resumeMethod, runTraining } from './run.js';
 import type { EvaluatorSpec } from '../es/evaluators.js';
 import type { RedisRunner } from '../cluster/coordinator.js';
 
@@ -86,8 +86,7 @@ export function presetConfig(o: TrainCliOptions): EsConfigInput {
 
 export async function trainEsCli(o: TrainCliOptions): Promise<void> {
   if (o.lrDecayEvery !== undefined) throw new UserError('--lr-decay-every applies to --method backprop only (ES: --lr-schedule step --lr-every N --lr-gamma G)');
-  const maxMinutes = parseNum('max-minutes', o.maxMinutes, { min: 0 });
-  const testEpisodes = parseNum('test-episodes', o.testEpisodes, { int: true, min: 0, max: 1_000_000 }) ?? 0;
+  const { maxMinutes, testEpisodes } = loopOptions({ maxMinutes: o.maxMinutes, testEpisodes: o.testEpisodes });
   const testShots = parseShots(o.testShots);
   const plan = planRun<EsConfig>(o, {
     method: 'es', label: 'an ES run', hint: (m) => `(use --method ${m})`, outName: () => 'es',
