@@ -207,6 +207,22 @@ Napi::Value EvaluatePopulation(const Napi::CallbackInfo& info) {
   return Napi::Value(a.env(), AsyncJob::queue(a.env(), std::move(job)));
 }
 
+namespace {
+
+// The model, episode and precision of a synchronous request run on the calling thread
+// (populationBatchStats, populationPreparePlan), checked into s, its working memory bounded.
+void parseOnThisThread(Args& a, PopulationSpec& s) {
+  parseModelEpisode(a, s);
+  s.threads = 1;
+  s.bf16 = (int)bf16KernelFor(a);
+  const double bytes = populationBytes(s, 1);
+  if (bytes > (double)L.workingBytes) {
+    a.rangeError("the request needs about " + gib(bytes) + " of working memory (episode images, channels, way), above the limit of " + gib((double)L.workingBytes));
+  }
+}
+
+}  // namespace
+
 // populationBatchStats({model and episode fields as evaluatePopulation, mu, precision?,
 // bf16Kernel?, mean: Float64Array(blocks * channels), variance: Float64Array(blocks * channels)}):
 // synchronous, on the calling thread; writes the batch statistics of mu and returns its loss.
@@ -215,13 +231,7 @@ Napi::Value PopulationBatchStats(const Napi::CallbackInfo& info) {
          {"blocks", "inChannels", "imageSize", "channels", "bnEps", "way", "supportCount", "queryCount", "distance",
           "cosineScale", "precision", "bf16Kernel", "mu", "support", "query", "supportLabels", "queryLabels", "mean", "variance"});
   PopulationSpec s{};
-  parseModelEpisode(a, s);
-  s.threads = 1;
-  s.bf16 = (int)bf16KernelFor(a);
-  const double bytes = populationBytes(s, 1);
-  if (bytes > (double)L.workingBytes) {
-    a.rangeError("the request needs about " + gib(bytes) + " of working memory (episode images, channels, way), above the limit of " + gib((double)L.workingBytes));
-  }
+  parseOnThisThread(a, s);
   const int64_t nstats = (int64_t)s.blocks * s.channels;
   if (a.f64Length("mean") != nstats) a.rangeError("field 'mean' must have blocks * channels = " + std::to_string(nstats) + " elements");
   if (a.f64Length("variance") != nstats) a.rangeError("field 'variance' must have blocks * channels = " + std::to_string(nstats) + " elements");
@@ -245,13 +255,7 @@ Napi::Value PopulationPreparePlan(const Napi::CallbackInfo& info) {
          {"blocks", "inChannels", "imageSize", "channels", "bnEps", "way", "supportCount", "queryCount", "distance",
           "cosineScale", "precision", "bf16Kernel", "support", "query", "supportLabels", "queryLabels"});
   PopulationSpec s{};
-  parseModelEpisode(a, s);
-  s.threads = 1;
-  s.bf16 = (int)bf16KernelFor(a);
-  const double bytes = populationBytes(s, 1);
-  if (bytes > (double)L.workingBytes) {
-    a.rangeError("the request needs about " + gib(bytes) + " of working memory (episode images, channels, way), above the limit of " + gib((double)L.workingBytes));
-  }
+  parseOnThisThread(a, s);
   EpisodeCopy e;
   copyEpisode(a, s, e);
   pointAt(s, e);
