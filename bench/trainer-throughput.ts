@@ -18,7 +18,7 @@
  * warm-up of each; the ratios are medians of the per-repetition ratios.
  *
  *   npm run build && node dist/bench/trainer-throughput.js [--pops 32,256] [--channels 16]
- *     [--episode 5w5s5q] [--workers 2] [--threads 2] [--reps 3] [--steps-32 300] [--steps-256 40]
+ *     [--episode 5w5s5q] [--workers 2] [--threads 2] [--reps 3] [--steps-32 300] [--steps-256 40] [--precision fp32|bf16]
  * Writes bench/results/trainer-throughput-<time>.json and prints a markdown table.
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
@@ -42,6 +42,8 @@ const [way, shot, query] = [Number(EP[1]), Number(EP[2]), Number(EP[3])];
 const WORKERS = Number(arg('workers', '2'));
 const THREADS = Number(arg('threads', '2'));
 const REPS = Number(arg('reps', '3'));
+const PRECISION = arg('precision', 'fp32');
+if (PRECISION !== 'fp32' && PRECISION !== 'bf16') throw new RangeError(`--precision: expected fp32 or bf16, got ${PRECISION}`);
 
 const median = (xs: number[]): number => { const s = [...xs].sort((a, b) => a - b); return s[Math.floor(s.length / 2)]!; };
 
@@ -76,7 +78,7 @@ for (const c of CHANNELS) {
     const shards = pop >= 256 ? 8 : 2;
     const input: EsConfigInput = {
       model: { channels: c, imageSize: 28 }, pop, shards, workers: WORKERS, optimizer: 'sgd', momentum: 0.9, lr: 0.1, sigma: 0.01,
-      train: { way, shot, query }, seed: 0,
+      train: { way, shot, query }, seed: 0, precision: PRECISION,
     };
     const cfg = resolveEsConfig(input);
     const src = omniglotSources(cfg);
@@ -85,7 +87,7 @@ for (const c of CHANNELS) {
     // Interleaved repetitions (bench, trainer steps, trainer run; then again), after one warm-up
     // of each, so that a drift in the machine's speed reaches all three alike; the ratios are
     // the medians of the per-repetition ratios.
-    const ev = new NativePopulationEvaluator({ threads: THREADS });
+    const ev = new NativePopulationEvaluator({ threads: THREADS, precision: PRECISION });
     const reps = { bench: [] as number[], steps: [] as number[], run: [] as number[] };
     try {
       await benchPopulation(ev, cfg, src, true);
@@ -101,18 +103,18 @@ for (const c of CHANNELS) {
     }
     const bench = median(reps.bench), stepsOnly = median(reps.steps), run = median(reps.run);
     const stepsRatio = median(reps.steps.map((x, i) => x / reps.bench[i]!)), runRatio = median(reps.run.map((x, i) => x / reps.bench[i]!));
-    const row = { channels: c, episode: `${way}w${shot}s${query}q`, pop, shards, workers: WORKERS, threads: THREADS, steps, bench, stepsOnly, run, stepsRatio, runRatio, reps, load1: load0, load1After: loadavg()[0]! };
+    const row = { channels: c, episode: `${way}w${shot}s${query}q`, precision: PRECISION, pop, shards, workers: WORKERS, threads: THREADS, steps, bench, stepsOnly, run, stepsRatio, runRatio, reps, load1: load0, load1After: loadavg()[0]! };
     rows.push(row);
     console.error(JSON.stringify(row));
   }
 }
-console.log('| C | episode | pop | bench cand/s | trainer steps cand/s | ratio | trainer with validation | ratio | load |');
-console.log('|---|---|---|---|---|---|---|---|---|');
+console.log('| C | episode | precision | pop | bench cand/s | trainer steps cand/s | ratio | trainer with validation | ratio | load |');
+console.log('|---|---|---|---|---|---|---|---|---|---|');
 for (const r of rows) {
-  console.log(`| ${r['channels']} | ${r['episode']} | ${r['pop']} | ${Math.round(r['bench'] as number)} | ${Math.round(r['stepsOnly'] as number)} | ${(100 * (r['stepsRatio'] as number)).toFixed(0)}% | ${Math.round(r['run'] as number)} | ${(100 * (r['runRatio'] as number)).toFixed(0)}% | ${(r['load1'] as number).toFixed(1)} |`);
+  console.log(`| ${r['channels']} | ${r['episode']} | ${r['precision']} | ${r['pop']} | ${Math.round(r['bench'] as number)} | ${Math.round(r['stepsOnly'] as number)} | ${(100 * (r['stepsRatio'] as number)).toFixed(0)}% | ${Math.round(r['run'] as number)} | ${(100 * (r['runRatio'] as number)).toFixed(0)}% | ${(r['load1'] as number).toFixed(1)} |`);
 }
 const dir = join('bench', 'results');
 mkdirSync(dir, { recursive: true });
 const file = join(dir, `trainer-throughput-${new Date().toISOString().replace(/[:.]/g, '-')}.json`);
-writeFileSync(file, JSON.stringify({ bench: 'trainer-throughput', cpu: cpus()[0]?.model, reps: REPS, rows }, null, 2));
+writeFileSync(file, JSON.stringify({ bench: 'trainer-throughput', cpu: cpus()[0]?.model, reps: REPS, precision: PRECISION, rows }, null, 2));
 console.log(`\n${file}`);
