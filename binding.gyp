@@ -48,6 +48,7 @@
         'native/core/ops_rotate.cc',
         'native/core/population.cc',
         'native/core/population_plan.cc',
+        'native/core/noise_store.cc',
         'native/core/peak.cc',
         'native/core/bf16.cc',
         'native/core/bf16_check.cc',

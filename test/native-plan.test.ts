@@ -3,7 +3,8 @@
  * model's batch statistics (PopulationEvaluator.batchStats) on cpu-native: the statistics and
  * loss against the reference forward (cpu-ts), the running-statistics update against trackStats,
  * and the plan cache's correctness (content-keyed, one entry serving fp32 and bf16 callers,
- * prepare changing nothing but time).
+ * prepare changing nothing but time); and the noise store (a noise sum after the evaluation of
+ * its members reads their kept noise: bit for bit the regenerated sum of the TypeScript spec).
  */
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
@@ -11,7 +12,8 @@ import '../lib/index.js';
 import { NativePopulationEvaluator, nativeInfo } from '../lib/device/cpu-native/index.js';
 import { addon } from '../lib/device/cpu-native/addon.js';
 import { DirectOpsPopulationEvaluator } from '../lib/es/population-ts.js';
-import type { PopulationRequest } from '../lib/es/population.js';
+import type { NoiseSumRequest, PopulationRequest } from '../lib/es/population.js';
+import { noiseSumInto } from '../lib/es/noise.js';
 import { initialBnState, ProtoNetLayout, type ModelConfig } from '../lib/model/layout.js';
 import { initParams } from '../lib/model/init.js';
 import { applyBatchStats, episodeLoss, type Episode } from '../lib/model/protonet.js';
@@ -114,6 +116,35 @@ withAddon('the shared plan: fp32 and every bf16 kernel share an episode\'s entry
   ev.prepare({ model: MODEL, episode: other });
   assert.equal(Array.from(await ev.evaluate(request(mu, other))), Array.from(await new NativePopulationEvaluator({ threads: 2 }).evaluate(request(mu, copyEpisode(other)))));
   assert.equal(await run(undefined, true), fp32, 'fp32, prepared');
+});
+
+withAddon('the noise store: noise sums after the evaluation of their members (any range, antithetic or not, linear, per-parameter sigmas, square) equal the spec bit for bit', async () => {
+  const mu = params(3), ep = source.episode(2);
+  const d = mu.length;
+  const sigmas = Float32Array.from({ length: d }, (_, j) => 0.01 + 0.001 * (j % 7));
+  for (const antithetic of [true, false]) {
+    for (const [start, end] of [[0, 8], [3, 10], [5, 6]] as const) {
+      for (const threads of [1, 2]) {
+        const ev = new NativePopulationEvaluator({ threads });
+        for (const pert of [{ kind: 'gaussian' as const, sigma: 0.05, antithetic }, { kind: 'diagonal' as const, sigmas, antithetic }]) {
+          const step = 40 + start + (antithetic ? 100 : 0) + threads * 1000 + (pert.kind === 'diagonal' ? 10000 : 0);
+          await ev.evaluate({ model: MODEL, mu, perturbation: pert, seed: 21, step, start, end, episode: ep, distance: 'euclidean' });
+          const weights = Float64Array.from({ length: end - start }, (_, i) => Math.sin(i + 1) / 3);
+          for (const kind of ['linear', 'square'] as const) {
+            // the whole range, and a part of it (a shard of the call)
+            for (const [a, b] of [[start, end], [start + 1, end]] as const) {
+              if (b <= a) continue;
+              const req: NoiseSumRequest = { mu, seed: 21, step, antithetic, sigma: 0.05, ...(pert.kind === 'diagonal' ? { sigmas } : {}), kind, start: a, weights: weights.subarray(a - start, b - start) };
+              const want = new Float64Array(d);
+              noiseSumInto(want, req, new Float32Array(d));
+              const got = await ev.noiseSum(req);
+              assert.equal(Array.from(got), Array.from(want), `${pert.kind} ${kind} antithetic ${antithetic} [${a}, ${b}) of [${start}, ${end}), ${threads} thread(s)`);
+            }
+          }
+        }
+      }
+    }
+  }
 });
 
 withAddon('the boundary: populationBatchStats refuses wrong-sized outputs and populationPreparePlan bad episodes, naming the field', () => {

@@ -2,6 +2,8 @@
 // dispatch to the AVX-512 version (noise_avx512.cc) for whole Philox blocks.
 #include "core/noise.h"
 
+#include <cstring>
+
 #include <cmath>
 
 #include "core/cpu.h"
@@ -134,8 +136,9 @@ void gaussianFill(float* out, long n, uint32_t seed, uint32_t stream, uint32_t s
 }
 
 void perturbGaussian(float* theta, const float* mu, long n, double sigma, int sign, uint32_t seed, uint32_t step,
-                     uint32_t noiseId, uint64_t start) {
+                     uint32_t noiseId, uint64_t start, float* zOut) {
   gaussianFill(theta, n, seed, 0, step, noiseId, start);
+  if (zOut != nullptr) std::memcpy(zOut, theta, sizeof(float) * (size_t)n);
   const float s = sign < 0 ? -1.f : 1.f;
   for (long j = 0; j < n; j++) {
     const float eps = (float)(sigma * (double)theta[j]);
@@ -144,8 +147,9 @@ void perturbGaussian(float* theta, const float* mu, long n, double sigma, int si
 }
 
 void perturbDiagonal(float* theta, const float* mu, const float* sigmas, long n, int sign, uint32_t seed,
-                     uint32_t step, uint32_t noiseId, uint64_t start) {
+                     uint32_t step, uint32_t noiseId, uint64_t start, float* zOut) {
   gaussianFill(theta, n, seed, 0, step, noiseId, start);
+  if (zOut != nullptr) std::memcpy(zOut, theta, sizeof(float) * (size_t)n);
   const float s = sign < 0 ? -1.f : 1.f;
   for (long j = 0; j < n; j++) {
     const float eps = sigmas[j] * theta[j];  // float32 product: the exact product rounded once
@@ -190,6 +194,26 @@ void accumulateNoiseSquare(double* out, long n, double w, uint32_t seed, uint32_
       const double zj = z[j];
       out[j0 + j] += w * (zj * zj - 1.0);
     }
+  }
+}
+
+}  // namespace evometa
+
+namespace evometa {
+
+// The loops of accumulateNoise, accumulateNoiseDiagonal and accumulateNoiseSquare on stored z.
+void accumulateStoredNoise(double* out, long n, double w, double sigma, const float* z) {
+  for (long j = 0; j < n; j++) out[j] += w * (double)(float)(sigma * (double)z[j]);
+}
+
+void accumulateStoredNoiseDiagonal(double* out, long n, double w, const float* sigmas, const float* z) {
+  for (long j = 0; j < n; j++) out[j] += w * (double)(sigmas[j] * z[j]);
+}
+
+void accumulateStoredNoiseSquare(double* out, long n, double w, const float* z) {
+  for (long j = 0; j < n; j++) {
+    const double zj = z[j];
+    out[j] += w * (zj * zj - 1.0);
   }
 }
 

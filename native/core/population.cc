@@ -24,6 +24,7 @@
 #include "isa/isa.h"
 #include "isa/isa_bf16.h"
 #include "core/population_plan.h"
+#include "core/noise_store.h"
 
 namespace evometa {
 
@@ -158,14 +159,15 @@ struct BatchStatsOut {
   double* var;
 };
 
+// zOut: where to copy member m's standard normals (the noise store), or null.
 double evaluateMember(const Plan& p, const PopulationSpec& s, const IsaOps& isa, const ConvMode& mode, Workspace& ws, long m,
-                      const BatchStatsOut* stats = nullptr) {
+                      float* zOut = nullptr, const BatchStatsOut* stats = nullptr) {
   float* theta = ws.theta.data();
   if (s.kind == 0 || s.kind == 2) {
     const long noiseId = s.antithetic ? m / 2 : m;
     const int sign = s.antithetic && (m % 2) ? -1 : 1;
-    if (s.kind == 0) perturbGaussian(theta, s.mu, s.numParams, s.sigma, sign, s.seed, s.step, (uint32_t)noiseId, 0);
-    else perturbDiagonal(theta, s.mu, s.sigmas, s.numParams, sign, s.seed, s.step, (uint32_t)noiseId, 0);
+    if (s.kind == 0) perturbGaussian(theta, s.mu, s.numParams, s.sigma, sign, s.seed, s.step, (uint32_t)noiseId, 0, zOut);
+    else perturbDiagonal(theta, s.mu, s.sigmas, s.numParams, sign, s.seed, s.step, (uint32_t)noiseId, 0, zOut);
   } else {
     std::memcpy(theta, s.mu, sizeof(float) * (size_t)s.numParams);
     if (m >= 1) theta[m - 1] = (float)((double)s.mu[m - 1] + s.delta);
@@ -418,6 +420,15 @@ void evaluatePopulation(const PopulationSpec& s, double* fitness) {
   const IsaOps& isa = currentIsaOps();
   const ConvMode mode = checkedMode(s.bf16);
   const int threads = s.threads > 0 ? s.threads : poolThreads();
+  // The members' noise, kept for the noise sums that follow (core/noise_store.h). Antithetic
+  // pairs share a row, written once: by the even member, or by the first member of the call.
+  const bool noisy = s.kind == 0 || s.kind == 2;
+  const long k0 = s.antithetic ? s.start / 2 : s.start, k1 = s.antithetic ? (s.end - 1) / 2 + 1 : s.end;
+  const std::shared_ptr<NoiseBlock> noise = noisy ? reserveNoise(s.seed, s.step, k0, k1, s.numParams) : nullptr;
+  auto zOut = [&](long m) -> float* {
+    if (!noise || (s.antithetic && m % 2 == 1 && m != s.start)) return nullptr;
+    return noise->row(s.antithetic ? m / 2 : m);
+  };
   if (threads == 1) {
     OwnThread& own = ownThread();
     const std::shared_ptr<const Plan> plan = sharedPlan(s, mode);
@@ -426,9 +437,10 @@ void evaluatePopulation(const PopulationSpec& s, double* fitness) {
     for (long t = 0; t < count; t++) {
       throwIfCancelled(s.cancel);
       own.ws.prepare(p, s.numParams, isa.tileRows(p.cp), mode, sig);
-      fitness[t] = evaluateMember(p, s, isa, mode, own.ws, s.start + t);
+      fitness[t] = evaluateMember(p, s, isa, mode, own.ws, s.start + t, zOut(s.start + t));
     }
-    lastWorkingBytes.store(own.ws.bytes() + (long)sharedPlanBytes());
+    publishNoise(noise);
+    lastWorkingBytes.store(own.ws.bytes() + (long)(sharedPlanBytes() + noiseStoreBytes()));
     return;
   }
   std::lock_guard<std::mutex> g(evalMutex());
@@ -441,9 +453,10 @@ void evaluatePopulation(const PopulationSpec& s, double* fitness) {
     throwIfCancelled(s.cancel);
     Workspace& ws = workspace(worker);
     ws.prepare(p, s.numParams, tr, mode, sig);
-    fitness[task] = evaluateMember(p, s, isa, mode, ws, s.start + task);
+    fitness[task] = evaluateMember(p, s, isa, mode, ws, s.start + task, zOut(s.start + task));
   });
-  long b = (long)sharedPlanBytes();
+  publishNoise(noise);
+  long b = (long)(sharedPlanBytes() + noiseStoreBytes());
   for (const auto& w : workspaces()) b += w->bytes();
   lastWorkingBytes.store(b);
 }
@@ -462,7 +475,7 @@ double populationBatchStats(const PopulationSpec& spec, double* mean, double* va
   const Plan& p = *plan;
   own.ws.prepare(p, s.numParams, isa.tileRows(p.cp), mode, workspaceSignature(s, p, isa, mode));
   const BatchStatsOut out{mean, var};
-  return -evaluateMember(p, s, isa, mode, own.ws, 0, &out);
+  return -evaluateMember(p, s, isa, mode, own.ws, 0, nullptr, &out);
 }
 
 void preparePopulationPlan(const PopulationSpec& s) {
@@ -475,6 +488,11 @@ void noiseSum(const NoiseSumSpec& s, double* out) {
   constexpr long kChunk = 8192;  // a multiple of 4: chunks start on Philox block boundaries
   const long chunks = (s.numParams + kChunk - 1) / kChunk;
   if (chunks == 0) return;
+  // The members' noise as the population call that evaluated them kept it, if it did: the same
+  // z, so the same sums; else regenerated.
+  const long last = s.start + s.count - 1;
+  const std::shared_ptr<const NoiseBlock> kept =
+      s.count > 0 ? findNoise(s.seed, s.step, s.antithetic ? s.start / 2 : s.start, (s.antithetic ? last / 2 : last) + 1, s.numParams) : nullptr;
   // Each task owns a range of elements and adds every member to it in member order, so the
   // result does not depend on the thread count.
   auto task = [&](int t, int) {
@@ -483,13 +501,21 @@ void noiseSum(const NoiseSumSpec& s, double* out) {
       if ((i & 15) == 0) throwIfCancelled(s.cancel);
       const long m = s.start + i;
       const uint32_t noiseId = (uint32_t)(s.antithetic ? m / 2 : m);
+      const float* z = kept ? kept->row(noiseId) + j0 : nullptr;
       if (s.kind == 1) {
-        accumulateNoiseSquare(out + j0, len, s.weights[i], s.seed, s.step, noiseId, (uint64_t)j0);
+        if (z) accumulateStoredNoiseSquare(out + j0, len, s.weights[i], z);
+        else accumulateNoiseSquare(out + j0, len, s.weights[i], s.seed, s.step, noiseId, (uint64_t)j0);
         continue;
       }
       const double w = s.antithetic && (m % 2) ? -s.weights[i] : s.weights[i];
-      if (s.sigmas != nullptr) accumulateNoiseDiagonal(out + j0, len, w, s.sigmas + j0, s.seed, s.step, noiseId, (uint64_t)j0);
-      else accumulateNoise(out + j0, len, w, s.sigma, s.seed, s.step, noiseId, (uint64_t)j0);
+      if (s.sigmas != nullptr) {
+        if (z) accumulateStoredNoiseDiagonal(out + j0, len, w, s.sigmas + j0, z);
+        else accumulateNoiseDiagonal(out + j0, len, w, s.sigmas + j0, s.seed, s.step, noiseId, (uint64_t)j0);
+      } else if (z) {
+        accumulateStoredNoise(out + j0, len, w, s.sigma, z);
+      } else {
+        accumulateNoise(out + j0, len, w, s.sigma, s.seed, s.step, noiseId, (uint64_t)j0);
+      }
     }
   };
   if (s.threads == 1) {
