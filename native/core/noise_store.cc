@@ -47,7 +47,6 @@ void publishNoise(const std::shared_ptr<NoiseBlock>& b) {
   if (!b) return;
   Store& s = store();
   std::lock_guard<std::mutex> g(s.mu);
-  b->complete = true;
   s.blocks.push_front(b);
   double total = 0;
   for (size_t i = 0; i < s.blocks.size(); i++) {
@@ -63,7 +62,7 @@ std::shared_ptr<const NoiseBlock> findNoise(uint32_t seed, uint32_t step, long k
   Store& s = store();
   std::lock_guard<std::mutex> g(s.mu);
   for (const auto& b : s.blocks) {
-    if (b->complete && b->seed == seed && b->step == step && b->numParams == numParams && b->k0 <= k0 && k1 <= b->k1) return b;
+    if (b->seed == seed && b->step == step && b->numParams == numParams && b->k0 <= k0 && k1 <= b->k1) return b;
   }
   return nullptr;
 }

@@ -15,7 +15,6 @@ struct NoiseBlock {
   long k0 = 0, k1 = 0;  // noise ids [k0, k1)
   long numParams = 0;
   std::vector<float> z;  // [(k1 - k0) * numParams]
-  bool complete = false;
 
   float* row(long noiseId) { return z.data() + (size_t)(noiseId - k0) * (size_t)numParams; }
   const float* row(long noiseId) const { return z.data() + (size_t)(noiseId - k0) * (size_t)numParams; }

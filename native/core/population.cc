@@ -399,15 +399,11 @@ std::string workspaceSignature(const PopulationSpec& s, const Plan& p, const Isa
          std::to_string(s.numParams);
 }
 
-// One thread's own workspace and plan cache, outside the shared pool, so that single-threaded
-// calls from different threads run side by side.
-struct OwnThread {
-  Workspace ws;
-};
-
-OwnThread& ownThread() {
-  static thread_local std::unique_ptr<OwnThread> own;
-  if (!own) own.reset(new OwnThread());
+// The calling thread's own workspace, outside the shared pool, so that single-threaded calls
+// from different threads run side by side.
+Workspace& ownWorkspace() {
+  static thread_local std::unique_ptr<Workspace> own;
+  if (!own) own.reset(new Workspace());
   return *own;
 }
 
@@ -430,17 +426,17 @@ void evaluatePopulation(const PopulationSpec& s, double* fitness) {
     return noise->row(s.antithetic ? m / 2 : m);
   };
   if (threads == 1) {
-    OwnThread& own = ownThread();
+    Workspace& own = ownWorkspace();
     const std::shared_ptr<const Plan> plan = sharedPlan(s, mode);
     const Plan& p = *plan;
     const std::string sig = workspaceSignature(s, p, isa, mode);
     for (long t = 0; t < count; t++) {
       throwIfCancelled(s.cancel);
-      own.ws.prepare(p, s.numParams, isa.tileRows(p.cp), mode, sig);
-      fitness[t] = evaluateMember(p, s, isa, mode, own.ws, s.start + t, zOut(s.start + t));
+      own.prepare(p, s.numParams, isa.tileRows(p.cp), mode, sig);
+      fitness[t] = evaluateMember(p, s, isa, mode, own, s.start + t, zOut(s.start + t));
     }
     publishNoise(noise);
-    lastWorkingBytes.store(own.ws.bytes() + (long)(sharedPlanBytes() + noiseStoreBytes()));
+    lastWorkingBytes.store(own.bytes() + (long)(sharedPlanBytes() + noiseStoreBytes()));
     return;
   }
   std::lock_guard<std::mutex> g(evalMutex());
@@ -470,12 +466,12 @@ double populationBatchStats(const PopulationSpec& spec, double* mean, double* va
   s.end = 1;
   const IsaOps& isa = currentIsaOps();
   const ConvMode mode = checkedMode(s.bf16);
-  OwnThread& own = ownThread();
+  Workspace& own = ownWorkspace();
   const std::shared_ptr<const Plan> plan = sharedPlan(s, mode);
   const Plan& p = *plan;
-  own.ws.prepare(p, s.numParams, isa.tileRows(p.cp), mode, workspaceSignature(s, p, isa, mode));
+  own.prepare(p, s.numParams, isa.tileRows(p.cp), mode, workspaceSignature(s, p, isa, mode));
   const BatchStatsOut out{mean, var};
-  return -evaluateMember(p, s, isa, mode, own.ws, 0, nullptr, &out);
+  return -evaluateMember(p, s, isa, mode, own, 0, nullptr, &out);
 }
 
 void preparePopulationPlan(const PopulationSpec& s) {

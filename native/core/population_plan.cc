@@ -152,10 +152,10 @@ struct Entry {
   int key[7] = {};
   std::vector<float> support, query;
   Plan plan;
-  enum State { building, ready, failed };
-  State base = building;
-  State bf16 = failed, rounded = failed;  // failed here means "not started"
-  bool bf16Started = false, roundedStarted = false;
+  // base: building, then ready or failed; a derived part: idle, building, ready (back to idle
+  // when its builder fails, so the next caller tries again)
+  enum State { idle, building, ready, failed };
+  State base = building, bf16 = idle, rounded = idle;
 
   double bytes() const {
     return 4.0 * ((double)plan.patches.capacity() + plan.patchesRounded.capacity() + support.capacity() + query.capacity()) +
@@ -195,29 +195,25 @@ void trim(Shared& sh) {
   }
 }
 
-// Runs `derive` once for the entry (the first caller; the others wait), under the flags given.
+// Runs `derive` once for a derived part in `state` (the first caller builds; callers arriving
+// meanwhile wait, and try again themselves if it failed).
 template <typename F>
-void deriveOnce(Shared& sh, std::unique_lock<std::mutex>& lk, Entry& e, bool& started, Entry::State& state, F derive) {
-  if (!started) {
-    started = true;
-    state = Entry::building;
-    lk.unlock();
-    try {
-      derive();
-    } catch (...) {
-      lk.lock();
-      started = false;
-      state = Entry::failed;
-      sh.cv.notify_all();
-      throw;
-    }
-    lk.lock();
-    state = Entry::ready;
-    sh.cv.notify_all();
-    return;
-  }
+void deriveOnce(Shared& sh, std::unique_lock<std::mutex>& lk, Entry::State& state, F derive) {
   sh.cv.wait(lk, [&] { return state != Entry::building; });
-  if (state != Entry::ready) throw std::runtime_error("population plan: building the bf16 patches failed on another thread");
+  if (state == Entry::ready) return;
+  state = Entry::building;
+  lk.unlock();
+  try {
+    derive();
+  } catch (...) {
+    lk.lock();
+    state = Entry::idle;
+    sh.cv.notify_all();
+    throw;
+  }
+  lk.lock();
+  state = Entry::ready;
+  sh.cv.notify_all();
 }
 
 }  // namespace
@@ -263,13 +259,13 @@ std::shared_ptr<const Plan> sharedPlan(const PopulationSpec& s, const ConvMode& 
   }
   Plan& p = e->plan;
   if (mode.ops && mode.ops->layer1) {
-    deriveOnce(sh, lk, *e, e->bf16Started, e->bf16, [&] {
+    deriveOnce(sh, lk, e->bf16, [&] {
       int kp = 0;
       bf16Patches(p.patches, p.k1, p.patchesBf16, kp);
       if (kp != p.kp1) throw std::logic_error("population plan: bf16 row width mismatch");
     });
   } else if (mode.kernel != Bf16Kernel::none) {
-    deriveOnce(sh, lk, *e, e->roundedStarted, e->rounded, [&] { roundedPatches(p.patches, p.patchesRounded); });
+    deriveOnce(sh, lk, e->rounded, [&] { roundedPatches(p.patches, p.patchesRounded); });
   }
   return std::shared_ptr<const Plan>(e, &e->plan);
 }
