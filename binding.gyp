@@ -44,6 +44,7 @@
         'native/core/threadpool.cc',
         'native/core/ops_conv.cc',
         'native/core/ops_bn.cc',
+        'native/core/ops_bn_relu_pool.cc',
         'native/core/ops_misc.cc',
         'native/core/ops_rotate.cc',
         'native/core/population.cc',

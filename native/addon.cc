@@ -22,6 +22,8 @@ napi_value Init(napi_env env, napi_value exports) {
       {"reluBackward", guarded<ReluBackward>},
       {"maxpool2d", guarded<Maxpool>},
       {"maxpool2dBackward", guarded<MaxpoolBackward>},
+      {"bnReluPool", guarded<BnReluPool>},
+      {"bnReluPoolBackward", guarded<BnReluPoolBackward>},
       {"prototypes", guarded<Prototypes>},
       {"prototypesBackward", guarded<PrototypesBackward>},
       {"sqEuclidean", guarded<SqEuclidean>},

@@ -87,6 +87,15 @@ const cases: OpCase[] = [
       Tensor.from([0.1, -0.2, 0.3, 0, 0.5], [5], 'float64'), Tensor.from([1, 0.5, 2, 0.8, 1.3], [5], 'float64'), 1e-5),
     rtol: 1e-6, atol: 1e-9,
   },
+  {
+    name: 'bnReluPool (BN through the batch statistics, ReLU, 2x2 max-pool; odd sizes)',
+    inputs: { x: distinct(rng, [3, 4, 5, 7]), gamma: randn(rng, [4]), beta: randn(rng, [4], 0.3) },
+    // the tape records the fused op; the plain forward it is differenced against runs the three ops
+    body: (ops, g) => ops.bnReluPool
+      ? ops.bnReluPool(g('x'), g('gamma'), g('beta'), 1e-5).y
+      : ops.maxpool2d(ops.relu(ops.batchnorm2dTrain(g('x'), g('gamma'), g('beta'), 1e-5).y), { kernel: 2, stride: 2 }),
+    rtol: 1e-5, atol: 1e-8,
+  },
   { name: 'relu', inputs: { x: awayFromZero(rng, [3, 4, 5, 3]) }, body: (ops, g) => ops.relu(g('x')), rtol: 1e-6, atol: 1e-9 },
   {
     name: 'maxpool2d 2x2 stride 2 (odd sizes, floor mode)',
@@ -174,10 +183,13 @@ test('the checker catches a wrong backward: BN treating the batch statistics as 
   const layout = new ProtoNetLayout({ channels: 4, imageSize: 16, blocks: 4 });
   const { x, program } = protoProgram(layout, 'euclidean', 'batch', 3, 11);
   // dx = dy * gamma * invStd: the gradient as if mean and variance did not depend on x.
-  const broken = withGradient('batchnorm2dTrain', (dy, { device: d, saved: s }) => {
-    const r = d.run('batchnorm2dBackward', { dy, x: s.x, gamma: s.gamma, mean: s.mean, invStd: s.invStd }, {});
-    const dx = dy.clone();
-    const [n, ch, h, w] = dy.shape as [number, number, number, number];
+  // (The tape records each block's BN, ReLU and max-pool as the fused bnReluPool: its backward is the one broken.)
+  const broken = withGradient('bnReluPool', (dy, { device: d, saved: s }) => {
+    const r = d.run('bnReluPoolBackward', { dy, y: s.y, argmax: s.argmax, x: s.x, gamma: s.gamma, mean: s.mean, invStd: s.invStd }, {});
+    const masked = dy.clone();
+    for (let i = 0; i < masked.size; i++) if (!(s.y.data[i]! > 0)) masked.data[i] = 0;
+    const dx = d.run('maxpool2dBackward', { dy: masked, argmax: s.argmax }, { inputShape: s.x.shape });
+    const [n, ch, h, w] = dx.shape as [number, number, number, number];
     for (let b = 0; b < n; b++) for (let c = 0; c < ch; c++) for (let k = 0; k < h * w; k++) {
       dx.data[(b * ch + c) * h * w + k]! *= s.gamma.data[c]! * s.invStd.data[c]!;
     }

@@ -71,17 +71,18 @@ test('backprop tape bytes are exact on a hand-countable ProtoNet', () => {
   const { layout, params, ep, bn } = handCase();
   const tape = new Tape(dev);
   episodeLoss(tape, layout, params, bn, ep, { bn: 'batch' }, layoutLeaves(tape, layout));
-  // N = 4 images [4,1,4,4]; float64 = 8 B, Int32 = 4 B. Saved for backward:
+  // N = 4 images [4,1,4,4]; float64 = 8 B, Int32 = 4 B. Saved for backward (the block's BN, ReLU and
+  // max-pool are one fused op, bnReluPool, which keeps neither the BN nor the ReLU output):
   const images = 4 * 16 * 8;            // conv2d input (the concatenated episode)
-  const convOut = 4 * 2 * 16 * 8;       // batchnorm input
-  const bnStats = 2 * 2 * 8;            // batchnorm mean and invStd
-  const bnOut = 4 * 2 * 16 * 8;         // relu input
-  const argmax = 4 * 2 * 2 * 2 * 4;     // max-pool argmax (Int32)
+  const convOut = 4 * 2 * 16 * 8;       // bnReluPool input
+  const bnStats = 2 * 2 * 8;            // its batch mean and invStd
+  const pooled = 4 * 2 * 2 * 2 * 8;     // its output (the sign of which is ReLU's mask)
+  const argmax = 4 * 2 * 2 * 2 * 4;     // its argmax (Int32)
   const supportLabels = 2 * 4;          // prototypes
-  const q = 2 * 8 * 8, p = 2 * 8 * 8;   // sqEuclidean inputs: query embeddings and prototypes (E = 2 x 2 x 2 = 8)
+  const p = 2 * 8 * 8;                  // sqEuclidean's prototypes (E = 2 x 2 x 2 = 8); its query embeddings are rows of the pooled output, already held
   const logp = 2 * 2 * 8;               // logSoftmax output = crossEntropy input (one array)
   const queryLabels = 2 * 4;
-  assert.is(tape.bytesHeld(), images + convOut + bnStats + bnOut + argmax + supportLabels + q + p + logp + queryLabels);
+  assert.is(tape.bytesHeld(), images + convOut + bnStats + pooled + argmax + supportLabels + p + logp + queryLabels);
 });
 
 test('ES activations (every op output of one forward) are exact on the same hand-countable ProtoNet', () => {

@@ -42,6 +42,8 @@ const TOL: Record<OpName, number> = {
   conv2d: 2e-6, conv2dBackwardInput: 2e-6, conv2dBackwardWeight: 2e-6,
   batchnorm2dTrain: 2e-6, batchnorm2dEval: 1e-6, batchnorm2dBackward: 5e-6,
   relu: 0, reluBackward: 0, maxpool2d: 0, maxpool2dBackward: 0,
+  // the composition of BN, ReLU and max-pool: BN's tolerances (argmax exact)
+  bnReluPool: 2e-6, bnReluPoolBackward: 5e-6,
   prototypes: 1e-6, prototypesBackward: 1e-6, sqEuclidean: 1e-6, sqEuclideanBackward: 1e-6,
   cosine: 1e-6, cosineBackward: 2e-6, scale: 1e-7, logSoftmax: 1e-6, logSoftmaxBackward: 1e-6,
   crossEntropy: 1e-6, crossEntropyBackward: 0, accuracy: 0,
@@ -65,6 +67,8 @@ const REF_TOL: Record<OpName, number> = {
   conv2d: ULP, conv2dBackwardInput: ULP, conv2dBackwardWeight: ULP,
   batchnorm2dTrain: ULP, batchnorm2dEval: ULP, batchnorm2dBackward: ULP,
   relu: 0, reluBackward: 0, maxpool2d: 0, maxpool2dBackward: 3 * 2 ** -24,
+  // BN's rounding (ReLU and the pool are exact; each input gets at most one window's gradient)
+  bnReluPool: ULP, bnReluPoolBackward: ULP,
   prototypes: ULP, prototypesBackward: ULP, sqEuclidean: ULP, sqEuclideanBackward: ULP,
   cosine: ULP, cosineBackward: ULP, scale: 0, logSoftmax: ULP, logSoftmaxBackward: ULP,
   crossEntropy: ULP, crossEntropyBackward: 0, accuracy: 0,
@@ -127,6 +131,16 @@ function cases(op: OpName): Case[] {
       const fwd = ref.run('maxpool2d', { x }, { kernel: k, stride: s });
       const dy = f32([...fwd.y.shape]);
       return mk(`${i}`, 'maxpool2dBackward', { dy, argmax: fwd.argmax }, { inputShape: [...sh] });
+    });
+    case 'bnReluPool': return [[3, 3, 5, 7], [2, 4, 6, 4]].map((sh, i) => {
+      const x = distinctTensor(rng, sh, 'float32'), gamma = f32([sh[1]!], 0.5, 1.5), beta = f32([sh[1]!], -0.5, 0.5);
+      return mk(`${i}`, 'bnReluPool', { x, gamma, beta }, { eps: 1e-5 });
+    });
+    case 'bnReluPoolBackward': return [[3, 3, 5, 7], [2, 4, 6, 4]].map((sh, i) => {
+      const x = distinctTensor(rng, sh, 'float32'), gamma = f32([sh[1]!], 0.5, 1.5), beta = f32([sh[1]!], -0.5, 0.5);
+      const fwd = ref.run('bnReluPool', { x, gamma, beta }, { eps: 1e-5 });
+      const dy = f32([...fwd.y.shape]);
+      return mk(`${i}`, 'bnReluPoolBackward', { dy, y: fwd.y, argmax: fwd.argmax, x, gamma, mean: fwd.mean, invStd: fwd.invStd }, {});
     });
     case 'prototypes': {
       const support = f32([7, 5]), labels = Int32Array.from([0, 1, 2, 0, 1, 2, 1]);

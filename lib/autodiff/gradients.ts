@@ -15,6 +15,8 @@ export interface SavedSpecs {
   batchnorm2dEval: { x: Tensor; gamma: Tensor; runningMean: Tensor; runningVar: Tensor; eps: number };
   relu: { x: Tensor };
   maxpool2d: { argmax: Int32Array; inputShape: readonly number[] };
+  /** y is the op's own (pooled) output: its sign is ReLU's mask. */
+  bnReluPool: { x: Tensor; gamma: Tensor; mean: Tensor; invStd: Tensor; y: Tensor; argmax: Int32Array };
   reshape: { inputShape: readonly number[] };
   sliceRows: { inputShape: readonly number[]; start: number; end: number };
   prototypes: { labels: Int32Array; way: number };
@@ -37,7 +39,7 @@ export interface SavedSpecs {
 export type TapeOp = keyof SavedSpecs;
 
 export const TAPE_OPS: readonly TapeOp[] = [
-  'conv2d', 'batchnorm2dTrain', 'batchnorm2dEval', 'relu', 'maxpool2d', 'reshape', 'sliceRows',
+  'conv2d', 'batchnorm2dTrain', 'batchnorm2dEval', 'relu', 'maxpool2d', 'bnReluPool', 'reshape', 'sliceRows',
   'prototypes', 'sqEuclidean', 'cosine', 'scale', 'logSoftmax', 'crossEntropy',
   'matmul', 'add', 'mul', 'sumTo', 'sigmoid', 'tanh', 'rotate',
 ];

@@ -45,6 +45,12 @@ registerGradient('maxpool2d', (dy, { device, saved: s }) => [
   device.run('maxpool2dBackward', { dy, argmax: s.argmax }, { inputShape: s.inputShape }),
 ]);
 
+/** BN + ReLU + max-pool: one kernel through the pool, the ReLU mask and the batch statistics. */
+registerGradient('bnReluPool', (dy, { device, saved: s }) => {
+  const r = device.run('bnReluPoolBackward', { dy, y: s.y, argmax: s.argmax, x: s.x, gamma: s.gamma, mean: s.mean, invStd: s.invStd }, {});
+  return [r.dx, r.dgamma, r.dbeta];
+});
+
 registerGradient('reshape', (dy, { saved: s }) => [dy.reshape(s.inputShape)]);
 
 /** A row slice is a view: its gradient is dy scattered into zeros of the input's shape. */

@@ -128,6 +128,12 @@ export class Tape implements DenseOps<Var> {
     return this.record('maxpool2d', [x], r.y, { argmax: r.argmax, inputShape: x.shape });
   }
 
+  bnReluPool(x: Var, gamma: Var, beta: Var, eps: number): BnTrainResult<Var> {
+    const r = this.device.run('bnReluPool', { x: x.value, gamma: gamma.value, beta: beta.value }, { eps });
+    const y = this.record('bnReluPool', [x, gamma, beta], r.y, { x: x.value, gamma: gamma.value, mean: r.mean, invStd: r.invStd, y: r.y, argmax: r.argmax });
+    return { y, mean: r.mean, variance: r.variance };
+  }
+
   reshape(x: Var, shape: readonly number[]): Var {
     return this.record('reshape', [x], this.inherit(x.value, x.value.reshape(shape)), { inputShape: x.shape });
   }

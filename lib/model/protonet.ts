@@ -1,5 +1,5 @@
 /** ProtoNet ConvNet-4 forward and the episode loss, written once against TensorOps. */
-import type { TensorOps } from '../ops/api.js';
+import type { BnTrainResult, TensorOps } from '../ops/api.js';
 import { Tensor, type FloatArray } from '../tensor/tensor.js';
 import type { BnState, ProtoNetLayout } from './layout.js';
 
@@ -44,18 +44,25 @@ export function embed<V>(
     const p = (s: string): V => leaf(`encoder.${i}.${s}`, layout.view(params, `encoder.${i}.${s}`));
     h = ops.conv2d(h, p('0.weight'), p('0.bias'), { stride: 1, padding: 1 });
     if (opts.bn === 'batch') {
-      const r = ops.batchnorm2dTrain(h, p('1.weight'), p('1.bias'), cfg.bnEps);
-      h = r.y;
-      const count = ops.value(h).size / r.mean.size;
+      // BN statistics are over N * H * W of the conv output
+      const count = ops.value(h).size / cfg.channels;
+      const gamma = p('1.weight'), beta = p('1.bias');
+      let r: BnTrainResult<V>;
+      if (ops.bnReluPool) {
+        r = ops.bnReluPool(h, gamma, beta, cfg.bnEps);
+        h = r.y;
+      } else {
+        r = ops.batchnorm2dTrain(h, gamma, beta, cfg.bnEps);
+        h = ops.maxpool2d(ops.relu(r.y), { kernel: 2, stride: 2 });
+      }
       if (opts.trackStats) updateRunningStats(layout, opts.trackStats, i, r.mean.data, r.variance.data, count);
       opts.onBatchStats?.(i, r.mean, r.variance, count);
     } else {
       const rm = layout.bufferView(bn.buffers, `encoder.${i}.1.running_mean`);
       const rv = layout.bufferView(bn.buffers, `encoder.${i}.1.running_var`);
       h = ops.batchnorm2dEval(h, p('1.weight'), p('1.bias'), castLike(rm, params), castLike(rv, params), cfg.bnEps);
+      h = ops.maxpool2d(ops.relu(h), { kernel: 2, stride: 2 });
     }
-    h = ops.relu(h);
-    h = ops.maxpool2d(h, { kernel: 2, stride: 2 });
   }
   const n = images.shape[0]!;
   if (opts.trackStats) opts.trackStats.numBatchesTracked++;

@@ -19,6 +19,12 @@ export interface TensorOps<V> {
   batchnorm2dEval(x: V, gamma: V, beta: V, runningMean: Tensor, runningVar: Tensor, eps: number): V;
   relu(x: V): V;
   maxpool2d(x: V, attrs: PoolAttrs): V;
+  /**
+   * Optional: training-mode BN, ReLU and 2x2 / 2 max-pool as one op (OpSpecs.bnReluPool); y is the
+   * pooled output. Where present, the model uses it in place of those three ops in 'batch' BN mode.
+   * The tape has it (its backward never sees the BN and ReLU outputs, so the tape does not keep them).
+   */
+  bnReluPool?(x: V, gamma: V, beta: V, eps: number): BnTrainResult<V>;
   reshape(x: V, shape: readonly number[]): V;
   /** Rows [start, end) of the first axis. */
   sliceRows(x: V, start: number, end: number): V;

@@ -36,6 +36,22 @@ export interface OpSpecs {
   maxpool2d: { inputs: { x: Tensor }; attrs: PoolAttrs; output: { y: Tensor; argmax: Int32Array } };
   maxpool2dBackward: { inputs: { dy: Tensor; argmax: Int32Array }; attrs: { inputShape: readonly number[] }; output: Tensor };
 
+  /**
+   * One ConvNet-4 block tail, fused: training-mode BN, ReLU, then max-pool with kernel 2 and stride 2
+   * (floor mode). Exactly maxpool2d(relu(batchnorm2dTrain(x).y), { kernel: 2, stride: 2 }): y is
+   * the pooled output [N, C, floor(H/2), floor(W/2)] and argmax the flat index into x of each
+   * window's maximum (maxpool2d's rule), with batchnorm2dTrain's mean, variance and invStd. The
+   * BN and ReLU outputs are never materialized.
+   */
+  bnReluPool: { inputs: { x: Tensor; gamma: Tensor; beta: Tensor }; attrs: BatchNormAttrs; output: { y: Tensor; argmax: Int32Array; mean: Tensor; variance: Tensor; invStd: Tensor } };
+  /**
+   * The gradient of bnReluPool given dy (shaped like its y): the gradient passes to x[argmax]
+   * where ReLU passed its input (the pooled y is > 0 or NaN), and then through the batch
+   * statistics as batchnorm2dBackward does. Equal to batchnorm2dBackward(reluBackward(
+   * maxpool2dBackward(dy, argmax), bn output), x, gamma, mean, invStd).
+   */
+  bnReluPoolBackward: { inputs: { dy: Tensor; y: Tensor; argmax: Int32Array; x: Tensor; gamma: Tensor; mean: Tensor; invStd: Tensor }; attrs: Record<string, never>; output: { dx: Tensor; dgamma: Tensor; dbeta: Tensor } };
+
   /** Class prototypes: mean of each class's rows of `support` [S, E]; output [way, E]. Every class must have a row. */
   prototypes: { inputs: { support: Tensor; labels: Int32Array }; attrs: { way: number }; output: Tensor };
   prototypesBackward: { inputs: { dproto: Tensor; labels: Int32Array }; attrs: { way: number }; output: Tensor };
@@ -109,7 +125,7 @@ export type Kernel<K extends OpName> = (inputs: OpInputs<K>, attrs: OpAttrs<K>) 
 export const OP_NAMES: readonly OpName[] = [
   'conv2d', 'conv2dBackwardInput', 'conv2dBackwardWeight',
   'batchnorm2dTrain', 'batchnorm2dEval', 'batchnorm2dBackward',
-  'relu', 'reluBackward', 'maxpool2d', 'maxpool2dBackward',
+  'relu', 'reluBackward', 'maxpool2d', 'maxpool2dBackward', 'bnReluPool', 'bnReluPoolBackward',
   'prototypes', 'prototypesBackward', 'sqEuclidean', 'sqEuclideanBackward', 'cosine', 'cosineBackward',
   'scale', 'logSoftmax', 'logSoftmaxBackward', 'crossEntropy', 'crossEntropyBackward', 'accuracy',
   'matmul', 'add', 'mul', 'sumTo', 'sigmoid', 'sigmoidBackward', 'tanh', 'tanhBackward',

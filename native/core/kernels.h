@@ -33,6 +33,23 @@ void maxpool(const PoolGeom& g, const float* x, float* y, int32_t* argmax);
 // g (optional; its kernel and stride are ignored): the planes and their sizes, for the 2x2 fast path.
 void maxpoolBackward(long nOut, const float* dy, const int32_t* argmax, long nIn, float* dx, const PoolGeom* g = nullptr);
 
+// 2x2 / 2 max-pool of `planes` consecutive h x w planes (outputs floor(h/2) x floor(w/2) each), argmax
+// = base + the flat index within x; and its backward, which overwrites the planes of dx and returns
+// false (dx then unspecified) when an argmax is not in its own window. The ISA's vector kernels where
+// it has them.
+void maxpool2x2Planes(const float* x, int planes, int h, int w, long base, float* y, int32_t* argmax);
+bool maxpool2x2BackwardPlanes(const float* dy, const int32_t* argmax, int planes, int h, int w, long base, float* dx);
+
+// BN (training mode) + ReLU + 2x2 / 2 max-pool, fused: one pass for the statistics and one that
+// pools, the BN and ReLU outputs living only in per-plane scratch. Bitwise equal to
+// batchnormTrain, relu and maxpool in sequence. The backward returns false when an argmax is not
+// in its window (nothing meaningful written then).
+void bnReluPool(const BnGeom& g, int h, int w, const float* x, const float* gamma, const float* beta, double eps,
+                float* y, int32_t* argmax, float* mean, float* var, float* invStd);
+bool bnReluPoolBackward(const BnGeom& g, int h, int w, const float* dy, const float* y, const int32_t* argmax,
+                        const float* x, const float* gamma, const float* mean, const float* invStd, float* dx,
+                        float* dgamma, float* dbeta);
+
 void prototypes(int rows, int e, const int32_t* labels, int way, const float* support, float* out);
 void prototypesBackward(int rows, int e, const int32_t* labels, int way, const float* dproto, float* out);
 void sqEuclidean(int m, int k, int e, const float* q, const float* p, float* out);

@@ -5,6 +5,7 @@
 // a channel walks the images in reverse, so it starts on the data the first pass left in cache.
 #include <cmath>
 
+#include "core/bn_channel.h"
 #include "core/kernels.h"
 #include "core/threadpool.h"
 #include "isa/single_ops.h"
@@ -14,27 +15,14 @@ namespace evometa {
 void batchnormTrain(const BnGeom& g, const float* x, const float* gamma, const float* beta, double eps, float* y,
                     float* mean, float* var, float* invStd) {
   const SingleOps& so = currentSingleOps();
-  const double m = (double)g.n * g.hw;
   parallelForOrInline(g.c, 0, [&](int ch, int) {
-    // sums of (x - shift) and its square, shifted by the channel's first value (no cancellation
-    // when the mean is large against the spread)
-    const float shift = g.hw > 0 && g.n > 0 ? x[(long)ch * g.hw] : 0.f;
-    double s1 = 0, s2 = 0;
-    for (int b = 0; b < g.n; b++) so.shiftedSums(x + ((long)b * g.c + ch) * g.hw, g.hw, shift, &s1, &s2);
-    const double d = s1 / m, mu = shift + d;
-    double v = s2 / m - d * d;
-    if (v < 0) v = 0;
-    const double is = 1 / std::sqrt(v + eps);
-    mean[ch] = (float)mu;
-    var[ch] = (float)v;
-    invStd[ch] = (float)is;
-    // y = (x - mu) * gs + beta as (x - muF) * gs + (beta - (mu - muF) * gs): a float subtraction
-    // (exact near the mean) and one multiply-add per element, accurate however large the mean
-    const double gs = gamma[ch] * is;
-    const float muF = (float)mu, fs = (float)gs, ft = (float)(beta[ch] - (mu - muF) * gs);
+    const BnChannel k = bnChannel(so, g, x, ch, eps, gamma[ch], beta[ch]);
+    mean[ch] = k.mean;
+    var[ch] = k.var;
+    invStd[ch] = k.invStd;
     for (int b = g.n - 1; b >= 0; b--) {
       const long off = ((long)b * g.c + ch) * g.hw;
-      so.scaleShift(x + off, g.hw, muF, fs, ft, y + off);
+      so.scaleShift(x + off, g.hw, k.muF, k.scale, k.shift, y + off);
     }
   });
 }
@@ -57,23 +45,19 @@ void batchnormEval(const BnGeom& g, const float* x, const float* gamma, const fl
 void batchnormBackward(const BnGeom& g, const float* dy, const float* x, const float* gamma, const float* mean,
                        const float* invStd, float* dx, float* dgamma, float* dbeta) {
   const SingleOps& so = currentSingleOps();
-  const double m = (double)g.n * g.hw;
   parallelForOrInline(g.c, 0, [&](int ch, int) {
     const float mu = mean[ch];
-    const double is = invStd[ch];
     double sdy = 0, sdyx = 0;
     for (int b = 0; b < g.n; b++) {
       const long off = ((long)b * g.c + ch) * g.hw;
       so.dotSums(dy + off, x + off, g.hw, mu, &sdy, &sdyx);
     }
-    sdyx *= is;
-    dbeta[ch] = (float)sdy;
-    dgamma[ch] = (float)sdyx;
-    const double f = gamma[ch] * is / m;
-    const float a = (float)(f * m), b = (float)(-f * is * sdyx), c = (float)(-f * sdy);
+    const BnBackward k = bnBackwardCoeffs(g, gamma[ch], invStd[ch], sdy, sdyx);
+    dbeta[ch] = k.dbeta;
+    dgamma[ch] = k.dgamma;
     for (int n = g.n - 1; n >= 0; n--) {
       const long off = ((long)n * g.c + ch) * g.hw;
-      so.affine2(dy + off, x + off, g.hw, a, b, mu, c, dx + off);
+      so.affine2(dy + off, x + off, g.hw, k.a, k.b, mu, k.c, dx + off);
     }
   });
 }

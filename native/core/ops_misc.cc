@@ -40,45 +40,67 @@ void reluBackward(long n, const float* dy, const float* x, float* dx) {
   blocks(n, [&](long lo, long hi) { so.reluBackward(dy + lo, x + lo, hi - lo, dx + lo); });
 }
 
+void maxpool2x2Planes(const float* x, int planes, int h, int w, long base, float* y, int32_t* argmax) {
+  const SingleOps& so = currentSingleOps();
+  if (so.maxpool2x2) {  // the ISA's vector kernel
+    so.maxpool2x2(x, planes, h, w, base, y, argmax);
+    return;
+  }
+  const int oh = h / 2, ow = w / 2;
+  long o = 0;
+  for (int p = 0; p < planes; p++) {
+    const long plane = (long)p * h * w;
+    for (int i = 0; i < oh; i++) {
+      const long r0 = plane + 2L * i * w, r1 = r0 + w;
+      for (int j = 0; j < ow; j++, o++) {
+        // branch-free selects (the comparisons are unpredictable)
+        const long a = r0 + 2 * j, c = r1 + 2 * j;
+        const float v0 = x[a], v1 = x[a + 1], v2 = x[c], v3 = x[c + 1];
+        const bool t1 = (v1 > v0) | (v1 != v1);
+        const long m1 = -(long)t1;
+        float best = t1 ? v1 : v0;
+        long bi = (a & ~m1) | ((a + 1) & m1);
+        const bool t2 = (v2 > best) | (v2 != v2);
+        const long m2 = -(long)t2;
+        best = t2 ? v2 : best;
+        bi = (bi & ~m2) | (c & m2);
+        const bool t3 = (v3 > best) | (v3 != v3);
+        const long m3 = -(long)t3;
+        best = t3 ? v3 : best;
+        bi = (bi & ~m3) | ((c + 1) & m3);
+        y[o] = best;
+        argmax[o] = (int32_t)(base + bi);
+      }
+    }
+  }
+}
+
+bool maxpool2x2BackwardPlanes(const float* dy, const int32_t* argmax, int planes, int h, int w, long base, float* dx) {
+  const SingleOps& so = currentSingleOps();
+  if (so.maxpool2x2Backward) return so.maxpool2x2Backward(dy, argmax, planes, h, w, base, dx);
+  const int oh = h / 2, ow = w / 2;
+  std::memset(dx, 0, sizeof(float) * (size_t)planes * h * w);
+  long o = 0;
+  for (int p = 0; p < planes; p++) {
+    const long plane = (long)p * h * w;
+    for (int i = 0; i < oh; i++)
+      for (int j = 0; j < ow; j++, o++) {
+        const long k = (long)argmax[o] - base, a = plane + 2L * i * w + 2 * j;  // read once
+        if (k != a && k != a + 1 && k != a + w && k != a + w + 1) return false;
+        dx[k] += dy[o];
+      }
+  }
+  return true;
+}
+
 void maxpool(const PoolGeom& g, const float* x, float* y, int32_t* argmax) {
   // A window's maximum; the first maximum wins ties; a NaN wins over any number and a later NaN
   // over an earlier one (PyTorch's CPU kernel: take v when v > best or v is NaN).
   if (g.kernel == 2 && g.stride == 2) {  // the ConvNet-4 case: 4 candidates
-    const SingleOps& so = currentSingleOps();
     const int perTask = (int)(kBlock / ((long)g.h * g.w) + 1), tasks = (g.nc + perTask - 1) / perTask;
     parallelForOrInline(tasks, 0, [&](int t, int) {
-    const int pEnd = (t + 1) * perTask < g.nc ? (t + 1) * perTask : g.nc;
-    if (so.maxpool2x2) {  // the ISA's vector kernel
-      const long p0 = (long)t * perTask;
-      so.maxpool2x2(x + p0 * g.h * g.w, pEnd - (int)p0, g.h, g.w, p0 * g.h * g.w, y + p0 * g.oh * g.ow, argmax + p0 * g.oh * g.ow);
-      return;
-    }
-    long o = (long)t * perTask * g.oh * g.ow;
-    for (int p = t * perTask; p < pEnd; p++) {
-      const long base = (long)p * g.h * g.w;
-      for (int i = 0; i < g.oh; i++) {
-        const long r0 = base + 2L * i * g.w, r1 = r0 + g.w;
-        for (int j = 0; j < g.ow; j++, o++) {
-          // branch-free selects (the comparisons are unpredictable)
-          const long a = r0 + 2 * j, c = r1 + 2 * j;
-          const float v0 = x[a], v1 = x[a + 1], v2 = x[c], v3 = x[c + 1];
-          const bool t1 = (v1 > v0) | (v1 != v1);
-          const long m1 = -(long)t1;
-          float best = t1 ? v1 : v0;
-          long bi = (a & ~m1) | ((a + 1) & m1);
-          const bool t2 = (v2 > best) | (v2 != v2);
-          const long m2 = -(long)t2;
-          best = t2 ? v2 : best;
-          bi = (bi & ~m2) | (c & m2);
-          const bool t3 = (v3 > best) | (v3 != v3);
-          const long m3 = -(long)t3;
-          best = t3 ? v3 : best;
-          bi = (bi & ~m3) | ((c + 1) & m3);
-          y[o] = best;
-          argmax[o] = (int32_t)bi;
-        }
-      }
-    }
+      const long p0 = (long)t * perTask, pEnd = std::min<long>(p0 + perTask, g.nc);
+      maxpool2x2Planes(x + p0 * g.h * g.w, (int)(pEnd - p0), g.h, g.w, p0 * g.h * g.w, y + p0 * g.oh * g.ow, argmax + p0 * g.oh * g.ow);
     });
     return;
   }
@@ -106,15 +128,14 @@ void maxpoolBackward(long nOut, const float* dy, const int32_t* argmax, long nIn
   // 2x2 windows (input planes h x w, outputs (h / 2) x (w / 2)): the ISA kernel writes each plane
   // window by window, in parallel, as long as every argmax lies in its own window (always, for
   // argmax from maxpool2d); otherwise, the scatter below redoes everything.
-  const SingleOps& so = currentSingleOps();
-  if (g && so.maxpool2x2Backward && g->oh == g->h / 2 && g->ow == g->w / 2 && (long)g->nc * g->h * g->w == nIn &&
+  if (g && g->oh == g->h / 2 && g->ow == g->w / 2 && (long)g->nc * g->h * g->w == nIn &&
       (long)g->nc * g->oh * g->ow == nOut && g->oh > 0 && g->ow > 0) {
     const long plane = (long)g->h * g->w, oplane = (long)g->oh * g->ow;
     const int perTask = (int)(kBlock / plane + 1), tasks = (g->nc + perTask - 1) / perTask;
     std::vector<char> ok(tasks, 0);
     parallelForOrInline(tasks, 0, [&](int t, int) {
       const long p0 = (long)t * perTask, p1 = std::min<long>(p0 + perTask, g->nc);
-      ok[t] = so.maxpool2x2Backward(dy + p0 * oplane, argmax + p0 * oplane, (int)(p1 - p0), g->h, g->w, p0 * plane, dx + p0 * plane);
+      ok[t] = maxpool2x2BackwardPlanes(dy + p0 * oplane, argmax + p0 * oplane, (int)(p1 - p0), g->h, g->w, p0 * plane, dx + p0 * plane);
     });
     bool all = true;
     for (char v : ok) all = all && v;

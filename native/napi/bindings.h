@@ -15,6 +15,8 @@ Napi::Value Relu(const Napi::CallbackInfo& info);
 Napi::Value ReluBackward(const Napi::CallbackInfo& info);
 Napi::Value Maxpool(const Napi::CallbackInfo& info);
 Napi::Value MaxpoolBackward(const Napi::CallbackInfo& info);
+Napi::Value BnReluPool(const Napi::CallbackInfo& info);
+Napi::Value BnReluPoolBackward(const Napi::CallbackInfo& info);
 Napi::Value Prototypes(const Napi::CallbackInfo& info);
 Napi::Value PrototypesBackward(const Napi::CallbackInfo& info);
 Napi::Value SqEuclidean(const Napi::CallbackInfo& info);

@@ -120,6 +120,41 @@ Napi::Value BatchnormBackward(const Napi::CallbackInfo& info) {
   return none(a);
 }
 
+// Planes of x [N, C, H, W] pooled 2x2 / 2 (floor mode): [N, C, H / 2, W / 2].
+Napi::Value BnReluPool(const Napi::CallbackInfo& info) {
+  Args a(info, "bnReluPool", {"shape", "x", "gamma", "beta", "eps", "y", "argmax", "mean", "variance", "invStd"});
+  auto s = a.shape("shape", 4);
+  const int64_t n = Args::product(s), c = s[1], pooled = s[0] * c * (s[2] / 2) * (s[3] / 2);
+  if (n > kMaxInt) a.rangeError("x has more than 2^31 - 1 elements (the argmax indices are int32)");
+  const float* x = a.f32("x", n);
+  const float* gamma = a.f32("gamma", c);
+  const float* beta = a.f32("beta", c);
+  const double eps = a.positive("eps");
+  bnReluPool(bnGeom(s), (int)s[2], (int)s[3], x, gamma, beta, eps, a.f32("y", pooled), a.i32("argmax", pooled),
+             a.f32("mean", c), a.f32("variance", c), a.f32("invStd", c));
+  return none(a);
+}
+
+Napi::Value BnReluPoolBackward(const Napi::CallbackInfo& info) {
+  Args a(info, "bnReluPoolBackward",
+         {"shape", "dy", "y", "argmax", "x", "gamma", "mean", "invStd", "dx", "dgamma", "dbeta"});
+  auto s = a.shape("shape", 4);
+  const int64_t n = Args::product(s), c = s[1], pooled = s[0] * c * (s[2] / 2) * (s[3] / 2);
+  if (n > kMaxInt) a.rangeError("x has more than 2^31 - 1 elements (the argmax indices are int32)");
+  const float* dy = a.f32("dy", pooled);
+  const float* y = a.f32("y", pooled);
+  // each index is checked against its own window by the kernel, as it reads it
+  const int32_t* argmax = a.i32("argmax", pooled);
+  const float* x = a.f32("x", n);
+  const float* gamma = a.f32("gamma", c);
+  const float* mean = a.f32("mean", c);
+  const float* invStd = a.f32("invStd", c);
+  if (!bnReluPoolBackward(bnGeom(s), (int)s[2], (int)s[3], dy, y, argmax, x, gamma, mean, invStd, a.f32("dx", n),
+                          a.f32("dgamma", c), a.f32("dbeta", c)))
+    a.rangeError("field 'argmax' holds an index outside its own 2x2 window (it must come from bnReluPool on this x)");
+  return none(a);
+}
+
 Napi::Value Relu(const Napi::CallbackInfo& info) {
   Args a(info, "relu", {"size", "x", "y"});
   const int64_t n = a.integer("size", 0, int64_t(1) << 40);

@@ -186,6 +186,23 @@ const REF: RefTable = {
     argmax.forEach((k, i) => chosenBy.set(k, [...(chosenBy.get(k) ?? []), i]));
     return t64(Array.from({ length: size }, (_, k) => (chosenBy.get(k) ?? []).reduce((s, i) => s + dy.data[i]!, 0)), inputShape);
   },
+  bnReluPool: ({ x, gamma, beta }, { eps }) => {
+    const r = bnTrainRef(to4(x.data, x.shape), [...gamma.data], [...beta.data], eps);
+    const act = r.y.map((img) => img.map((ch) => ch.map((row) => row.map((v) => (v > 0 ? v : 0)))));
+    const y = maxpoolRef(act, 2, 2), c = [x.shape[1]!];
+    return {
+      y: t64(flat4(y), dims4(y)), argmax: Int32Array.from(argmaxRef(act, 2, 2)),
+      mean: t64(r.mean, c), variance: t64(r.variance, c), invStd: t64(r.variance.map((v) => 1 / Math.sqrt(v + eps)), c),
+    };
+  },
+  bnReluPoolBackward: ({ dy, y, argmax, x, gamma, mean, invStd }) => {
+    // the gradient at the ReLU output: each window's (masked) gradient at the element it chose, zero elsewhere
+    const full = new Array<number>(x.size).fill(0);
+    argmax.forEach((k, i) => { full[k]! += y.data[i]! > 0 ? dy.data[i]! : 0; });
+    const r = bnBackwardRef(to4(full, x.shape), to4(x.data, x.shape), [...gamma.data], [...mean.data], [...invStd.data]);
+    const c = [x.shape[1]!];
+    return { dx: t64(r.dx, x.shape), dgamma: t64(r.dgamma, c), dbeta: t64(r.dbeta, c) };
+  },
   prototypes: ({ support, labels }, { way }) => {
     const e = support.shape[1]!, r = rows(support.data, support.shape[0]!, e);
     return t64(classMembers(labels, way).flatMap((ms) => Array.from({ length: e }, (_, j) => ms.reduce((s, i) => s + r[i]![j]!, 0) / ms.length)), [way, e]);

@@ -77,6 +77,8 @@ export interface NativeAddon {
   reluBackward(a: Args): void;
   maxpool2d(a: Args): void;
   maxpool2dBackward(a: Args): void;
+  bnReluPool(a: Args): void;
+  bnReluPoolBackward(a: Args): void;
   prototypes(a: Args): void;
   prototypesBackward(a: Args): void;
   /** Rotation: the cpu-ts sampling (index, weight, dweight) applied to every plane; rotateBackward returns d angle. */

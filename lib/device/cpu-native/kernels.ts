@@ -206,6 +206,30 @@ register('maxpool2dBackward', ({ dy }) => [dy], ({ dy, argmax }, { inputShape })
   return new Tensor(dx, inputShape);
 });
 
+register('bnReluPool', ({ x, gamma, beta }) => [x, gamma, beta], ({ x, gamma, beta }, { eps }) => {
+  const shape = rank4(x, 'bnReluPool');
+  const [n, c, h, w] = shape as [number, number, number, number];
+  assertShape(gamma, [c], 'bnReluPool gamma');
+  assertShape(beta, [c], 'bnReluPool beta');
+  const pooled = [n, c, Math.floor(h / 2), Math.floor(w / 2)];
+  const y = f32Out(sizeOf(pooled)), argmax = i32Out(y.length), mean = f32(c), variance = f32(c), invStd = f32(c);
+  addon().bnReluPool({ x: x.data, shape, gamma: gamma.data, beta: beta.data, eps, y, argmax, mean, variance, invStd });
+  return { y: new Tensor(y, pooled), argmax, mean: new Tensor(mean, [c]), variance: new Tensor(variance, [c]), invStd: new Tensor(invStd, [c]) };
+});
+
+register('bnReluPoolBackward', (i) => [i.dy, i.y, i.x, i.gamma, i.mean, i.invStd], ({ dy, y, argmax, x, gamma, mean, invStd }) => {
+  const shape = rank4(x, 'bnReluPoolBackward');
+  const [n, c, h, w] = shape as [number, number, number, number];
+  const pooled = [n, c, Math.floor(h / 2), Math.floor(w / 2)];
+  assertShape(dy, pooled, 'bnReluPoolBackward dy');
+  assertShape(y, pooled, 'bnReluPoolBackward y');
+  if (argmax.length !== dy.size) throw new RangeError(`bnReluPoolBackward: argmax has ${argmax.length} entries, dy has ${dy.size}`);
+  for (const [t, nm] of [[gamma, 'gamma'], [mean, 'mean'], [invStd, 'invStd']] as const) assertShape(t, [c], `bnReluPoolBackward ${nm}`);
+  const dx = f32Out(x.size), dgamma = f32(c), dbeta = f32(c);
+  addon().bnReluPoolBackward({ dy: dy.data, y: y.data, argmax, x: x.data, shape, gamma: gamma.data, mean: mean.data, invStd: invStd.data, dx, dgamma, dbeta });
+  return { dx: new Tensor(dx, x.shape), dgamma: new Tensor(dgamma, [c]), dbeta: new Tensor(dbeta, [c]) };
+});
+
 register('prototypes', ({ support }) => [support], ({ support, labels }, { way }) => {
   const [rows, e] = mat(support, 'prototypes');
   const out = f32(way * e);

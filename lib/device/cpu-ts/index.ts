@@ -3,6 +3,7 @@ import './conv2d.js';
 import './batchnorm2d.js';
 import './relu.js';
 import './maxpool2d.js';
+import './bn-relu-pool.js';
 import './prototypes.js';
 import './distance.js';
 import './softmax.js';
