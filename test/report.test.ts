@@ -160,6 +160,12 @@ test('overlay rows: every run by name, raw and smoothed loss, validation band in
   assert.equal(timeUnit(600), { name: 'min', seconds: 60 });
   const tl = chartRows([a], metric('loss'), 'time', timeUnit(600), opt);
   assert.ok(Math.abs(tl.at(-1)!.x - a.steps.at(-1)!.elapsed! / 60) < 1e-12);
+  // against member-evaluations: each validation at its step's cumulative evals (pop 32 per step here), step 0 at 0
+  const ve = chartRows([a], metric('val-acc'), 'evals', timeUnit(10), opt);
+  assert.equal(ve.map((r) => r.x), a.vals.map((p) => 32 * p.step));
+  assert.equal(ve.map((r) => r.y), val.filter((r) => r.run === 'a').map((r) => r.y));
+  const bp = readRun(writeRun(join(root, 'ov', 'bp'), oldBackpropRun(3, 40, 20)));
+  assert.equal(chartRows([bp], metric('val-acc'), 'evals', timeUnit(10), opt), [], 'a run without evaluation counts has no such points');
 });
 
 test('charts a method does not log are left out; each chart has axis titles and line marks', async () => {
@@ -167,11 +173,12 @@ test('charts a method does not log are left out; each chart has axis titles and 
   const bp = readRun(writeRun(join(root, 'om', 'bp'), oldBackpropRun(9, 40, 20)));
   const ids = (cs: Awaited<ReturnType<typeof buildCharts>>) => cs.map((c) => c.id);
   const esCharts = await buildCharts([es], opt);
-  assert.equal(ids(esCharts), ['loss', 'val-acc', 'cand-per-s', 'sigma', 'g-norm'].flatMap((m) => [`${m}-vs-step`, `${m}-vs-time`]));
+  // validation accuracy of ES runs also against member-evaluations; backprop logs none
+  assert.equal(ids(esCharts), ['loss', 'val-acc', 'cand-per-s', 'sigma', 'g-norm'].flatMap((m) => [`${m}-vs-step`, `${m}-vs-time`, ...(m === 'val-acc' ? [`${m}-vs-evals`] : [])]));
   const bpCharts = await buildCharts([bp], opt);
   assert.equal(ids(bpCharts), ['loss', 'val-acc', 'train-acc', 'lr'].flatMap((m) => [`${m}-vs-step`, `${m}-vs-time`]));
   for (const c of [...esCharts, ...bpCharts]) {
-    assert.ok(c.svg.includes('training step') || c.svg.includes('wall-clock time since start ('), `${c.id}: x axis title`);
+    assert.ok(c.svg.includes('training step') || c.svg.includes('wall-clock time since start (') || c.svg.includes('member-evaluations (population members evaluated)'), `${c.id}: x axis title`);
     assert.ok(c.svg.includes(`>${c.metric.yTitle.replace(/&/g, '&amp;')}<`), `${c.id}: y axis title ${c.metric.yTitle}`);
     assert.match(c.svg, /class="mark-line role-mark[^"]*"[^>]*>\s*<path[^>]* d="M/, `${c.id}: a drawn line`);
   }
@@ -185,13 +192,13 @@ test('writeRunReport writes one HTML page with inline SVG, tables, and each char
   const out = join(root, 'w', 'out', 'rep.html');
   const r = await writeRunReport([a, b], out);
   assert.is(r.html, out);
-  assert.is(r.svgs.length, 10);
+  assert.is(r.svgs.length, 11); // 5 ES metrics x (step, time), and validation accuracy vs member-evaluations
   for (const s of r.svgs) {
     assert.ok(s.startsWith(join(root, 'w', 'out', 'rep-charts')), s);
     assert.match(readFileSync(s, 'utf8'), /^<\?xml[^>]*>\n<svg /);
   }
   const html = readFileSync(out, 'utf8');
-  assert.is((html.match(/<figure class="chart"/g) ?? []).length, 10);
+  assert.is((html.match(/<figure class="chart"/g) ?? []).length, 11);
   assert.not.match(html, /<script|https?:\/\/(?!www\.w3\.org)/, 'no script and no network reference');
   for (const s of ['seed1', 'seed2', '81.0% ± 2.0%', '62.0% ± 3.0%', '5-way 1-shot', 'model.channels']) assert.ok(html.includes(s), s);
   assert.ok(html.includes('class="differs">seed<'), 'the differing seed is highlighted');

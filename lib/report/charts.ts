@@ -10,7 +10,7 @@ import { chartRows, hasMetric, maxElapsed, timeUnit, type MetricDef, type ChartR
 /** The metrics charted, in page order; a chart appears only when some run logged its field. */
 export const METRICS: readonly MetricDef[] = [
   { id: 'loss', title: 'Training loss', yTitle: 'loss (nats)', source: 'steps', field: 'loss', smooth: true, note: 'query cross-entropy on each training episode' },
-  { id: 'val-acc', title: 'Validation accuracy', yTitle: 'validation accuracy (%)', source: 'vals', field: 'val_acc', band: 'val_ci95', percent: true, points: true, note: 'mean over validation episodes; band: 95% CI' },
+  { id: 'val-acc', title: 'Validation accuracy', yTitle: 'validation accuracy (%)', source: 'vals', field: 'val_acc', band: 'val_ci95', percent: true, points: true, byEvals: true, note: 'mean over validation episodes; band: 95% CI' },
   { id: 'train-acc', title: 'Training accuracy', yTitle: 'training accuracy (%)', source: 'steps', field: 'acc', smooth: true, percent: true, note: 'query accuracy on each training episode' },
   { id: 'cand-per-s', title: 'Throughput', yTitle: 'candidates / s', source: 'steps', field: 'cand_per_s', smooth: true, note: 'population members evaluated per second' },
   { id: 'sigma', title: 'ES noise scale', yTitle: 'σ (parameter units)', source: 'steps', field: 'sigma', steps: true, note: 'standard deviation of the ES perturbations' },
@@ -30,12 +30,14 @@ export interface Chart {
 }
 
 function xTitle(axis: XAxis, unit: TimeUnit): string {
-  return axis === 'step' ? 'training step' : `wall-clock time since start (${unit.name})`;
+  return axis === 'step' ? 'training step' : axis === 'time' ? `wall-clock time since start (${unit.name})` : 'member-evaluations (population members evaluated)';
 }
+
+const AXIS_NAME: Record<XAxis, string> = { step: 'step', time: 'wall-clock time', evals: 'member-evaluations' };
 
 /** The vega-lite spec of one chart: runs by colour, faint raw values under the smoothed line, a 95% band where the metric has one. */
 export function chartSpec(m: MetricDef, axis: XAxis, unit: TimeUnit, rows: ChartRow[], smoothingNote: string, runNames?: readonly string[]): TopLevelSpec {
-  const x = { field: 'x', type: 'quantitative', title: xTitle(axis, unit), axis: { format: axis === 'step' ? '~s' : '~r' } };
+  const x = { field: 'x', type: 'quantitative', title: xTitle(axis, unit), axis: { format: axis === 'time' ? '~r' : '~s' } };
   const y = { field: 'y', type: 'quantitative', title: m.yTitle, scale: { zero: false }, axis: { format: '~r' } };
   // One colour per run across all charts (the scale's domain is every run of the report); the legend lists the runs this chart has.
   const present = [...new Set(rows.map((r) => r.run))];
@@ -63,7 +65,7 @@ export function chartSpec(m: MetricDef, axis: XAxis, unit: TimeUnit, rows: Chart
   const subtitle = [m.note, m.smooth ? smoothingNote : undefined].filter((s): s is string => !!s);
   return {
     $schema: 'https://vega.github.io/schema/vega-lite/v6.json',
-    title: { text: `${m.title} vs ${axis === 'step' ? 'step' : 'wall-clock time'}`, ...(subtitle.length ? { subtitle } : {}), anchor: 'start' },
+    title: { text: `${m.title} vs ${AXIS_NAME[axis]}`, ...(subtitle.length ? { subtitle } : {}), anchor: 'start' },
     width: 440,
     height: 260,
     data: { values: rows },
@@ -86,7 +88,7 @@ export async function renderSvg(spec: TopLevelSpec): Promise<string> {
   }
 }
 
-/** Every chart the runs have data for: each metric against steps and against wall-clock time. */
+/** Every chart the runs have data for: each metric against steps and against wall-clock time, and those marked byEvals against member-evaluations. */
 export async function buildCharts(runs: readonly RunData[], opt: SeriesOptions): Promise<Chart[]> {
   const note = opt.smoothing === 'auto'
     ? 'faint: raw; solid: EMA (bias-corrected, window ≈ n/30 points)'
@@ -96,13 +98,13 @@ export async function buildCharts(runs: readonly RunData[], opt: SeriesOptions):
     if (!hasMetric(runs, m)) continue;
     // The wall-clock unit suits the longest of the runs in this chart.
     const unit = timeUnit(maxElapsed(runs.filter((r) => hasMetric([r], m))));
-    for (const axis of ['step', 'time'] as const) {
+    for (const axis of m.byEvals ? (['step', 'time', 'evals'] as const) : (['step', 'time'] as const)) {
       const rows = chartRows(runs, m, axis, unit, opt);
-      if (rows.length === 0) continue; // no wall-clock times in these records
+      if (rows.length === 0) continue; // no wall-clock times (or evaluation counts) in these records
       const id = `${m.id}-vs-${axis}`;
       const spec = chartSpec(m, axis, unit, rows, note, runs.map((r) => r.name));
       const svg = prefixIds(await renderSvg(spec), id);
-      charts.push({ id, metric: m, axis, title: `${m.title} vs ${axis === 'step' ? 'step' : 'wall-clock time'}`, svg, rows: rows.length });
+      charts.push({ id, metric: m, axis, title: `${m.title} vs ${AXIS_NAME[axis]}`, svg, rows: rows.length });
     }
   }
   return charts;

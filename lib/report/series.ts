@@ -57,8 +57,12 @@ export function thin<T extends { y: number }>(pts: readonly T[], max: number): T
   return out;
 }
 
-/** A chart's x axis: steps, or wall-clock time in a unit picked for the longest run. */
-export type XAxis = 'step' | 'time';
+/**
+ * A chart's x axis: steps, wall-clock time in a unit picked for the longest run, or member-evaluations
+ * (the cumulative `evals` of the step records: population members evaluated, the ES runs' unit of work,
+ * which compares runs of different populations).
+ */
+export type XAxis = 'step' | 'time' | 'evals';
 export interface TimeUnit { name: 's' | 'min' | 'h'; seconds: number }
 
 export function timeUnit(maxSeconds: number): TimeUnit {
@@ -90,6 +94,8 @@ export interface MetricDef {
   note?: string;
   /** Hold each value until the next (a schedule that changes in steps). */
   steps?: boolean;
+  /** Also charted against member-evaluations (runs that log them). */
+  byEvals?: boolean;
 }
 
 export interface SeriesOptions {
@@ -112,17 +118,34 @@ export function maxElapsed(runs: readonly RunData[]): number {
 }
 
 /**
+ * Member-evaluations done by the end of each step of a run (its step records' cumulative `evals`; 0 at
+ * step 0); empty when the run does not log them (backprop).
+ */
+export function evalsByStep(r: RunData): Map<number, number> {
+  const m = new Map<number, number>();
+  for (const p of r.steps) {
+    const e = p.values.evals;
+    if (e !== undefined && Number.isFinite(e)) m.set(p.step, e);
+  }
+  if (m.size > 0 && !m.has(0)) m.set(0, 0);
+  return m;
+}
+
+/**
  * The rows of one chart for several runs overlaid: per run, the raw values (when smoothed) and the
  * main line (EMA or raw), with lo/hi of the band where the metric has one. Against wall-clock time,
- * points without an elapsed time are left out.
+ * points without an elapsed time are left out; against member-evaluations, points whose step has no
+ * evaluation count.
  */
 export function chartRows(runs: readonly RunData[], m: MetricDef, axis: XAxis, unit: TimeUnit, opt: SeriesOptions): ChartRow[] {
   const rows: ChartRow[] = [];
   const scale = m.percent ? 100 : 1;
   for (const r of runs) {
-    const pts: MetricsPoint[] = r[m.source].filter((p) => Number.isFinite(p.values[m.field]) && (axis === 'step' || p.elapsed !== undefined));
+    const evals = axis === 'evals' ? evalsByStep(r) : undefined;
+    const hasX = (p: MetricsPoint): boolean => (axis === 'step' ? true : axis === 'time' ? p.elapsed !== undefined : evals!.has(p.step));
+    const pts: MetricsPoint[] = r[m.source].filter((p) => Number.isFinite(p.values[m.field]) && hasX(p));
     if (pts.length === 0) continue;
-    const xs = pts.map((p) => (axis === 'step' ? p.step : p.elapsed! / unit.seconds));
+    const xs = pts.map((p) => (axis === 'step' ? p.step : axis === 'time' ? p.elapsed! / unit.seconds : evals!.get(p.step)!));
     const ys = pts.map((p) => p.values[m.field]! * scale);
     const raw = xs.map((x, i) => ({ run: r.name, x, y: ys[i]!, kind: 'raw' as const }));
     if (m.smooth) {
