@@ -160,10 +160,17 @@ test('overlay rows: every run by name, raw and smoothed loss, validation band in
   assert.equal(timeUnit(600), { name: 'min', seconds: 60 });
   const tl = chartRows([a], metric('loss'), 'time', timeUnit(600), opt);
   assert.ok(Math.abs(tl.at(-1)!.x - a.steps.at(-1)!.elapsed! / 60) < 1e-12);
-  // against member-evaluations: each validation at its step's cumulative evals (pop 32 per step here), step 0 at 0
-  const ve = chartRows([a], metric('val-acc'), 'evals', timeUnit(10), opt);
-  assert.equal(ve.map((r) => r.x), a.vals.map((p) => 32 * p.step));
-  assert.equal(ve.map((r) => r.y), val.filter((r) => r.run === 'a').map((r) => r.y));
+  // against member-evaluations: a validation at step s after the evals of the last step record numbered below s
+  // (the trainer numbers steps from 0: the validation at step 5 follows step record 4)
+  const recs: Record<string, unknown>[] = [{ type: 'start', time: '2026-01-01T00:00:00.000Z', method: 'es', step: 0, config: { pop: 64 } }];
+  for (let k = 0; k <= 10; k++) {
+    if (k % 5 === 0) recs.push({ type: 'val', time: '2026-01-01T00:00:01.000Z', step: k, elapsed_s: k, val_acc: 0.5 + k / 100, val_ci95: 0.01 });
+    if (k < 10) recs.push({ type: 'step', time: '2026-01-01T00:00:01.000Z', step: k, elapsed_s: k + 0.5, loss: 1, sigma: 0.01, evals: 64 * (k + 1) });
+  }
+  const real = readRun(writeRun(join(root, 'ov', 'real'), recs as never));
+  const ve = chartRows([real], metric('val-acc'), 'evals', timeUnit(10), opt);
+  assert.equal(ve.map((r) => r.x), [0, 320, 640]);
+  assert.equal(ve.map((r) => Math.round(r.y * 10) / 10), [50, 55, 60]);
   const bp = readRun(writeRun(join(root, 'ov', 'bp'), oldBackpropRun(3, 40, 20)));
   assert.equal(chartRows([bp], metric('val-acc'), 'evals', timeUnit(10), opt), [], 'a run without evaluation counts has no such points');
 });

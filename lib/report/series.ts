@@ -118,34 +118,40 @@ export function maxElapsed(runs: readonly RunData[]): number {
 }
 
 /**
- * Member-evaluations done by the end of each step of a run (its step records' cumulative `evals`; 0 at
- * step 0); empty when the run does not log them (backprop).
+ * Member-evaluations done before a validation at `step`, from the run's step records (their cumulative
+ * `evals`; a step record numbered k is the trainer's step k, counted from 0, so a validation at step s
+ * follows step record s - 1): the evals of the last step record numbered below s, 0 before the first.
+ * Undefined for every step when the run logs no evaluation counts (backprop).
  */
-export function evalsByStep(r: RunData): Map<number, number> {
-  const m = new Map<number, number>();
-  for (const p of r.steps) {
-    const e = p.values.evals;
-    if (e !== undefined && Number.isFinite(e)) m.set(p.step, e);
-  }
-  if (m.size > 0 && !m.has(0)) m.set(0, 0);
-  return m;
+export function evalsBefore(r: RunData): (step: number) => number | undefined {
+  const pts = r.steps.filter((p) => Number.isFinite(p.values.evals));
+  if (pts.length === 0) return () => undefined;
+  return (step) => {
+    let lo = 0, hi = pts.length; // first index whose step is >= `step`
+    while (lo < hi) {
+      const mid = (lo + hi) >> 1;
+      if (pts[mid]!.step < step) lo = mid + 1;
+      else hi = mid;
+    }
+    return lo === 0 ? 0 : pts[lo - 1]!.values.evals;
+  };
 }
 
 /**
  * The rows of one chart for several runs overlaid: per run, the raw values (when smoothed) and the
  * main line (EMA or raw), with lo/hi of the band where the metric has one. Against wall-clock time,
- * points without an elapsed time are left out; against member-evaluations, points whose step has no
- * evaluation count.
+ * points without an elapsed time are left out; against member-evaluations, runs without evaluation
+ * counts (see evalsBefore).
  */
 export function chartRows(runs: readonly RunData[], m: MetricDef, axis: XAxis, unit: TimeUnit, opt: SeriesOptions): ChartRow[] {
   const rows: ChartRow[] = [];
   const scale = m.percent ? 100 : 1;
   for (const r of runs) {
-    const evals = axis === 'evals' ? evalsByStep(r) : undefined;
-    const hasX = (p: MetricsPoint): boolean => (axis === 'step' ? true : axis === 'time' ? p.elapsed !== undefined : evals!.has(p.step));
+    const evals = axis === 'evals' ? evalsBefore(r) : undefined;
+    const hasX = (p: MetricsPoint): boolean => (axis === 'step' ? true : axis === 'time' ? p.elapsed !== undefined : evals!(p.step) !== undefined);
     const pts: MetricsPoint[] = r[m.source].filter((p) => Number.isFinite(p.values[m.field]) && hasX(p));
     if (pts.length === 0) continue;
-    const xs = pts.map((p) => (axis === 'step' ? p.step : axis === 'time' ? p.elapsed! / unit.seconds : evals!.get(p.step)!));
+    const xs = pts.map((p) => (axis === 'step' ? p.step : axis === 'time' ? p.elapsed! / unit.seconds : evals!(p.step)!));
     const ys = pts.map((p) => p.values[m.field]! * scale);
     const raw = xs.map((x, i) => ({ run: r.name, x, y: ys[i]!, kind: 'raw' as const }));
     if (m.smooth) {
