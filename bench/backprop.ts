@@ -9,7 +9,10 @@
  * Prints a table, writes JSON to bench/results/.
  *
  *   npm run build && node dist/bench/backprop.js [--channels 64] [--episode 20w5s15q]
- *     [--threads 1,2] [--rounds 7] [--no-compile] [--no-torch]
+ *     [--threads 1,2] [--rounds 7] [--no-compile] [--no-torch] [--unfused]
+ *
+ * --unfused adds a variant of ours, the tape recording each block's BN, ReLU and max-pool as three ops
+ * instead of the fused bnReluPool (ForwardOptions.fuse = false), in the same interleaved rounds.
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -33,17 +36,18 @@ const way = Number(m[1]), shot = Number(m[2]), query = Number(m[3]);
 const ep = new SyntheticEpisodes({ way, shot, query, imageSize: 28, classes: Math.max(20, way), seed: 2 }).episode(0);
 const flops = 3 * convFlops(C, way * (shot + query)); // forward + data and weight gradients
 
-function ours(): Impl {
+/** cpu-native through the tape; `fuse` false records each block's BN, ReLU and max-pool as three tape ops instead of bnReluPool. */
+function ours(fuse = true): Impl {
   const layout = new ProtoNetLayout({ channels: C });
   const params = initParams(layout, 1), bn = initialBnState(layout);
   const opt = createOptimizer({ name: 'adam', lr: 1e-3 });
   const dev = getDevice('cpu-native');
   const step = (): void => {
-    const g = episodeGradient(dev, layout, params, bn, ep, { bn: 'batch', trackStats: bn });
+    const g = episodeGradient(dev, layout, params, bn, ep, { bn: 'batch', trackStats: bn, fuse });
     opt.step(params, g.grad);
   };
   return {
-    name: 'cpu-native', role: 'ours',
+    name: fuse ? 'cpu-native' : 'cpu-native unfused', role: fuse ? 'ours' : 'variant',
     warmup: async () => { step(); step(); },
     run: async () => timeSync(step),
   };
@@ -60,7 +64,7 @@ async function main(): Promise<void> {
   let torchVersion: string | undefined, torchMissing: string | undefined;
   for (const threads of THREADS) {
     setNativeThreads(threads);
-    const impls: Impl[] = [ours()];
+    const impls: Impl[] = [ours(), ...(flag('unfused') ? [ours(false)] : [])];
     const peers: TorchPeer[] = [];
     if (!flag('no-torch') && torchMissing === undefined) {
       for (const compile of flag('no-compile') ? [false] : [false, true]) {

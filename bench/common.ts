@@ -10,7 +10,8 @@
  *   3. the figure is the median over the rounds (wall-clock and process CPU seconds; min and
  *      max kept beside it), with the 1-minute load average sampled at each repetition.
  *
- * Implementations are labelled by role: 'ours' (cpu-native), 'peer' (another library: PyTorch)
+ * Implementations are labelled by role: 'ours' (cpu-native), 'peer' (another library: PyTorch),
+ * 'variant' (another formulation of ours, measured beside it for comparison: never the headline)
  * and 'reference' (cpu-ts, the TypeScript spec implementation: never a peer).
  */
 import { spawn, spawnSync, type ChildProcessWithoutNullStreams } from 'node:child_process';
@@ -55,7 +56,7 @@ export function uptime(): string {
   return r.status === 0 ? r.stdout.trim() : `load average: ${loadavg().map((v) => v.toFixed(2)).join(', ')}`;
 }
 
-export type Role = 'ours' | 'peer' | 'reference';
+export type Role = 'ours' | 'peer' | 'variant' | 'reference';
 
 export interface Timing { wall: number; cpu: number }
 

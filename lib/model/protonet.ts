@@ -23,6 +23,12 @@ export interface ForwardOptions {
   trackStats?: BnState;
   /** In 'batch' mode, called with each block's batch mean and biased variance (per channel) and the count they are over. */
   onBatchStats?: (block: number, mean: Tensor, variance: Tensor, count: number) => void;
+  /**
+   * In 'batch' mode, run each block's BN, ReLU and max-pool as the one op bnReluPool where the ops
+   * object has it (the tape does: it then keeps neither the BN nor the ReLU output). Default true;
+   * false records the three ops separately (the same values; for comparisons).
+   */
+  fuse?: boolean;
 }
 
 /**
@@ -48,7 +54,7 @@ export function embed<V>(
       const count = ops.value(h).size / cfg.channels;
       const gamma = p('1.weight'), beta = p('1.bias');
       let r: BnTrainResult<V>;
-      if (ops.bnReluPool) {
+      if (ops.bnReluPool && opts.fuse !== false) {
         r = ops.bnReluPool(h, gamma, beta, cfg.bnEps);
         h = r.y;
       } else {
