@@ -114,28 +114,34 @@ test('memory: exact bytes on a hand-countable graph, forward and at the backward
   assert.ok(grad.some((g) => g !== 0), 'no gradient reached the leaves');
 });
 
-test('memory: ProtoNet forward holds exactly the per-block activations (float32, hand formula)', () => {
-  const layout = new ProtoNetLayout({ channels: 8, imageSize: 28 });
-  const params = initParams(layout, 1);
-  const way = 5, shot = 2, query = 3;
-  const ep = new SyntheticEpisodes({ classes: 10, way, shot, query, imageSize: 28, seed: 3 }).episode(0);
-  const tape = new Tape(device);
-  const out = episodeLoss(tape, layout, params, initialBnState(layout), ep, { bn: 'batch' }, layoutLeaves(tape, layout));
-  const n = way * (shot + query), nq = way * query, c = 8, F = 4, E = layout.embeddingSize;
-  let activation = 0, side = 28;
-  const external = n * 28 * 28 * F + (way * shot + nq) * 4;        // the concatenated image batch; both label arrays
-  for (let i = 0; i < 4; i++) {
-    if (i > 0) activation += n * c * side * side * F;               // conv input = previous pool output
-    activation += 2 * n * c * side * side * F + 2 * c * F;          // conv output (BN input), BN output (ReLU input), mean, invStd
-    side = Math.floor(side / 2);
-    activation += n * c * side * side * 4;                          // max-pool argmax (Int32)
-  }
-  activation += nq * E * F + way * E * F + nq * way * F;            // query rows (a view of the embeddings), prototypes, log-softmax
-  assert.equal(tape.memory(), { activation, external, gradient: 0, total: activation + external });
-  const grad = new Float32Array(layout.numParams);
-  tape.backward(out.loss, grad);
-  assert.ok(tape.peakBytes > activation + external, 'backward adds pending gradients on top of the saved tensors');
-});
+for (const fuse of [true, false]) {
+  test(`memory: ProtoNet forward holds exactly the per-block activations (float32, hand formula, ${fuse ? 'fused bnReluPool' : 'BN, ReLU and max-pool recorded separately'})`, () => {
+    const layout = new ProtoNetLayout({ channels: 8, imageSize: 28 });
+    const params = initParams(layout, 1);
+    const way = 5, shot = 2, query = 3;
+    const ep = new SyntheticEpisodes({ classes: 10, way, shot, query, imageSize: 28, seed: 3 }).episode(0);
+    const tape = new Tape(device);
+    const out = episodeLoss(tape, layout, params, initialBnState(layout), ep, { bn: 'batch', fuse }, layoutLeaves(tape, layout));
+    const n = way * (shot + query), nq = way * query, c = 8, F = 4, E = layout.embeddingSize;
+    let activation = 0, side = 28;
+    const external = n * 28 * 28 * F + (way * shot + nq) * 4;          // the concatenated image batch; both label arrays
+    for (let i = 0; i < 4; i++) {
+      activation += n * c * side * side * F + 2 * c * F;                // conv output (the block op's input), BN mean and invStd
+      if (!fuse) activation += n * c * side * side * F;                 // BN output (ReLU's input)
+      side = Math.floor(side / 2);
+      activation += n * c * side * side * 4;                            // max-pool argmax (Int32)
+      // the pooled output: saved by bnReluPool itself, or (unfused) by the next conv as its input; the last block's
+      // pooled output is the embeddings, of which the query rows are a view (saved whole by bnReluPool, else only those rows)
+      if (fuse) activation += n * c * side * side * F;
+      else activation += (i < 3 ? n : nq) * c * side * side * F;
+    }
+    activation += way * E * F + nq * way * F;                           // prototypes, log-softmax
+    assert.equal(tape.memory(), { activation, external, gradient: 0, total: activation + external });
+    const grad = new Float32Array(layout.numParams);
+    tape.backward(out.loss, grad);
+    assert.ok(tape.peakBytes > activation + external, 'backward adds pending gradients on top of the saved tensors');
+  });
+}
 
 test('iterative walk: a chain of 100000 ops back-propagates without recursion', () => {
   const tape = new Tape(device);
