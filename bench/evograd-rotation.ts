@@ -6,6 +6,7 @@
  *
  *   node dist/bench/evograd-rotation.js --seeds 0,1,2,3,4 [--steps 1200] [--test-episodes 400] [--modes evograd,plain,second-order]
  *     [--init-angle 0] (plain training at --init-angle 30 is the oracle: the training images rotated like the test's)
+ *     [--config '{"supersample":1,"copies":8}'] (any other EvoGradConfig fields, over the rotation preset)
  *
  * Results accumulate in bench/results/evograd/rotation.json (a run already there with the same
  * configuration is kept, so seeds can run in separate invocations); --report-only redraws the
@@ -124,13 +125,14 @@ async function main(): Promise<void> {
   const channels = Number(arg('channels', '16'));
   const testSeed = Number(arg('test-seed', '12345'));
   const initAngle = Number(arg('init-angle', '0'));
+  const extra = JSON.parse(arg('config', '{}')) as Record<string, unknown>;
   const device = getDevice(arg('device', 'cpu-native'));
   res.command = `node dist/bench/evograd-rotation.js ${process.argv.slice(2).join(' ')}`;
-  res.machine = { cpus: cpus().length, cpuModel: cpus()[0]?.model, node: process.version, device: device.info(), note: 'shared 2-core machine; other jobs were running (load averages per run)' };
+  res.machine = { cpus: cpus().length, cpuModel: cpus()[0]?.model, node: process.version, device: device.info(), note: '2-core machine; the load averages at the start and end of each run are in its load field' };
   let dataset: ReturnType<typeof rotationSources>['dataset'] | undefined;
   for (const seed of seeds) {
     for (const mode of modes) {
-      const cfg = resolveEvoGradConfig({ seed, mode, steps, model: { channels }, initAngle });
+      const cfg = resolveEvoGradConfig({ ...extra, seed, mode, steps, model: { channels }, initAngle });
       if (res.runs.some((r) => r.seed === seed && r.mode === mode && sameConfig(r.config, cfg))) {
         process.stderr.write(`seed ${seed} ${mode}: already in ${file}\n`);
         continue;
@@ -151,8 +153,8 @@ async function main(): Promise<void> {
           if (m.step % (record * 10) === 0) process.stderr.write(`seed ${seed} ${mode}: step ${m.step}, angle ${m.angle.toFixed(2)}, loss ${trajectory.at(-1)![2].toFixed(3)}, ${((Date.now() - t0) / 1000).toFixed(0)} s\n`);
         }
       }
-      const rotated = m.evaluate(rotationTestEpisodes(dataset, TEST_SHAPE, testSeed, cfg.valAngle, device), testEpisodes);
-      const upright = m.evaluate(rotationTestEpisodes(dataset, TEST_SHAPE, testSeed, 0, device), testEpisodes);
+      const rotated = m.evaluate(rotationTestEpisodes(dataset, TEST_SHAPE, testSeed, cfg.valAngle, device, cfg.supersample), testEpisodes);
+      const upright = m.evaluate(rotationTestEpisodes(dataset, TEST_SHAPE, testSeed, 0, device, cfg.supersample), testEpisodes);
       await m.close();
       const run: Run = {
         seed, mode, config: cfg, trajectory, finalAngle: m.angle, test: { rotated, upright, seed: testSeed, angle: cfg.valAngle },

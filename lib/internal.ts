@@ -110,6 +110,7 @@ export * from './evograd/noise.js';
 export * from './evograd/hypergrad.js';
 export * from './evograd/objective.js';
 export * from './evograd/learner.js';
+export * from './evograd/population.js';
 export * from './evograd/toy.js';
 export * from './evograd/rotation.js';
 export * from './evograd/config.js';

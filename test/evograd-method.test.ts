@@ -16,7 +16,7 @@ import { UserError } from '../lib/errors.js';
 import type { MethodState } from '../lib/train/method.js';
 
 const dev = getDevice('cpu-ts');
-const SMALL: EvoGradConfigInput = { model: { channels: 4, imageSize: 12, blocks: 2 }, train: { way: 3, shot: 2, query: 2 }, val: { way: 3, shot: 2, query: 2 }, steps: 6, valEpisodes: 3, seed: 4 };
+const SMALL: EvoGradConfigInput = { supersample: 1, model: { channels: 4, imageSize: 12, blocks: 2 }, train: { way: 3, shot: 2, query: 2 }, val: { way: 3, shot: 2, query: 2 }, steps: 6, valEpisodes: 3, seed: 4 };
 
 function sources(): EvoGradSources {
   const mk = (seed: number) => new SyntheticEpisodes({ classes: 8, way: 3, shot: 2, query: 2, imageSize: 12, seed });

@@ -10,8 +10,9 @@ import { parseChoice, parseNum } from '../errors.js';
 import { getDevice } from '../device/registry.js';
 import '../index.js';
 import { loadCheckpoint } from '../model/checkpoint.js';
-import { EVOGRAD_PRESETS, DEFAULT_EVOGRAD_PRESET, EVOGRAD_RESUME_CHANGEABLE, EVOGRAD_TASKS, resolveEvoGradConfig, type EvoGradConfig, type EvoGradConfigInput } from '../evograd/config.js';
+import { COPY_EVALS, EVOGRAD_PRESETS, DEFAULT_EVOGRAD_PRESET, EVOGRAD_RESUME_CHANGEABLE, EVOGRAD_TASKS, resolveEvoGradConfig, type EvoGradConfig, type EvoGradConfigInput } from '../evograd/config.js';
 import { COPY_NOISES } from '../evograd/noise.js';
+import { EVALUATOR_PRECISIONS } from '../es/population.js';
 import { EvoGradMethod, evaluateModel } from '../evograd/method.js';
 import { rotationSources, rotationTestEpisodes } from '../evograd/data.js';
 import { resumeConfig } from '../train/run-files.js';
@@ -19,8 +20,8 @@ import { log, loopOptions, pct, planRun, resumeMethod, runTraining } from './run
 
 export interface EvoGradCliOptions {
   task?: string; preset?: string; mode?: string; device?: string;
-  copies?: string; sigma?: string; tau?: string; noise?: string; lr?: string; hyperLr?: string;
-  initAngle?: string; valAngle?: string; channels?: string; imageSize?: string; distance?: string;
+  copies?: string; copyEval?: string; fdDelta?: string; precision?: string; sigma?: string; tau?: string; noise?: string; lr?: string; hyperLr?: string;
+  initAngle?: string; valAngle?: string; supersample?: string; channels?: string; imageSize?: string; distance?: string;
   way?: string; shot?: string; query?: string; valWay?: string; valShot?: string; valQuery?: string;
   seed?: string; valSeed?: string; steps?: string; valEvery?: string; valEpisodes?: string; checkpointEvery?: string;
   maxMinutes?: string; testEpisodes?: string; out?: string; resume?: string; data?: string; cache?: string;
@@ -38,10 +39,12 @@ export function evoGradInput(o: EvoGradCliOptions): EvoGradConfigInput {
     mode: parseChoice('mode', o.mode, ['evograd', 'plain', 'second-order'] as const),
     model: { channels: int('channels', o.channels, 1), imageSize: int('image-size', o.imageSize, 1) },
     distance: parseChoice('distance', o.distance, ['euclidean', 'cosine'] as const),
-    copies: int('copies', o.copies, 2), sigma: parseNum('sigma', o.sigma), tau: parseNum('tau', o.tau),
+    copies: int('copies', o.copies, 2), copyEval: parseChoice('copy-eval', o.copyEval, COPY_EVALS), fdDelta: parseNum('fd-delta', o.fdDelta),
+    precision: parseChoice('precision', o.precision, EVALUATOR_PRECISIONS), sigma: parseNum('sigma', o.sigma), tau: parseNum('tau', o.tau),
     noise: parseChoice('noise', o.noise, COPY_NOISES),
     lr: parseNum('lr', o.lr), hyperLr: parseNum('hyper-lr', o.hyperLr),
     initAngle: parseNum('init-angle', o.initAngle), valAngle: parseNum('val-angle', o.valAngle),
+    supersample: int('supersample', o.supersample, 1),
     train: { way: int('way', o.way, 2), shot: int('shot', o.shot, 1), query: int('query', o.query, 1) },
     val: { way: int('val-way', o.valWay, 2), shot: int('val-shot', o.valShot, 1), query: int('val-query', o.valQuery, 1) },
     seed: int('seed', o.seed, 0, 0xffffffff), valSeed: int('val-seed', o.valSeed, 0, 0xffffffff),
@@ -58,7 +61,8 @@ export async function evoGradCli(o: EvoGradCliOptions): Promise<void> {
   const plan = planRun<EvoGradConfig>(o, {
     method: 'evograd', label: 'an evograd run', outName: (c) => `evograd-${c.task}-${c.mode}-seed${c.seed}`,
     fresh: () => resolveEvoGradConfig(input, preset),
-    resumed: (saved) => resolveEvoGradConfig(resumeConfig(o.resume!, saved.config as unknown as EvoGradConfigInput, input, EVOGRAD_RESUME_CHANGEABLE)),
+    // runs saved before `supersample` existed rotated at the model's side
+    resumed: (saved) => resolveEvoGradConfig(resumeConfig(o.resume!, { supersample: 1, ...(saved.config as unknown as EvoGradConfigInput) }, input, EVOGRAD_RESUME_CHANGEABLE)),
   });
   if (!plan) return;
   const { cfg, out, statePath } = plan;
@@ -68,7 +72,7 @@ export async function evoGradCli(o: EvoGradCliOptions): Promise<void> {
   });
   const method = new EvoGradMethod(cfg, cfg.valEpisodes > 0 ? sources : { train: sources.train, hyperVal: sources.hyperVal }, { device });
   const resume = await resumeMethod(method, statePath);
-  const how = cfg.mode === 'evograd' ? `EvoGrad K ${cfg.copies}, sigma ${cfg.sigma}, tau ${cfg.tau}, ${cfg.noise} noise, angle Adam lr ${cfg.hyperLr}`
+  const how = cfg.mode === 'evograd' ? `EvoGrad K ${cfg.copies}${cfg.copyEval === 'population' ? ` (population evaluator, ${cfg.precision}, angle derivative by +-${cfg.fdDelta} degrees)` : ''}, sigma ${cfg.sigma}, tau ${cfg.tau}, ${cfg.noise} noise, angle Adam lr ${cfg.hyperLr}`
     : cfg.mode === 'second-order' ? `second-order (T1-T2) hypergradient, angle Adam lr ${cfg.hyperLr}` : `plain training at ${cfg.initAngle} degrees`;
   await runTraining({
     method, out, ...(resume ? { resume } : {}), valEvery: cfg.valEpisodes > 0 ? valEvery : 0, checkpointEvery,
@@ -85,7 +89,7 @@ export async function evoGradCli(o: EvoGradCliOptions): Promise<void> {
       if (testEpisodes <= 0) return;
       const ck = r.bestCheckpoint ? loadCheckpoint(r.bestCheckpoint) : { layout: method.layout, params: method.params, bn: method.bn };
       for (const [what, degrees] of [['rotated', cfg.valAngle], ['upright', 0]] as const) {
-        const t = evaluateModel(device, ck.layout, ck.params, ck.bn, rotationTestEpisodes(dataset, TEST_SHAPE, TEST_SEED, degrees, device), testEpisodes, cfg.distance);
+        const t = evaluateModel(device, ck.layout, ck.params, ck.bn, rotationTestEpisodes(dataset, TEST_SHAPE, TEST_SEED, degrees, device, cfg.supersample), testEpisodes, cfg.distance);
         metrics.write({ type: 'test', checkpoint: r.bestCheckpoint ?? 'final', test: what, angle: degrees, episodes: testEpisodes, ...TEST_SHAPE, test_acc: t.acc, test_ci95: t.ci95, test_loss: t.loss });
         log(`test (${r.bestCheckpoint ? 'best checkpoint' : 'final parameters'}, ${testEpisodes} 5-way 5-shot episodes ${what === 'rotated' ? `rotated ${degrees} degrees` : 'upright'}): ${pct(t.acc)} +- ${pct(t.ci95)}`);
       }
@@ -102,6 +106,9 @@ export function registerEvograd(program: Command): void {
     .option('--preset <name>', `${presets} (default ${DEFAULT_EVOGRAD_PRESET}); explicit options override it`)
     .option('--mode <m>', 'evograd | plain (the angle fixed at --init-angle) | second-order (T1-T2 hypergradient)')
     .option('--copies <k>', 'EvoGrad: perturbed copies K (paper: 2)')
+    .option('--copy-eval <e>', 'EvoGrad: tape (each copy forward and backward on the tape) | population (forward only by the ES population evaluator, the angle\'s derivative by central differences: hundreds of copies)')
+    .option('--fd-delta <deg>', 'EvoGrad --copy-eval population: central-difference step of the angle (degrees)')
+    .option('--precision <p>', 'EvoGrad --copy-eval population: the population evaluator\'s forward precision, fp32 | bf16')
     .option('--sigma <x>', 'EvoGrad: perturbation scale (paper: 0.001)')
     .option('--tau <x>', 'EvoGrad: softmax temperature of the copies\' weights (paper: 0.05)')
     .option('--noise <n>', 'EvoGrad: sign | gaussian')
@@ -109,6 +116,7 @@ export function registerEvograd(program: Command): void {
     .option('--hyper-lr <x>', 'Adam learning rate of the angle (degrees)')
     .option('--init-angle <deg>', 'the learned angle\'s start (degrees)')
     .option('--val-angle <deg>', 'rotation of the validation and test episodes (degrees, counter-clockwise)')
+    .option('--supersample <s>', 'rotate at s x the image side, then average s x s blocks (1: bilinear at the image side, which blurs every angle but 0)')
     .option('--channels <n>', 'channels per conv block')
     .option('--image-size <n>', 'image side')
     .option('--distance <d>', 'euclidean | cosine')

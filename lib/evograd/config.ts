@@ -15,10 +15,13 @@ import { UserError } from '../errors.js';
 import { modelConfig, type ModelConfig } from '../model/layout.js';
 import type { Distance } from '../model/protonet.js';
 import { COPY_NOISES, type CopyNoise } from './noise.js';
+import { EVALUATOR_PRECISIONS, type EvaluatorPrecision } from '../es/population.js';
 
 export type EvoGradTask = 'rotation';
 export const EVOGRAD_TASKS: readonly EvoGradTask[] = ['rotation'];
 export type EvoGradMode = 'evograd' | 'plain' | 'second-order';
+export type CopyEval = 'tape' | 'population';
+export const COPY_EVALS: readonly CopyEval[] = ['tape', 'population'];
 
 export interface RotationEpisodeShape { way: number; shot: number; query: number }
 
@@ -39,7 +42,25 @@ export interface EvoGradConfig {
   valAngle: number;
   /** The learned angle's starting value, degrees. */
   initAngle: number;
+  /**
+   * Rotate at supersample x the model's image side, then average supersample x supersample blocks
+   * (1: bilinear rotation at the model's side). Bilinear resampling blurs every non-zero angle and
+   * leaves 0 sharp, so at 1 the rotated validation images are blurred and the upright training images
+   * are not, which puts a cusp at 0 in the angle's landscape (docs/evograd.md); 3 (84 px for 28) removes it.
+   */
+  supersample: number;
   copies: number;
+  /**
+   * How the copies' losses and lambda-derivatives are computed: 'tape' (each copy a forward and
+   * backward pass on the tape, the authors' way) or 'population' (forward only, by the ES
+   * population evaluator, the derivative by central differences of +-fdDelta degrees; Gaussian
+   * antithetic copies; lib/evograd/population.ts): what makes hundreds of copies affordable.
+   */
+  copyEval: CopyEval;
+  /** Central-difference step of the angle for copyEval 'population' (degrees). */
+  fdDelta: number;
+  /** The population evaluator's forward precision for copyEval 'population' ('bf16' on cpu-native only). */
+  precision: EvaluatorPrecision;
   sigma: number;
   tau: number;
   noise: CopyNoise;
@@ -63,8 +84,8 @@ export type EvoGradConfigInput = Partial<Omit<EvoGradConfig, 'model' | 'train' |
 
 const ROTATION: EvoGradConfigInput = {
   task: 'rotation', mode: 'evograd', model: { channels: 16, imageSize: 28 }, distance: 'euclidean',
-  train: { way: 10, shot: 5, query: 5 }, val: { way: 10, shot: 5, query: 10 }, valAngle: 30, initAngle: 0,
-  copies: 2, sigma: 0.001, tau: 0.05, noise: 'sign', lr: 1e-3, hyperLr: 0.573, seed: 0, steps: 1200, valEpisodes: 50,
+  train: { way: 10, shot: 5, query: 5 }, val: { way: 10, shot: 5, query: 10 }, valAngle: 30, initAngle: 0, supersample: 3,
+  copies: 2, copyEval: 'tape', fdDelta: 1, precision: 'fp32', sigma: 0.001, tau: 0.05, noise: 'sign', lr: 1e-3, hyperLr: 0.573, seed: 0, steps: 1200, valEpisodes: 50,
 };
 
 /** Named EvoGrad configurations: `rotation` (the experiment of docs/evograd.md) and `quick` (a small smoke run). */
@@ -77,7 +98,7 @@ export const DEFAULT_EVOGRAD_PRESET = 'rotation';
 
 /** Config field -> CLI option, for error messages. */
 const FLAG: Record<string, string> = {
-  task: '--task', mode: '--mode', distance: '--distance', valAngle: '--val-angle', initAngle: '--init-angle', copies: '--copies',
+  task: '--task', mode: '--mode', distance: '--distance', valAngle: '--val-angle', initAngle: '--init-angle', supersample: '--supersample', copies: '--copies', copyEval: '--copy-eval', fdDelta: '--fd-delta', precision: '--precision',
   sigma: '--sigma', tau: '--tau', noise: '--noise', lr: '--lr', hyperLr: '--hyper-lr', seed: '--seed', valSeed: '--val-seed',
   steps: '--steps', valEpisodes: '--val-episodes', 'train.way': '--way', 'train.shot': '--shot', 'train.query': '--query',
   'val.way': '--val-way', 'val.shot': '--val-shot', 'val.query': '--val-query', preset: '--preset',
@@ -118,6 +139,17 @@ export function resolveEvoGradConfig(input: EvoGradConfigInput, preset: string =
   if (model.inChannels !== 1) bad('model.inChannels', `must be 1 (Omniglot is grey), got ${model.inChannels}`);
   for (const f of ['valAngle', 'initAngle'] as const) if (!Number.isFinite(c[f]) || Math.abs(c[f]) > 360) bad(f, `must be a number of degrees in [-360, 360], got ${c[f]}`);
   int('copies', c.copies, 2, 4096);
+  int('supersample', c.supersample, 1, 105);
+  oneOf('copyEval', c.copyEval, COPY_EVALS);
+  oneOf('precision', c.precision, EVALUATOR_PRECISIONS);
+  positive('fdDelta', c.fdDelta);
+  if (c.copyEval === 'population') {
+    if (c.noise !== 'gaussian') bad('noise', `must be gaussian with --copy-eval population (the population's copies are the ES noise), got ${JSON.stringify(c.noise)}`);
+    if (c.copies % 2 !== 0) bad('copies', `must be even with --copy-eval population (antithetic pairs), got ${c.copies}`);
+  } else if (c.precision !== 'fp32') {
+    bad('precision', `applies to --copy-eval population only; the tape runs fp32 (got ${c.precision})`);
+  }
+  if (model.imageSize * c.supersample > 105) bad('supersample', `times the image side must be at most 105 (Omniglot's drawings are 105 x 105), got ${c.supersample} x ${model.imageSize}`);
   for (const f of ['sigma', 'tau', 'lr', 'hyperLr'] as const) positive(f, c[f]);
   int('seed', c.seed, 0, 0xffffffff);
   if (input.valSeed === undefined) c.valSeed = c.seed;

@@ -1,6 +1,8 @@
 /**
  * Omniglot sources of the rotation task: the Vinyals split's upright classes (rotation 0 only),
  * training episodes upright, validation and test episodes rotated by the task's angle.
+ * With cfg.supersample s > 1 the dataset is loaded at s x the model's side: training episodes stay at
+ * that side (the program rotates and pools them), the others are rotated and pooled here.
  *  - train:    upright train split, EpisodeSampler(seed), episode t for step t;
  *  - hyperVal: upright val split rotated by valAngle, EpisodeSampler(hyperValSeed(seed)), episode t for step t;
  *  - val:      the same classes and angle, EpisodeSampler(valSeed), the fixed episodes 0..valEpisodes-1;
@@ -27,19 +29,21 @@ export function uprightSampler(dataset: OmniglotDataset, part: SplitPart, shape:
 }
 
 export function rotationSources(cfg: EvoGradConfig, device: Device, opts: { dataset?: OmniglotDataset; dataDir?: string; cacheDir?: string | false; onProgress?: (p: LoadProgress) => void } = {}): RotationData {
-  const dataset = opts.dataset ?? loadOmniglot({ imageSize: cfg.model.imageSize, dataDir: opts.dataDir, cacheDir: opts.cacheDir, onProgress: opts.onProgress });
+  const side = cfg.model.imageSize * cfg.supersample;
+  if (opts.dataset && opts.dataset.imageSize !== side) throw new RangeError(`rotation sources: the dataset's images are ${opts.dataset.imageSize} px, the task needs ${side} (${cfg.model.imageSize} x supersample ${cfg.supersample})`);
+  const dataset = opts.dataset ?? loadOmniglot({ imageSize: side, dataDir: opts.dataDir, cacheDir: opts.cacheDir, onProgress: opts.onProgress });
   return {
     dataset,
     sources: {
       train: uprightSampler(dataset, 'train', cfg.train, cfg.seed),
-      hyperVal: new RotatedEpisodes(uprightSampler(dataset, 'val', cfg.val, hyperValSeed(cfg.seed)), cfg.valAngle, device),
-      val: new RotatedEpisodes(uprightSampler(dataset, 'val', cfg.val, cfg.valSeed), cfg.valAngle, device),
+      hyperVal: new RotatedEpisodes(uprightSampler(dataset, 'val', cfg.val, hyperValSeed(cfg.seed)), cfg.valAngle, device, cfg.supersample),
+      val: new RotatedEpisodes(uprightSampler(dataset, 'val', cfg.val, cfg.valSeed), cfg.valAngle, device, cfg.supersample),
     },
   };
 }
 
-/** Test episodes of the upright test split rotated by `degrees` (0: upright). */
-export function rotationTestEpisodes(dataset: OmniglotDataset, shape: RotationEpisodeShape, seed: number, degrees: number, device: Device): EpisodeSource {
-  return new RotatedEpisodes(uprightSampler(dataset, 'test', shape, seed), degrees, device);
+/** Test episodes of the upright test split rotated by `degrees` (0: upright); `supersample` as the task's (the dataset at supersample x the model's side). */
+export function rotationTestEpisodes(dataset: OmniglotDataset, shape: RotationEpisodeShape, seed: number, degrees: number, device: Device, supersample = 1): EpisodeSource {
+  return new RotatedEpisodes(uprightSampler(dataset, 'test', shape, seed), degrees, device, supersample);
 }
 

@@ -55,8 +55,8 @@ export interface Hypergradient {
   /** l_k and w_k of each copy. */
   copyLosses: Float64Array;
   weights: Float64Array;
-  /** d L_val / d l_k. */
-  lossAdjoints: Float64Array;
+  /** d L_val / d l_k (the tape EvoGrad; the population form does not form them). */
+  lossAdjoints?: Float64Array;
 }
 
 export function checkSettings(s: EvoGradSettings): void {

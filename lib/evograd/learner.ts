@@ -89,6 +89,16 @@ export class EvoGradLearner<TB, VB = TB> {
     return { ...out, lambda: Float32Array.from(this.lambda) };
   }
 
+  /**
+   * lambda <- opt_lambda(lambda, grad) for a hypergradient computed outside trainStep (e.g. by
+   * populationHypergradient, which is asynchronous), after a trainStep with `hyper: false`.
+   */
+  applyHypergradient(grad: Float64Array): void {
+    if (grad.length !== this.lambda.length) throw new RangeError(`evograd: the hypergradient has ${grad.length} elements, lambda ${this.lambda.length}`);
+    if (!grad.every(Number.isFinite)) throw new RangeError(`evograd: the hypergradient at step ${this.step - 1} is not finite (${Array.from(grad).join(', ')})`);
+    this.lambdaOpt.step(this.lambda, grad);
+  }
+
   /** Bytes of optimizer state and EvoGrad's D-vectors (exact). */
   get stateBytes(): number {
     return this.thetaOpt.bytes() + this.lambdaOpt.bytes() + this.grad.byteLength + (this.cfg.hyper === true ? this.workspace.bytes : 0);

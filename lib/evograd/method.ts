@@ -19,7 +19,11 @@ import type { ExportedModel, MethodState, StepMetrics, TrainMethod, ValResult } 
 import { UserError } from '../errors.js';
 import { tapeObjective } from './objective.js';
 import { EvoGradLearner } from './learner.js';
-import { rotationProgram } from './rotation.js';
+import { rotationCopyLosses, rotationProgram } from './rotation.js';
+import { populationHypergradient, type CopyLosses } from './population.js';
+import { evaluatorSpecFor, loadEvaluator } from '../es/evaluators.js';
+import type { PopulationEvaluator } from '../es/population.js';
+import type { HyperObjective } from './hypergrad.js';
 import { lookaheadHypergradient } from './lookahead/t1t2.js';
 import type { EvoGradConfig } from './config.js';
 
@@ -52,6 +56,9 @@ export class EvoGradMethod implements TrainMethod {
   readonly bn: BnState;
   readonly learner: EvoGradLearner<Episode>;
   private closed = false;
+  /** copyEval 'population': the evaluator (created at the first step), the copies' loss oracle and the validation oracle. */
+  private population: { evaluator: PopulationEvaluator; losses: CopyLosses<Episode> } | null = null;
+  private readonly objective: HyperObjective<Episode, Episode>;
 
   constructor(readonly config: EvoGradConfig, readonly sources: EvoGradSources, init: { device?: Device | string } = {}) {
     this.layout = new ProtoNetLayout(config.model);
@@ -59,15 +66,17 @@ export class EvoGradMethod implements TrainMethod {
     this.bn = initialBnState(this.layout);
     this.chanceScore = 1 / config.val.way;
     const learns = config.mode !== 'plain';
-    const program = rotationProgram(this.layout, this.bn, config.distance, learns || config.initAngle !== 0);
+    const program = rotationProgram(this.layout, this.bn, config.distance, learns || config.initAngle !== 0, config.supersample);
     const objective = tapeObjective(this.device, program);
+    this.objective = objective;
+    const populationCopies = config.mode === 'evograd' && config.copyEval === 'population';
     const secondOrder = (theta: Float32Array, lambda: Float32Array, tb: Episode, vb: Episode) =>
       lookaheadHypergradient(this.device, program, theta, lambda, tb, vb, config.lr);
     this.learner = new EvoGradLearner(objective, initParams(this.layout, config.seed), Float32Array.of(config.initAngle), {
       settings: { copies: config.copies, sigma: config.sigma, tau: config.tau, noise: config.noise, seed: config.seed },
       thetaOptimizer: { name: 'adam', lr: config.lr },
       lambdaOptimizer: { name: 'adam', lr: config.hyperLr },
-      hyper: config.mode === 'evograd' ? true : config.mode === 'second-order' ? secondOrder : false,
+      hyper: config.mode === 'evograd' ? !populationCopies : config.mode === 'second-order' ? secondOrder : false,
     });
   }
 
@@ -82,8 +91,18 @@ export class EvoGradMethod implements TrainMethod {
     if (this.closed) throw new Error('evograd: trainStep after close()');
     const t = this.learner.step;
     const t0 = performance.now();
-    const r = this.learner.trainStep(this.sources.train.episode(t), this.sources.hyperVal.episode(t));
+    const c = this.config;
+    const pop = c.mode === 'evograd' && c.copyEval === 'population' ? await this.populationCopies() : null;
+    const trainEp = this.sources.train.episode(t), valEp = this.sources.hyperVal.episode(t);
+    let r = this.learner.trainStep(trainEp, valEp);
     if (!Number.isFinite(r.trainLoss)) throw new UserError(`training diverged: the loss of step ${t} is ${r.trainLoss} (try a smaller --lr)`);
+    if (pop) {
+      const h = await populationHypergradient(pop.losses, pop.evaluator, this.objective, this.learner.theta, this.learner.lambda, trainEp, valEp, {
+        copies: c.copies, sigma: c.sigma, tau: c.tau, antithetic: true, delta: c.fdDelta, seed: c.seed,
+      }, t);
+      this.learner.applyHypergradient(h.grad);
+      r = { ...r, hypergrad: h.grad, valLoss: h.valLoss, weights: h.weights, lambda: Float32Array.from(this.learner.lambda) };
+    }
     const m: StepMetrics = { loss: r.trainLoss, work: 1, angle: r.lambda[0]!, step_s: (performance.now() - t0) / 1000 };
     if (r.hypergrad) {
       m['hypergrad'] = r.hypergrad[0]!;
@@ -162,7 +181,19 @@ export class EvoGradMethod implements TrainMethod {
     };
   }
 
+  private async populationCopies(): Promise<{ evaluator: PopulationEvaluator; losses: CopyLosses<Episode> }> {
+    if (!this.population) {
+      const c = this.config;
+      const evaluator = await loadEvaluator({ ...evaluatorSpecFor(this.device.name, { precision: c.precision }) });
+      this.population = { evaluator, losses: rotationCopyLosses(evaluator, this.device, this.layout.config, c.distance, c.supersample) };
+    }
+    return this.population;
+  }
+
   async close(): Promise<void> {
     this.closed = true;
+    const p = this.population;
+    this.population = null;
+    await p?.evaluator.close?.();
   }
 }

@@ -41,11 +41,18 @@ export function embed<V>(
   opts: ForwardOptions, leaf: (name: string, t: Tensor) => V = (_n, t) => ops.constant(t), transform?: (images: V) => V,
 ): V {
   const cfg = layout.config;
-  if (images.rank !== 4 || images.shape[1] !== cfg.inChannels || images.shape[2] !== cfg.imageSize || images.shape[3] !== cfg.imageSize) {
-    throw new RangeError(`images must be [N, ${cfg.inChannels}, ${cfg.imageSize}, ${cfg.imageSize}] for this model, got [${images.shape.join(', ')}]`);
-  }
+  const check = (shape: readonly number[], what: string): void => {
+    if (shape.length !== 4 || shape[1] !== cfg.inChannels || shape[2] !== cfg.imageSize || shape[3] !== cfg.imageSize) {
+      throw new RangeError(`${what} must be [N, ${cfg.inChannels}, ${cfg.imageSize}, ${cfg.imageSize}] for this model, got [${shape.join(', ')}]`);
+    }
+  };
+  // a transform may change the image size (e.g. rotate at a higher resolution, then pool): its output is checked
+  if (!transform) check(images.shape, 'images');
   let h = ops.constant(images.data instanceof Float64Array || params instanceof Float32Array ? images : images.cast('float64'));
-  if (transform) h = transform(h);
+  if (transform) {
+    h = transform(h);
+    check(ops.value(h).shape, 'transformed images');
+  }
   for (let i = 0; i < cfg.blocks; i++) {
     const p = (s: string): V => leaf(`encoder.${i}.${s}`, layout.view(params, `encoder.${i}.${s}`));
     h = ops.conv2d(h, p('0.weight'), p('0.bias'), { stride: 1, padding: 1 });
