@@ -19,7 +19,7 @@ import { copyWeights } from '../lib/evograd/hypergrad.js';
 import { populationHypergradient, type CopyLosses, type PopulationCopies } from '../lib/evograd/population.js';
 import { programLosses } from '../lib/evograd/objective.js';
 import { rotateEpisode, rotationProgram, RotatedEpisodes } from '../lib/evograd/rotation.js';
-import { resolveEvoGradConfig, type EvoGradConfigInput } from '../lib/evograd/config.js';
+import { resolveEvoGradConfig, savedEvoGradConfig, type EvoGradConfigInput } from '../lib/evograd/config.js';
 import { EvoGradMethod } from '../lib/evograd/method.js';
 import { ProtoNetLayout, initialBnState } from '../lib/model/layout.js';
 import { initParams } from '../lib/model/init.js';
@@ -157,6 +157,11 @@ test('configuration errors name the option (supersample, copy evaluation, precis
   bad({ precision: 'bf16' }, /precision \(--precision\) applies to --copy-eval population only/);
   bad({ fdDelta: 0 }, /fdDelta \(--fd-delta\) must be a finite number > 0/);
   assert.is(resolveEvoGradConfig({}).supersample, 3);
+  // a run saved before supersample existed resumes as it was trained; a saved value is kept
+  const old = { ...resolveEvoGradConfig({}) } as Partial<ReturnType<typeof resolveEvoGradConfig>>;
+  delete old.supersample;
+  assert.is(resolveEvoGradConfig(savedEvoGradConfig(old as EvoGradConfigInput)).supersample, 1);
+  assert.is(resolveEvoGradConfig(savedEvoGradConfig({ supersample: 2 })).supersample, 2);
 });
 
 test.run();

@@ -10,7 +10,7 @@ import { parseChoice, parseNum } from '../errors.js';
 import { getDevice } from '../device/registry.js';
 import '../index.js';
 import { loadCheckpoint } from '../model/checkpoint.js';
-import { COPY_EVALS, EVOGRAD_PRESETS, DEFAULT_EVOGRAD_PRESET, EVOGRAD_RESUME_CHANGEABLE, EVOGRAD_TASKS, resolveEvoGradConfig, type EvoGradConfig, type EvoGradConfigInput } from '../evograd/config.js';
+import { COPY_EVALS, EVOGRAD_PRESETS, DEFAULT_EVOGRAD_PRESET, savedEvoGradConfig, EVOGRAD_RESUME_CHANGEABLE, EVOGRAD_TASKS, resolveEvoGradConfig, type EvoGradConfig, type EvoGradConfigInput } from '../evograd/config.js';
 import { COPY_NOISES } from '../evograd/noise.js';
 import { EVALUATOR_PRECISIONS } from '../es/population.js';
 import { EvoGradMethod, evaluateModel } from '../evograd/method.js';
@@ -61,8 +61,7 @@ export async function evoGradCli(o: EvoGradCliOptions): Promise<void> {
   const plan = planRun<EvoGradConfig>(o, {
     method: 'evograd', label: 'an evograd run', outName: (c) => `evograd-${c.task}-${c.mode}-seed${c.seed}`,
     fresh: () => resolveEvoGradConfig(input, preset),
-    // runs saved before `supersample` existed rotated at the model's side
-    resumed: (saved) => resolveEvoGradConfig(resumeConfig(o.resume!, { supersample: 1, ...(saved.config as unknown as EvoGradConfigInput) }, input, EVOGRAD_RESUME_CHANGEABLE)),
+    resumed: (saved) => resolveEvoGradConfig(resumeConfig(o.resume!, savedEvoGradConfig(saved.config as unknown as EvoGradConfigInput), input, EVOGRAD_RESUME_CHANGEABLE)),
   });
   if (!plan) return;
   const { cfg, out, statePath } = plan;
@@ -80,7 +79,7 @@ export async function evoGradCli(o: EvoGradCliOptions): Promise<void> {
     csv: o.csv === true, report: o.report !== false,
     startRecord: { preset: statePath ? null : preset, device: device.name, params: method.layout.numParams },
     describe: [
-      `evometa evograd --task ${cfg.task}: ${how}; C ${cfg.model.channels}, ${cfg.model.imageSize}x${cfg.model.imageSize}, ${method.layout.numParams} parameters; ` +
+      `evometa evograd --task ${cfg.task}: ${how}; C ${cfg.model.channels}, ${cfg.model.imageSize}x${cfg.model.imageSize}${cfg.supersample > 1 ? ` (rotated at ${cfg.supersample * cfg.model.imageSize} px)` : ''}, ${method.layout.numParams} parameters; ` +
         `train ${cfg.train.way}-way ${cfg.train.shot}-shot ${cfg.train.query}-query upright, validation rotated ${cfg.valAngle} degrees; ` +
         `device ${device.name}; output ${out}${resume ? `; resuming at step ${resume.step}` : ''}`,
     ],

@@ -165,5 +165,13 @@ export function resolveEvoGradConfig(input: EvoGradConfigInput, preset: string =
   return c;
 }
 
+/**
+ * A saved run's configuration as it was trained: runs saved before `supersample` existed rotated
+ * bilinearly at the model's side (supersample 1), not at the preset's current default.
+ */
+export function savedEvoGradConfig(saved: EvoGradConfigInput): EvoGradConfigInput {
+  return { supersample: 1, ...saved };
+}
+
 /** Fields a resumed run may change: they do not alter the steps already done or to come. */
 export const EVOGRAD_RESUME_CHANGEABLE: readonly string[] = ['steps'];
