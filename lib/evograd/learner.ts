@@ -76,13 +76,11 @@ export class EvoGradLearner<TB, VB = TB> {
     let out: LearnerStep = { step: t, trainLoss, lambda: this.lambda };
     if (typeof this.cfg.hyper === 'function') {
       const h = this.cfg.hyper(this.theta, this.lambda, trainBatch, valBatch);
-      if (!h.grad.every(Number.isFinite)) throw new RangeError(`the hypergradient at step ${t} is not finite (${Array.from(h.grad).join(', ')})`);
-      this.lambdaOpt.step(this.lambda, h.grad);
+      this.stepLambda(h.grad, t);
       out = { ...out, hypergrad: h.grad, valLoss: h.valLoss };
     } else if (this.cfg.hyper) {
       const h = evoGradHypergradient(this.objective, this.theta, this.lambda, trainBatch, valBatch, this.cfg.settings, t, this.workspace);
-      if (!h.grad.every(Number.isFinite)) throw new RangeError(`evograd: the hypergradient at step ${t} is not finite (${Array.from(h.grad).join(', ')})`);
-      this.lambdaOpt.step(this.lambda, h.grad);
+      this.stepLambda(h.grad, t);
       out = { ...out, hypergrad: h.grad, valLoss: h.valLoss, copyLosses: h.copyLosses, weights: h.weights };
     }
     this.step = t + 1;
@@ -95,7 +93,12 @@ export class EvoGradLearner<TB, VB = TB> {
    */
   applyHypergradient(grad: Float64Array): void {
     if (grad.length !== this.lambda.length) throw new RangeError(`evograd: the hypergradient has ${grad.length} elements, lambda ${this.lambda.length}`);
-    if (!grad.every(Number.isFinite)) throw new RangeError(`evograd: the hypergradient at step ${this.step - 1} is not finite (${Array.from(grad).join(', ')})`);
+    this.stepLambda(grad, this.step - 1);
+  }
+
+  /** The one lambda update of every hypergradient: refused unless finite. */
+  private stepLambda(grad: Float64Array, step: number): void {
+    if (!grad.every(Number.isFinite)) throw new RangeError(`evograd: the hypergradient at step ${step} is not finite (${Array.from(grad).join(', ')})`);
     this.lambdaOpt.step(this.lambda, grad);
   }
 

@@ -59,6 +59,8 @@ export class EvoGradMethod implements TrainMethod {
   /** copyEval 'population': the evaluator (created at the first step), the copies' loss oracle and the validation oracle. */
   private population: { evaluator: PopulationEvaluator; losses: CopyLosses<Episode> } | null = null;
   private readonly objective: HyperObjective<Episode, Episode>;
+  /** EvoGrad with copyEval 'population': the hypergradient is taken after the learner's ordinary step. */
+  private readonly populationCopies: boolean;
 
   constructor(readonly config: EvoGradConfig, readonly sources: EvoGradSources, init: { device?: Device | string } = {}) {
     this.layout = new ProtoNetLayout(config.model);
@@ -69,14 +71,14 @@ export class EvoGradMethod implements TrainMethod {
     const program = rotationProgram(this.layout, this.bn, config.distance, learns || config.initAngle !== 0, config.supersample);
     const objective = tapeObjective(this.device, program);
     this.objective = objective;
-    const populationCopies = config.mode === 'evograd' && config.copyEval === 'population';
+    this.populationCopies = config.mode === 'evograd' && config.copyEval === 'population';
     const secondOrder = (theta: Float32Array, lambda: Float32Array, tb: Episode, vb: Episode) =>
       lookaheadHypergradient(this.device, program, theta, lambda, tb, vb, config.lr);
     this.learner = new EvoGradLearner(objective, initParams(this.layout, config.seed), Float32Array.of(config.initAngle), {
       settings: { copies: config.copies, sigma: config.sigma, tau: config.tau, noise: config.noise, seed: config.seed },
       thetaOptimizer: { name: 'adam', lr: config.lr },
       lambdaOptimizer: { name: 'adam', lr: config.hyperLr },
-      hyper: config.mode === 'evograd' ? !populationCopies : config.mode === 'second-order' ? secondOrder : false,
+      hyper: config.mode === 'evograd' ? !this.populationCopies : config.mode === 'second-order' ? secondOrder : false,
     });
   }
 
@@ -92,7 +94,7 @@ export class EvoGradMethod implements TrainMethod {
     const t = this.learner.step;
     const t0 = performance.now();
     const c = this.config;
-    const pop = c.mode === 'evograd' && c.copyEval === 'population' ? await this.populationCopies() : null;
+    const pop = this.populationCopies ? await this.populationEvaluator() : null;
     const trainEp = this.sources.train.episode(t), valEp = this.sources.hyperVal.episode(t);
     let r = this.learner.trainStep(trainEp, valEp);
     if (!Number.isFinite(r.trainLoss)) throw new UserError(`training diverged: the loss of step ${t} is ${r.trainLoss} (try a smaller --lr)`);
@@ -181,7 +183,7 @@ export class EvoGradMethod implements TrainMethod {
     };
   }
 
-  private async populationCopies(): Promise<{ evaluator: PopulationEvaluator; losses: CopyLosses<Episode> }> {
+  private async populationEvaluator(): Promise<{ evaluator: PopulationEvaluator; losses: CopyLosses<Episode> }> {
     if (!this.population) {
       const c = this.config;
       const evaluator = await loadEvaluator({ ...evaluatorSpecFor(this.device.name, { precision: c.precision }) });
