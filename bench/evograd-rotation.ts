@@ -44,7 +44,7 @@ interface Run {
 interface Results { description: string; command: string; machine: Record<string, unknown>; runs: Run[] }
 
 const TEST_SHAPE = { way: 5, shot: 5, query: 15 };
-const MODE_LABEL: Record<EvoGradMode, string> = { evograd: 'EvoGrad (K = 2)', plain: 'plain', 'second-order': 'second order (T1-T2)' };
+const MODE_LABEL: Record<EvoGradMode, string> = { evograd: 'EvoGrad (K = 2)', plain: 'plain', 'second-order': 'second order (T1-T2)', 'second-order-fd': 'T1-T2 by finite difference' };
 
 function sameConfig(a: EvoGradConfig, b: EvoGradConfig): boolean {
   return JSON.stringify(a) === JSON.stringify(b);
@@ -88,7 +88,7 @@ async function charts(out: string, res: Results): Promise<void> {
 function summary(res: Results): Record<string, unknown> {
   const by = (m: EvoGradMode) => res.runs.filter((r) => r.mode === m);
   const s = (xs: number[]) => ({ ...summarize(xs), n: xs.length });
-  const modes = ['evograd', 'second-order', 'plain'] as const;
+  const modes = (['evograd', 'second-order', 'second-order-fd', 'plain'] as const).filter((m) => by(m).length > 0);
   return {
     learnedAngle: Object.fromEntries(modes.filter((m) => m !== 'plain').map((m) => [m, s(by(m).map((r) => r.finalAngle))])),
     rotatedTest: Object.fromEntries(modes.map((m) => [m, s(by(m).map((r) => r.test.rotated.acc))])),

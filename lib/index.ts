@@ -120,9 +120,10 @@ export {
 export { tapeObjective, type HyperProgram, type ProgramArgs, type ProgramMode, type TapeObjective } from './evograd/objective.js';
 export { EvoGradLearner, type LearnerConfig, type LearnerStep, type LearnerState, type HypergradientFn } from './evograd/learner.js';
 export { populationHypergradient, type CopyLosses, type PopulationCopies } from './evograd/population.js';
+export { fdLookaheadHypergradient, FdWorkspace, type FdLookaheadResult } from './evograd/lookahead/fd.js';
 export type { CopyNoise } from './evograd/noise.js';
 export {
-  resolveEvoGradConfig, EVOGRAD_PRESETS, DEFAULT_EVOGRAD_PRESET, type EvoGradConfig, type EvoGradConfigInput, type EvoGradMode, type CopyEval,
+  resolveEvoGradConfig, EVOGRAD_PRESETS, DEFAULT_EVOGRAD_PRESET, EVOGRAD_MODES, type EvoGradConfig, type EvoGradConfigInput, type EvoGradMode, type CopyEval,
 } from './evograd/config.js';
 export { EvoGradMethod } from './evograd/method.js';
 

@@ -119,4 +119,5 @@ export * from './evograd/data.js';
 export * from './evograd/cost.js';
 export * from './evograd/lookahead/graph.js';
 export * from './evograd/lookahead/t1t2.js';
+export * from './evograd/lookahead/fd.js';
 export * from './cluster/index.js';

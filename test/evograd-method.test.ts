@@ -63,6 +63,9 @@ test('an aborted step changes nothing; plain training keeps the angle; validatio
   const so = make({ mode: 'second-order' });
   const r2 = await so.trainStep();
   assert.ok(r2 && Number.isFinite(r2['hypergrad']!) && so.angle !== 0, 'the second-order mode moves the angle');
+  const fd = make({ mode: 'second-order-fd' });
+  const r3 = await fd.trainStep();
+  assert.ok(r3 && Number.isFinite(r3['hypergrad']!) && fd.angle !== 0, 'the second-order-fd mode moves the angle');
   const plain = make({ mode: 'plain', initAngle: 12 });
   for (let i = 0; i < 3; i++) await plain.trainStep();
   assert.is(plain.angle, 12);
@@ -82,7 +85,8 @@ test('configuration errors name the option', () => {
   bad({ copies: 1 }, /copies \(--copies\) must be an integer in \[2/);
   bad({ sigma: 0 }, /sigma \(--sigma\) must be a finite number > 0/);
   bad({ noise: 'uniform' as never }, /noise \(--noise\) must be one of sign, gaussian/);
-  bad({ mode: 'third-order' as never }, /mode \(--mode\) must be one of evograd, plain, second-order/);
+  bad({ mode: 'third-order' as never }, /mode \(--mode\) must be one of evograd, plain, second-order, second-order-fd/);
+  bad({ mode: 'second-order-fd', fdEps: 0 }, /fdEps \(--fd-eps\) must be a finite number > 0, got 0/);
   bad({ train: { shot: 5, query: 16 } }, /train.query \(--query\) plus shot must be at most 20/);
   bad({ valAngle: 1000 }, /valAngle \(--val-angle\)/);
   bad({}, /preset \(--preset\) must be one of rotation, quick/, 'nope');

@@ -10,7 +10,7 @@ import { parseChoice, parseNum } from '../errors.js';
 import { getDevice } from '../device/registry.js';
 import '../index.js';
 import { loadCheckpoint } from '../model/checkpoint.js';
-import { COPY_EVALS, EVOGRAD_PRESETS, DEFAULT_EVOGRAD_PRESET, savedEvoGradConfig, EVOGRAD_RESUME_CHANGEABLE, EVOGRAD_TASKS, resolveEvoGradConfig, type EvoGradConfig, type EvoGradConfigInput } from '../evograd/config.js';
+import { COPY_EVALS, EVOGRAD_MODES, EVOGRAD_PRESETS, DEFAULT_EVOGRAD_PRESET, savedEvoGradConfig, EVOGRAD_RESUME_CHANGEABLE, EVOGRAD_TASKS, resolveEvoGradConfig, type EvoGradConfig, type EvoGradConfigInput } from '../evograd/config.js';
 import { COPY_NOISES } from '../evograd/noise.js';
 import { EVALUATOR_PRECISIONS } from '../es/population.js';
 import { EvoGradMethod, evaluateModel } from '../evograd/method.js';
@@ -20,7 +20,7 @@ import { log, loopOptions, pct, planRun, resumeMethod, runTraining } from './run
 
 export interface EvoGradCliOptions {
   task?: string; preset?: string; mode?: string; device?: string;
-  copies?: string; copyEval?: string; fdDelta?: string; precision?: string; sigma?: string; tau?: string; noise?: string; lr?: string; hyperLr?: string;
+  copies?: string; copyEval?: string; fdDelta?: string; fdEps?: string; precision?: string; sigma?: string; tau?: string; noise?: string; lr?: string; hyperLr?: string;
   initAngle?: string; valAngle?: string; supersample?: string; channels?: string; imageSize?: string; distance?: string;
   way?: string; shot?: string; query?: string; valWay?: string; valShot?: string; valQuery?: string;
   seed?: string; valSeed?: string; steps?: string; valEvery?: string; valEpisodes?: string; checkpointEvery?: string;
@@ -36,10 +36,10 @@ export function evoGradInput(o: EvoGradCliOptions): EvoGradConfigInput {
   const int = (name: string, v: string | undefined, min: number, max?: number): number | undefined => parseNum(name, v, { int: true, min, ...(max !== undefined ? { max } : {}) });
   return {
     task: parseChoice('task', o.task, EVOGRAD_TASKS),
-    mode: parseChoice('mode', o.mode, ['evograd', 'plain', 'second-order'] as const),
+    mode: parseChoice('mode', o.mode, EVOGRAD_MODES),
     model: { channels: int('channels', o.channels, 1), imageSize: int('image-size', o.imageSize, 1) },
     distance: parseChoice('distance', o.distance, ['euclidean', 'cosine'] as const),
-    copies: int('copies', o.copies, 2), copyEval: parseChoice('copy-eval', o.copyEval, COPY_EVALS), fdDelta: parseNum('fd-delta', o.fdDelta),
+    copies: int('copies', o.copies, 2), copyEval: parseChoice('copy-eval', o.copyEval, COPY_EVALS), fdDelta: parseNum('fd-delta', o.fdDelta), fdEps: parseNum('fd-eps', o.fdEps),
     precision: parseChoice('precision', o.precision, EVALUATOR_PRECISIONS), sigma: parseNum('sigma', o.sigma), tau: parseNum('tau', o.tau),
     noise: parseChoice('noise', o.noise, COPY_NOISES),
     lr: parseNum('lr', o.lr), hyperLr: parseNum('hyper-lr', o.hyperLr),
@@ -72,7 +72,9 @@ export async function evoGradCli(o: EvoGradCliOptions): Promise<void> {
   const method = new EvoGradMethod(cfg, cfg.valEpisodes > 0 ? sources : { train: sources.train, hyperVal: sources.hyperVal }, { device });
   const resume = await resumeMethod(method, statePath);
   const how = cfg.mode === 'evograd' ? `EvoGrad K ${cfg.copies}${cfg.copyEval === 'population' ? ` (population evaluator, ${cfg.precision}, angle derivative by +-${cfg.fdDelta} degrees)` : ''}, sigma ${cfg.sigma}, tau ${cfg.tau}, ${cfg.noise} noise, angle Adam lr ${cfg.hyperLr}`
-    : cfg.mode === 'second-order' ? `second-order (T1-T2) hypergradient, angle Adam lr ${cfg.hyperLr}` : `plain training at ${cfg.initAngle} degrees`;
+    : cfg.mode === 'second-order' ? `second-order (T1-T2) hypergradient, angle Adam lr ${cfg.hyperLr}`
+    : cfg.mode === 'second-order-fd' ? `T1-T2 hypergradient by a central difference of +-${cfg.fdEps} along the validation gradient, angle Adam lr ${cfg.hyperLr}`
+    : `plain training at ${cfg.initAngle} degrees`;
   await runTraining({
     method, out, ...(resume ? { resume } : {}), valEvery: cfg.valEpisodes > 0 ? valEvery : 0, checkpointEvery,
     collapse: { window: 0, lossFactor: 10, valChecks: 0 }, ...(maxMinutes !== undefined ? { maxMinutes } : {}), progress: o.progress,
@@ -103,10 +105,11 @@ export function registerEvograd(program: Command): void {
     .description('learn hyperparameters by EvoGrad (Bohdal et al. 2021): --task rotation learns the rotation of the training images of a ProtoNet whose validation episodes are rotated')
     .option('--task <t>', EVOGRAD_TASKS.join(' | '), 'rotation')
     .option('--preset <name>', `${presets} (default ${DEFAULT_EVOGRAD_PRESET}); explicit options override it`)
-    .option('--mode <m>', 'evograd | plain (the angle fixed at --init-angle) | second-order (T1-T2 hypergradient)')
+    .option('--mode <m>', 'evograd | plain (the angle fixed at --init-angle) | second-order (T1-T2 hypergradient) | second-order-fd (T1-T2 by a finite difference along the validation gradient)')
     .option('--copies <k>', 'EvoGrad: perturbed copies K (paper: 2)')
     .option('--copy-eval <e>', 'EvoGrad: tape (each copy forward and backward on the tape) | population (forward only by the ES population evaluator, the angle\'s derivative by central differences: hundreds of copies)')
     .option('--fd-delta <deg>', 'EvoGrad --copy-eval population: central-difference step of the angle (degrees)')
+    .option('--fd-eps <x>', 'second-order-fd: length of the displacement along the unit validation gradient (default 0.01)')
     .option('--precision <p>', 'EvoGrad --copy-eval population: the population evaluator\'s forward precision, fp32 | bf16')
     .option('--sigma <x>', 'EvoGrad: perturbation scale (paper: 0.001)')
     .option('--tau <x>', 'EvoGrad: softmax temperature of the copies\' weights (paper: 0.05)')

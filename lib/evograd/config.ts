@@ -19,7 +19,9 @@ import { EVALUATOR_PRECISIONS, type EvaluatorPrecision } from '../es/population.
 
 export type EvoGradTask = 'rotation';
 export const EVOGRAD_TASKS: readonly EvoGradTask[] = ['rotation'];
-export type EvoGradMode = 'evograd' | 'plain' | 'second-order';
+export type EvoGradMode = 'evograd' | 'plain' | 'second-order' | 'second-order-fd';
+/** Every training mode of the rotation task (`--mode`). */
+export const EVOGRAD_MODES: readonly EvoGradMode[] = ['evograd', 'plain', 'second-order', 'second-order-fd'];
 export type CopyEval = 'tape' | 'population';
 export const COPY_EVALS: readonly CopyEval[] = ['tape', 'population'];
 
@@ -30,7 +32,9 @@ export interface EvoGradConfig {
   /**
    * 'evograd': learn the angle by EvoGrad; 'plain': ordinary training with the angle fixed at initAngle
    * (the baseline); 'second-order': learn it by the T1-T2 hypergradient (back-propagation through one
-   * inner SGD step of size lr; lookahead/t1t2.ts), the second-order comparison.
+   * inner SGD step of size lr; lookahead/t1t2.ts), the second-order comparison; 'second-order-fd': the
+   * same hypergradient by a central difference along the validation gradient (lookahead/fd.ts: two
+   * training passes to lambda and one validation pass, EvoGrad's cost with K = 2, no copy noise).
    */
   mode: EvoGradMode;
   model: ModelConfig;
@@ -59,6 +63,8 @@ export interface EvoGradConfig {
   copyEval: CopyEval;
   /** Central-difference step of the angle for copyEval 'population' (degrees). */
   fdDelta: number;
+  /** Length of the parameter-space displacement of mode 'second-order-fd' (along the unit validation gradient). */
+  fdEps: number;
   /** The population evaluator's forward precision for copyEval 'population' ('bf16' on cpu-native only). */
   precision: EvaluatorPrecision;
   sigma: number;
@@ -85,7 +91,7 @@ export type EvoGradConfigInput = Partial<Omit<EvoGradConfig, 'model' | 'train' |
 const ROTATION: EvoGradConfigInput = {
   task: 'rotation', mode: 'evograd', model: { channels: 16, imageSize: 28 }, distance: 'euclidean',
   train: { way: 10, shot: 5, query: 5 }, val: { way: 10, shot: 5, query: 10 }, valAngle: 30, initAngle: 0, supersample: 3,
-  copies: 2, copyEval: 'tape', fdDelta: 1, precision: 'fp32', sigma: 0.001, tau: 0.05, noise: 'sign', lr: 1e-3, hyperLr: 0.573, seed: 0, steps: 1200, valEpisodes: 50,
+  copies: 2, copyEval: 'tape', fdDelta: 1, fdEps: 0.01, precision: 'fp32', sigma: 0.001, tau: 0.05, noise: 'sign', lr: 1e-3, hyperLr: 0.573, seed: 0, steps: 1200, valEpisodes: 50,
 };
 
 /** Named EvoGrad configurations: `rotation` (the experiment of docs/evograd.md) and `quick` (a small smoke run). */
@@ -98,7 +104,7 @@ export const DEFAULT_EVOGRAD_PRESET = 'rotation';
 
 /** Config field -> CLI option, for error messages. */
 const FLAG: Record<string, string> = {
-  task: '--task', mode: '--mode', distance: '--distance', valAngle: '--val-angle', initAngle: '--init-angle', supersample: '--supersample', copies: '--copies', copyEval: '--copy-eval', fdDelta: '--fd-delta', precision: '--precision',
+  task: '--task', mode: '--mode', distance: '--distance', valAngle: '--val-angle', initAngle: '--init-angle', supersample: '--supersample', copies: '--copies', copyEval: '--copy-eval', fdDelta: '--fd-delta', fdEps: '--fd-eps', precision: '--precision',
   sigma: '--sigma', tau: '--tau', noise: '--noise', lr: '--lr', hyperLr: '--hyper-lr', seed: '--seed', valSeed: '--val-seed',
   steps: '--steps', valEpisodes: '--val-episodes', 'train.way': '--way', 'train.shot': '--shot', 'train.query': '--query',
   'val.way': '--val-way', 'val.shot': '--val-shot', 'val.query': '--val-query', preset: '--preset',
@@ -133,7 +139,7 @@ export function resolveEvoGradConfig(input: EvoGradConfigInput, preset: string =
   }
   const c = { ...base, ...defined(input), model, train: { ...base.train, ...defined(input.train) }, val: { ...base.val, ...defined(input.val) } } as EvoGradConfig;
   oneOf('task', c.task, EVOGRAD_TASKS);
-  oneOf('mode', c.mode, ['evograd', 'plain', 'second-order'] as const);
+  oneOf('mode', c.mode, EVOGRAD_MODES);
   oneOf('distance', c.distance, ['euclidean', 'cosine'] as const);
   oneOf('noise', c.noise, COPY_NOISES);
   if (model.inChannels !== 1) bad('model.inChannels', `must be 1 (Omniglot is grey), got ${model.inChannels}`);
@@ -143,6 +149,7 @@ export function resolveEvoGradConfig(input: EvoGradConfigInput, preset: string =
   oneOf('copyEval', c.copyEval, COPY_EVALS);
   oneOf('precision', c.precision, EVALUATOR_PRECISIONS);
   positive('fdDelta', c.fdDelta);
+  positive('fdEps', c.fdEps);
   if (c.copyEval === 'population') {
     if (c.noise !== 'gaussian') bad('noise', `must be gaussian with --copy-eval population (the population's copies are the ES noise), got ${JSON.stringify(c.noise)}`);
     if (c.copies % 2 !== 0) bad('copies', `must be even with --copy-eval population (antithetic pairs), got ${c.copies}`);

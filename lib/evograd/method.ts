@@ -25,6 +25,7 @@ import { evaluatorSpecFor, loadEvaluator } from '../es/evaluators.js';
 import type { PopulationEvaluator } from '../es/population.js';
 import type { HyperObjective } from './hypergrad.js';
 import { lookaheadHypergradient } from './lookahead/t1t2.js';
+import { fdLookaheadHypergradient, FdWorkspace } from './lookahead/fd.js';
 import type { EvoGradConfig } from './config.js';
 
 export const EVOGRAD_STATE_FORMAT = 'evometa-evograd-state-1';
@@ -74,11 +75,16 @@ export class EvoGradMethod implements TrainMethod {
     this.populationCopies = config.mode === 'evograd' && config.copyEval === 'population';
     const secondOrder = (theta: Float32Array, lambda: Float32Array, tb: Episode, vb: Episode) =>
       lookaheadHypergradient(this.device, program, theta, lambda, tb, vb, config.lr);
-    this.learner = new EvoGradLearner(objective, initParams(this.layout, config.seed), Float32Array.of(config.initAngle), {
+    const theta0 = initParams(this.layout, config.seed);
+    const fdWs = new FdWorkspace(theta0);
+    const secondOrderFd = (theta: Float32Array, lambda: Float32Array, tb: Episode, vb: Episode) =>
+      fdLookaheadHypergradient(objective, theta, lambda, tb, vb, config.lr, config.fdEps, fdWs);
+    const hyper = config.mode === 'evograd' ? !this.populationCopies : config.mode === 'second-order' ? secondOrder : config.mode === 'second-order-fd' ? secondOrderFd : false;
+    this.learner = new EvoGradLearner(objective, theta0, Float32Array.of(config.initAngle), {
       settings: { copies: config.copies, sigma: config.sigma, tau: config.tau, noise: config.noise, seed: config.seed },
       thetaOptimizer: { name: 'adam', lr: config.lr },
       lambdaOptimizer: { name: 'adam', lr: config.hyperLr },
-      hyper: config.mode === 'evograd' ? !this.populationCopies : config.mode === 'second-order' ? secondOrder : false,
+      hyper,
     });
   }
 

@@ -1,0 +1,75 @@
+/**
+ * The T1-T2 hypergradient by a central difference along the validation gradient
+ * (lib/evograd/lookahead/fd.ts): equal to the second-order graph's (lookahead/t1t2.ts) on ProtoNet with
+ * the rotation, in float64, when alpha is small enough that v at theta and at the lookahead point
+ * coincide; the toy's closed form; zero validation gradient; errors naming the bad value.
+ */
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import '../lib/device/cpu-ts/index.js';
+import { getDevice } from '../lib/device/registry.js';
+import { tapeObjective } from '../lib/evograd/objective.js';
+import { rotateEpisode, rotationProgram } from '../lib/evograd/rotation.js';
+import { lookaheadHypergradient } from '../lib/evograd/lookahead/t1t2.js';
+import { fdLookaheadHypergradient, FdWorkspace } from '../lib/evograd/lookahead/fd.js';
+import { ProtoNetLayout, initialBnState } from '../lib/model/layout.js';
+import { initParams } from '../lib/model/init.js';
+import { SyntheticEpisodes } from '../lib/data/synthetic.js';
+import { Rng } from '../lib/rng/philox.js';
+import { TOY_PROGRAM } from '../lib/evograd/toy.js';
+
+const dev = getDevice('cpu-ts');
+
+for (const [blocks, size, seed] of [[2, 12, 3], [4, 16, 7]] as const) {
+  test(`fd T1-T2 equals the second-order graph's T1-T2 at small alpha: ${blocks} blocks, ${size}x${size}, float64`, () => {
+    const layout = new ProtoNetLayout({ channels: 4, imageSize: size, blocks });
+    const bn = initialBnState(layout);
+    const program = rotationProgram(layout, bn, 'euclidean');
+    const src = new SyntheticEpisodes({ classes: 6, way: 3, shot: 2, query: 2, imageSize: size, seed, dtype: 'float64' });
+    const theta = Float64Array.from(initParams(layout, seed));
+    const rng = new Rng(seed + 1);
+    for (const e of layout.params) if (e.name.includes('.1.')) for (let i = 0; i < e.size; i++) theta[e.offset + i]! += 0.2 * rng.normal();
+    const train = src.episode(0), val = rotateEpisode(dev, src.episode(1), 30);
+    const obj = tapeObjective(dev, program);
+    const ws = new FdWorkspace(theta);
+    // alpha small enough that v at theta and at theta - alpha grad agree (this model's curvature moves
+    // the lookahead hypergradient by ~30% at alpha = 1e-3); eps small enough that the displacement
+    // crosses no ReLU or max-pool switch (at 1e-4 it does, and the difference quotient is off).
+    const alpha = 1e-10, eps = 1e-6;
+    const rows = [7.31, 23.9, -13.7].map((deg) => ({
+      deg,
+      exact: lookaheadHypergradient(dev, program, theta, Float64Array.of(deg), train, val, alpha).grad[0]! / alpha,
+      fd: fdLookaheadHypergradient(obj, theta, Float64Array.of(deg), train, val, alpha, eps, ws),
+    }));
+    const largest = Math.max(...rows.map((r) => Math.abs(r.exact)));
+    for (const { deg, exact, fd } of rows) {
+      assert.ok(fd.valGradNorm > 0 && Number.isFinite(fd.valLoss));
+      const got = fd.grad[0]! / alpha;
+      assert.ok(Math.abs(got - exact) <= 1e-5 * largest, `angle ${deg}: fd ${got}, second-order graph ${exact} (per unit alpha)`);
+    }
+    assert.ok(largest > 1e-6, `not vacuous: the largest |h / alpha| is ${largest}`);
+  });
+}
+
+test('fd T1-T2 on the toy: -alpha * d/dlambda (2(x-1) + 2 lambda x) * 2(x - 0.5) = -4 alpha x (x - 0.5), exact for a quadratic', () => {
+  const obj = tapeObjective(dev, TOY_PROGRAM);
+  for (const [x, lam, alpha, eps] of [[0.3, 0.7, 0.1, 0.01], [-1.2, 1.5, 0.05, 0.3]] as const) {
+    const r = fdLookaheadHypergradient(obj, Float64Array.of(x), Float64Array.of(lam), null, null, alpha, eps);
+    const want = -4 * alpha * x * (x - 0.5);
+    assert.ok(Math.abs(r.grad[0]! - want) < 1e-12, `${r.grad[0]} vs ${want}`);
+    assert.ok(Math.abs(r.valGradNorm - Math.abs(2 * (x - 0.5))) < 1e-15);
+  }
+  const zero = fdLookaheadHypergradient(obj, Float64Array.of(0.5), Float64Array.of(1), null, null, 0.1, 0.01);
+  assert.is(zero.valGradNorm, 0);
+  assert.is(zero.grad[0], 0, 'a zero validation gradient gives a zero hypergradient');
+});
+
+test('fd T1-T2: bad alpha, eps and workspace are named', () => {
+  const obj = tapeObjective(dev, TOY_PROGRAM);
+  const x = Float64Array.of(0.3), l = Float64Array.of(0.7);
+  assert.throws(() => fdLookaheadHypergradient(obj, x, l, null, null, 0, 0.01), /alpha must be a finite number > 0, got 0/);
+  assert.throws(() => fdLookaheadHypergradient(obj, x, l, null, null, 0.1, -1), /eps must be a finite number > 0, got -1/);
+  assert.throws(() => fdLookaheadHypergradient(obj, x, l, null, null, 0.1, 0.01, new FdWorkspace(new Float32Array(1))), /workspace is for 1 parameters of another dtype/);
+});
+
+test.run();
