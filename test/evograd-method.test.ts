@@ -13,7 +13,7 @@ import { EvoGradMethod, type EvoGradSources } from '../lib/evograd/method.js';
 import { RotatedEpisodes } from '../lib/evograd/rotation.js';
 import { SyntheticEpisodes } from '../lib/data/synthetic.js';
 import { UserError } from '../lib/errors.js';
-import type { MethodState } from '../lib/train/method.js';
+import { assertSameState as sameState, viaFile } from './helpers/method-state.js';
 
 const dev = getDevice('cpu-ts');
 const SMALL: EvoGradConfigInput = { supersample: 1, model: { channels: 4, imageSize: 12, blocks: 2 }, train: { way: 3, shot: 2, query: 2 }, val: { way: 3, shot: 2, query: 2 }, steps: 6, valEpisodes: 3, seed: 4 };
@@ -24,17 +24,6 @@ function sources(): EvoGradSources {
 }
 
 const make = (over: EvoGradConfigInput = {}): EvoGradMethod => new EvoGradMethod(resolveEvoGradConfig({ ...SMALL, ...over }, 'quick'), sources(), { device: dev });
-
-/** Through a JSON round trip of meta and copies of the tensors, as a checkpoint file would carry them. */
-function viaFile(s: MethodState): MethodState {
-  return { tensors: Object.fromEntries(Object.entries(s.tensors).map(([k, v]) => [k, v.slice()])), meta: JSON.parse(JSON.stringify(s.meta)) as Record<string, unknown> };
-}
-
-function sameState(a: MethodState, b: MethodState): void {
-  assert.equal(Object.keys(a.tensors).sort(), Object.keys(b.tensors).sort());
-  for (const k of Object.keys(a.tensors)) assert.ok(Buffer.compare(Buffer.from(a.tensors[k]!.buffer, a.tensors[k]!.byteOffset, a.tensors[k]!.byteLength), Buffer.from(b.tensors[k]!.buffer, b.tensors[k]!.byteOffset, b.tensors[k]!.byteLength)) === 0, `tensor ${k} differs`);
-  assert.equal(a.meta, b.meta);
-}
 
 test('state round trip: save after 3 steps, load into a fresh instance, continue to 6: bit-identical to 6 uninterrupted steps', async () => {
   const full = make();

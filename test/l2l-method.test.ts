@@ -13,7 +13,7 @@ import { QuadraticFamily, DEFAULT_QUADRATIC } from '../lib/l2l/tasks/quadratic.j
 import { resolveL2lConfig, type L2lConfigInput } from '../lib/l2l/config.js';
 import { Rng } from '../lib/rng/philox.js';
 import { l2lConfigFromOptions } from '../lib/l2l/options.js';
-import type { MethodState } from '../lib/train/method.js';
+import { viaFile } from './helpers/method-state.js';
 
 const small: L2lConfigInput = {
   family: { family: 'quadratic', dims: [3, 5], scales: [0.5, 2] }, lstm: { hidden: 6 }, horizon: 6, unroll: 2,
@@ -90,16 +90,13 @@ test('config: presets, clear errors naming the option', () => {
 
 function bits(a: Float32Array): number[] { return Array.from(new Uint32Array(a.buffer, a.byteOffset, a.length)); }
 
-function cloneState(s: MethodState): MethodState {
-  return { tensors: Object.fromEntries(Object.entries(s.tensors).map(([k, v]) => [k, v.slice()])), meta: JSON.parse(JSON.stringify(s.meta)) as Record<string, unknown> };
-}
 
 for (const trainer of ['bptt', 'es'] as const) {
   test(`exact resume (${trainer}): save after 4 steps (mid-trajectory), load into a fresh instance, continue = uninterrupted`, async () => {
     const cfg: L2lConfigInput = { ...small, trainer, es: { pop: 4, sigma: 0.05, antithetic: true } };
     const a = await L2lMethod.create(cfg);
     for (let i = 0; i < 4; i++) await a.trainStep();
-    const saved = cloneState(a.saveState());
+    const saved = viaFile(a.saveState());
     for (let i = 0; i < 3; i++) await a.trainStep();
     const b = await L2lMethod.create(cfg);
     b.loadState(saved);
