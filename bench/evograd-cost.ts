@@ -4,7 +4,7 @@
  * for ProtoNet ConvNet-4 at C = 16, 32, 64, each case in a fresh process as the memory study
  * measures (peak RSS, and the exact bytes of the tapes / graph and vectors; lib/evograd/cost.ts).
  *
- *   node dist/bench/evograd-cost.js [--channels 16,32,64] [--reps 3] [--way 10 --shot 5 --query 5] [--device cpu-native]
+ *   node dist/bench/evograd-cost.js [--channels 16,32,64] [--methods evograd,t1t2,fd] [--reps 3] [--way 10 --shot 5 --query 5] [--device cpu-native]
  *
  * Writes bench/results/evograd/cost.json, cost.md and cost.svg (--report-only redraws them).
  */
@@ -13,7 +13,7 @@ import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import type { CostMethod, CostResult, CostSpec } from '../lib/evograd/cost.js';
+import { COST_METHODS, type CostMethod, type CostResult, type CostSpec } from '../lib/evograd/cost.js';
 import { renderSvg } from '../lib/memory/charts.js';
 import { arg } from './common.js';
 
@@ -36,7 +36,7 @@ function runFresh(spec: CostSpec): Promise<Omit<Case, 'load'>> {
 }
 
 const mib = (b: number): string => `${(b / 2 ** 20).toFixed(1)} MiB`;
-const LABEL: Record<CostMethod, string> = { evograd: 'EvoGrad (K = 2)', t1t2: 'second order (T1-T2)' };
+const LABEL: Record<CostMethod, string> = { evograd: 'EvoGrad (K = 2)', t1t2: 'second order (T1-T2)', fd: 'T1-T2 by finite difference' };
 
 function table(cases: Case[]): string {
   const rows = ['| C | method | time / iteration (median) | accounted peak (exact) | peak RSS | RSS growth |', '|---|---|---|---|---|---|'];
@@ -45,13 +45,14 @@ function table(cases: Case[]): string {
     const r = c.result;
     rows.push(`| ${c.spec.channels} | ${LABEL[c.spec.method]} | ${r.medianSeconds.toFixed(3)} s | ${mib(r.accountedBytes)} | ${mib(c.maxRss!)} | ${mib(c.maxRss! - c.baselineRss!)} |`);
   }
-  const ratios = ['', '| C | T1-T2 / EvoGrad time | T1-T2 / EvoGrad accounted bytes | T1-T2 / EvoGrad peak RSS |', '|---|---|---|---|'];
+  const ratios = ['', '| C | T1-T2 / EvoGrad time | T1-T2 / EvoGrad accounted bytes | T1-T2 / EvoGrad peak RSS | FD / EvoGrad time |', '|---|---|---|---|---|'];
   for (const ch of [...new Set(cases.map((c) => c.spec.channels))]) {
     const e = cases.find((c) => c.spec.channels === ch && c.spec.method === 'evograd')?.result;
     const t = cases.find((c) => c.spec.channels === ch && c.spec.method === 't1t2');
     if (!e || !t?.result) continue;
     const ec = cases.find((c) => c.spec.channels === ch && c.spec.method === 'evograd')!;
-    ratios.push(`| ${ch} | ${(t.result.medianSeconds / e.medianSeconds).toFixed(2)}x | ${(t.result.accountedBytes / e.accountedBytes).toFixed(2)}x | ${(t.maxRss! / ec.maxRss!).toFixed(2)}x |`);
+    const fd = cases.find((c) => c.spec.channels === ch && c.spec.method === 'fd')?.result;
+    ratios.push(`| ${ch} | ${(t.result.medianSeconds / e.medianSeconds).toFixed(2)}x | ${(t.result.accountedBytes / e.accountedBytes).toFixed(2)}x | ${(t.maxRss! / ec.maxRss!).toFixed(2)}x | ${fd ? `${(fd.medianSeconds / e.medianSeconds).toFixed(2)}x` : '-'} |`);
   }
   return [...rows, ...ratios].join('\n');
 }
@@ -63,7 +64,7 @@ async function chart(cases: Case[]): Promise<string> {
     { C: c.spec.channels, method: LABEL[c.spec.method], measure: 'peak RSS (MiB)', value: c.maxRss! / 2 ** 20 },
   ]);
   const spec = {
-    $schema: 'https://vega.github.io/schema/vega-lite/v5.json', title: 'EvoGrad vs second-order hypergradient: ProtoNet ConvNet-4, one iteration',
+    $schema: 'https://vega.github.io/schema/vega-lite/v5.json', title: 'EvoGrad vs the second-order hypergradient (graph and finite difference): ProtoNet ConvNet-4, one iteration',
     data: { values: pts }, config: { font: 'sans-serif', legend: { labelLimit: 320 } },
     facet: { column: { field: 'measure', type: 'nominal', title: null } },
     spec: {
@@ -92,9 +93,11 @@ async function main(): Promise<void> {
   const reps = Number(arg('reps', '3'));
   const shape = { way: Number(arg('way', '10')), shot: Number(arg('shot', '5')), query: Number(arg('query', '5')), imageSize: 28 };
   const device = arg('device', 'cpu-native');
+  const methods = arg('methods', COST_METHODS.join(',')).split(',') as CostMethod[];
+  for (const m of methods) if (!COST_METHODS.includes(m)) throw new Error(`--methods: unknown method ${JSON.stringify(m)}; methods: ${COST_METHODS.join(', ')}`);
   const cases: Case[] = [];
   for (const ch of channels) {
-    for (const method of ['evograd', 't1t2'] as CostMethod[]) {
+    for (const method of methods) {
       const spec: CostSpec = { method, channels: ch, ...shape, reps, device };
       const load = loadavg();
       const r = await runFresh(spec);

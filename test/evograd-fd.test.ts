@@ -9,27 +9,16 @@ import * as assert from 'uvu/assert';
 import '../lib/device/cpu-ts/index.js';
 import { getDevice } from '../lib/device/registry.js';
 import { tapeObjective } from '../lib/evograd/objective.js';
-import { rotateEpisode, rotationProgram } from '../lib/evograd/rotation.js';
 import { lookaheadHypergradient } from '../lib/evograd/lookahead/t1t2.js';
 import { fdLookaheadHypergradient, FdWorkspace } from '../lib/evograd/lookahead/fd.js';
-import { ProtoNetLayout, initialBnState } from '../lib/model/layout.js';
-import { initParams } from '../lib/model/init.js';
-import { SyntheticEpisodes } from '../lib/data/synthetic.js';
-import { Rng } from '../lib/rng/philox.js';
 import { TOY_PROGRAM } from '../lib/evograd/toy.js';
+import { rotationSetup } from './helpers/rotation-setup.js';
 
 const dev = getDevice('cpu-ts');
 
 for (const [blocks, size, seed] of [[2, 12, 3], [4, 16, 7]] as const) {
   test(`fd T1-T2 equals the second-order graph's T1-T2 at small alpha: ${blocks} blocks, ${size}x${size}, float64`, () => {
-    const layout = new ProtoNetLayout({ channels: 4, imageSize: size, blocks });
-    const bn = initialBnState(layout);
-    const program = rotationProgram(layout, bn, 'euclidean');
-    const src = new SyntheticEpisodes({ classes: 6, way: 3, shot: 2, query: 2, imageSize: size, seed, dtype: 'float64' });
-    const theta = Float64Array.from(initParams(layout, seed));
-    const rng = new Rng(seed + 1);
-    for (const e of layout.params) if (e.name.includes('.1.')) for (let i = 0; i < e.size; i++) theta[e.offset + i]! += 0.2 * rng.normal();
-    const train = src.episode(0), val = rotateEpisode(dev, src.episode(1), 30);
+    const { program, theta, train, val } = rotationSetup(dev, blocks, size, seed);
     const obj = tapeObjective(dev, program);
     const ws = new FdWorkspace(theta);
     // alpha small enough that v at theta and at theta - alpha grad agree (this model's curvature moves

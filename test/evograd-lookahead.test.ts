@@ -11,32 +11,19 @@ import * as assert from 'uvu/assert';
 import '../lib/device/cpu-ts/index.js';
 import { getDevice } from '../lib/device/registry.js';
 import { programLosses, tapeObjective } from '../lib/evograd/objective.js';
-import { rotateEpisode, rotationProgram } from '../lib/evograd/rotation.js';
+import { rotationProgram } from '../lib/evograd/rotation.js';
 import { lookaheadHypergradient } from '../lib/evograd/lookahead/t1t2.js';
 import { Graph } from '../lib/evograd/lookahead/graph.js';
-import { ProtoNetLayout, initialBnState } from '../lib/model/layout.js';
-import { initParams } from '../lib/model/init.js';
 import { episodeLoss } from '../lib/model/protonet.js';
-import { SyntheticEpisodes } from '../lib/data/synthetic.js';
-import { Rng } from '../lib/rng/philox.js';
 import { TOY_PROGRAM } from '../lib/evograd/toy.js';
 import { evoGradHypergradient } from '../lib/evograd/hypergrad.js';
 import { fillCopyNoise } from '../lib/evograd/noise.js';
 import { Tensor } from '../lib/tensor/tensor.js';
+import { rotationSetup } from './helpers/rotation-setup.js';
 
 const dev = getDevice('cpu-ts');
 
-function setup(blocks: number, size: number, seed: number) {
-  const layout = new ProtoNetLayout({ channels: 4, imageSize: size, blocks });
-  const bn = initialBnState(layout);
-  const program = rotationProgram(layout, bn, 'euclidean');
-  const src = new SyntheticEpisodes({ classes: 6, way: 3, shot: 2, query: 2, imageSize: size, seed, dtype: 'float64' });
-  const theta = Float64Array.from(initParams(layout, seed));
-  // Move the BN affine parameters off their defaults so their second derivatives are generic.
-  const rng = new Rng(seed + 1);
-  for (const e of layout.params) if (e.name.includes('.1.')) for (let i = 0; i < e.size; i++) theta[e.offset + i]! += 0.2 * rng.normal();
-  return { layout, bn, program, theta, train: src.episode(0), val: rotateEpisode(dev, src.episode(1), 30) };
-}
+const setup = (blocks: number, size: number, seed: number) => rotationSetup(dev, blocks, size, seed);
 
 test('graph: first-order gradients of the ProtoNet loss equal the tape\'s (float64, plain and recorded backward)', () => {
   const { layout, bn, theta, train } = setup(4, 16, 5);

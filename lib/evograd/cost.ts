@@ -12,6 +12,9 @@
  *  - t1t2: the second-order graph (forward, recorded backward, second backward) with the
  *    validation tape run while the graph is held; accounted = their exact joint peak + the
  *    gradient, lookahead parameters and validation gradient (3 D-vectors).
+ *  - fd: T1-T2 by a central difference along the validation gradient (lookahead/fd.ts): the tape's
+ *    gradient, one validation tape and two tapes back-propagated to lambda; accounted = the largest
+ *    tape + its 2 D-vectors (validation gradient, displaced parameters) + the gradient.
  * Episodes are synthetic (memory and time do not depend on pixel values); ProtoNet ConvNet-4,
  * rotation of the training images as the hyperparameter.
  */
@@ -23,8 +26,11 @@ import { tapeObjective } from './objective.js';
 import { evoGradHypergradient, EvoGradWorkspace, EVOGRAD_DEFAULTS } from './hypergrad.js';
 import { rotationProgram, rotateEpisode } from './rotation.js';
 import { lookaheadHypergradient } from './lookahead/t1t2.js';
+import { fdLookaheadHypergradient, FdWorkspace } from './lookahead/fd.js';
 
-export type CostMethod = 'evograd' | 't1t2';
+export type CostMethod = 'evograd' | 't1t2' | 'fd';
+/** Every method the cost bench measures. */
+export const COST_METHODS: readonly CostMethod[] = ['evograd', 't1t2', 'fd'];
 
 export interface CostSpec {
   method: CostMethod;
@@ -55,6 +61,7 @@ export interface CostResult {
 }
 
 export function runCostCase(spec: CostSpec): CostResult {
+  if (!COST_METHODS.includes(spec.method)) throw new RangeError(`evograd cost: unknown cost method ${JSON.stringify(spec.method)}; methods: ${COST_METHODS.join(', ')}`);
   const device = getDevice(spec.device);
   const layout = new ProtoNetLayout({ channels: spec.channels, imageSize: spec.imageSize });
   const bn = initialBnState(layout);
@@ -67,6 +74,7 @@ export function runCostCase(spec: CostSpec): CostResult {
   const settings = { ...EVOGRAD_DEFAULTS, copies: spec.copies ?? EVOGRAD_DEFAULTS.copies, seed };
   const objective = tapeObjective(device, program);
   const ws = spec.method === 'evograd' ? new EvoGradWorkspace(theta) : null;
+  const fdWs = spec.method === 'fd' ? new FdWorkspace(theta) : null;
   const seconds: number[] = [];
   let accounted = 0, parts: Record<string, number> = {}, hypergrad = NaN;
   for (let r = 0; r <= spec.reps; r++) {
@@ -78,6 +86,12 @@ export function runCostCase(spec: CostSpec): CostResult {
       const h = evoGradHypergradient(objective, theta, lambda, train, val, settings, r, ws!);
       hypergrad = h.grad[0]!;
       parts = { 'largest tape': objective.peakTapeBytes, 'EvoGrad D-vectors': ws!.bytes, gradient: grad.byteLength };
+    } else if (spec.method === 'fd') {
+      objective.resetPeak();
+      objective.trainTheta(theta, lambda, train, grad);
+      const h = fdLookaheadHypergradient(objective, theta, lambda, train, val, 1e-3, 0.01, fdWs!);
+      hypergrad = h.grad[0]!;
+      parts = { 'largest tape': objective.peakTapeBytes, 'FD D-vectors (validation gradient, displaced parameters)': 2 * theta.byteLength, gradient: grad.byteLength };
     } else {
       const h = lookaheadHypergradient(device, program, theta, lambda, train, val, 1e-3);
       hypergrad = h.grad[0]!;
