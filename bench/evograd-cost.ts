@@ -4,7 +4,7 @@
  * for ProtoNet ConvNet-4 at C = 16, 32, 64, each case in a fresh process as the memory study
  * measures (peak RSS, and the exact bytes of the tapes / graph and vectors; lib/evograd/cost.ts).
  *
- *   node dist/bench/evograd-cost.js [--channels 16,32,64] [--methods evograd,t1t2,fd] [--reps 3] [--way 10 --shot 5 --query 5] [--device cpu-native]
+ *   node dist/bench/evograd-cost.js [--channels 16,32,64] [--methods evograd,t1t2,fd,unrolled] [--reps 3] [--way 10 --shot 5 --query 5] [--device cpu-native]
  *
  * Writes bench/results/evograd/cost.json, cost.md and cost.svg (--report-only redraws them).
  */
@@ -36,7 +36,7 @@ function runFresh(spec: CostSpec): Promise<Omit<Case, 'load'>> {
 }
 
 const mib = (b: number): string => `${(b / 2 ** 20).toFixed(1)} MiB`;
-const LABEL: Record<CostMethod, string> = { evograd: 'EvoGrad (K = 2)', t1t2: 'second order (T1-T2)', fd: 'T1-T2 by finite difference' };
+const LABEL: Record<CostMethod, string> = { evograd: 'EvoGrad (K = 2)', t1t2: 'second order (T1-T2)', fd: 'T1-T2 by finite difference', unrolled: 'unrolled ES, per step (T = 40)' };
 
 function table(cases: Case[]): string {
   const rows = ['| C | method | time / iteration (median) | accounted peak (exact) | peak RSS | RSS growth |', '|---|---|---|---|---|---|'];
@@ -45,14 +45,15 @@ function table(cases: Case[]): string {
     const r = c.result;
     rows.push(`| ${c.spec.channels} | ${LABEL[c.spec.method]} | ${r.medianSeconds.toFixed(3)} s | ${mib(r.accountedBytes)} | ${mib(c.maxRss!)} | ${mib(c.maxRss! - c.baselineRss!)} |`);
   }
-  const ratios = ['', '| C | T1-T2 / EvoGrad time | T1-T2 / EvoGrad accounted bytes | T1-T2 / EvoGrad peak RSS | FD / EvoGrad time |', '|---|---|---|---|---|'];
+  const ratios = ['', '| C | T1-T2 / EvoGrad time | T1-T2 / EvoGrad accounted bytes | T1-T2 / EvoGrad peak RSS | FD / EvoGrad time | unrolled ES / EvoGrad time |', '|---|---|---|---|---|---|'];
   for (const ch of [...new Set(cases.map((c) => c.spec.channels))]) {
     const e = cases.find((c) => c.spec.channels === ch && c.spec.method === 'evograd')?.result;
     const t = cases.find((c) => c.spec.channels === ch && c.spec.method === 't1t2');
     if (!e || !t?.result) continue;
     const ec = cases.find((c) => c.spec.channels === ch && c.spec.method === 'evograd')!;
     const fd = cases.find((c) => c.spec.channels === ch && c.spec.method === 'fd')?.result;
-    ratios.push(`| ${ch} | ${(t.result.medianSeconds / e.medianSeconds).toFixed(2)}x | ${(t.result.accountedBytes / e.accountedBytes).toFixed(2)}x | ${(t.maxRss! / ec.maxRss!).toFixed(2)}x | ${fd ? `${(fd.medianSeconds / e.medianSeconds).toFixed(2)}x` : '-'} |`);
+    const un = cases.find((c) => c.spec.channels === ch && c.spec.method === 'unrolled')?.result;
+    ratios.push(`| ${ch} | ${(t.result.medianSeconds / e.medianSeconds).toFixed(2)}x | ${(t.result.accountedBytes / e.accountedBytes).toFixed(2)}x | ${(t.maxRss! / ec.maxRss!).toFixed(2)}x | ${fd ? `${(fd.medianSeconds / e.medianSeconds).toFixed(2)}x` : '-'} | ${un ? `${(un.medianSeconds / e.medianSeconds).toFixed(2)}x` : '-'} |`);
   }
   return [...rows, ...ratios].join('\n');
 }

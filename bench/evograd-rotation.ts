@@ -6,7 +6,8 @@
  *
  *   node dist/bench/evograd-rotation.js --seeds 0,1,2,3,4 [--steps 1200] [--test-episodes 400] [--modes evograd,plain,second-order]
  *     [--init-angle 0] (plain training at --init-angle 30 is the oracle: the training images rotated like the test's)
- *     [--config '{"supersample":1,"copies":8}'] (any other EvoGradConfig fields, over the rotation preset)
+ *     [--config '{"supersample":1,"copies":8}'] (any other EvoGradConfig fields, over the preset)
+ *     [--preset rotation] (e.g. rotation-unrolled: --modes unrolled-es with its angle learning rate)
  *
  * Results accumulate in bench/results/evograd/rotation.json (a run already there with the same
  * configuration is kept, so seeds can run in separate invocations); --report-only redraws the
@@ -44,7 +45,7 @@ interface Run {
 interface Results { description: string; command: string; machine: Record<string, unknown>; runs: Run[] }
 
 const TEST_SHAPE = { way: 5, shot: 5, query: 15 };
-const MODE_LABEL: Record<EvoGradMode, string> = { evograd: 'EvoGrad (K = 2)', plain: 'plain', 'second-order': 'second order (T1-T2)', 'second-order-fd': 'T1-T2 by finite difference' };
+const MODE_LABEL: Record<EvoGradMode, string> = { evograd: 'EvoGrad (K = 2)', plain: 'plain', 'second-order': 'second order (T1-T2)', 'second-order-fd': 'T1-T2 by finite difference', 'unrolled-es': 'unrolled ES (T-step horizon)' };
 
 function sameConfig(a: EvoGradConfig, b: EvoGradConfig): boolean {
   return JSON.stringify(a) === JSON.stringify(b);
@@ -88,7 +89,7 @@ async function charts(out: string, res: Results): Promise<void> {
 function summary(res: Results): Record<string, unknown> {
   const by = (m: EvoGradMode) => res.runs.filter((r) => r.mode === m);
   const s = (xs: number[]) => ({ ...summarize(xs), n: xs.length });
-  const modes = (['evograd', 'second-order', 'second-order-fd', 'plain'] as const).filter((m) => by(m).length > 0);
+  const modes = (['evograd', 'second-order', 'second-order-fd', 'unrolled-es', 'plain'] as const).filter((m) => by(m).length > 0);
   return {
     learnedAngle: Object.fromEntries(modes.filter((m) => m !== 'plain').map((m) => [m, s(by(m).map((r) => r.finalAngle))])),
     rotatedTest: Object.fromEntries(modes.map((m) => [m, s(by(m).map((r) => r.test.rotated.acc))])),
@@ -126,13 +127,14 @@ async function main(): Promise<void> {
   const testSeed = Number(arg('test-seed', '12345'));
   const initAngle = Number(arg('init-angle', '0'));
   const extra = JSON.parse(arg('config', '{}')) as Record<string, unknown>;
+  const preset = arg('preset', 'rotation');
   const device = getDevice(arg('device', 'cpu-native'));
   res.command = `node dist/bench/evograd-rotation.js ${process.argv.slice(2).join(' ')}`;
   res.machine = { cpus: cpus().length, cpuModel: cpus()[0]?.model, node: process.version, device: device.info(), note: '2-core machine; the load averages at the start and end of each run are in its load field' };
   let dataset: ReturnType<typeof rotationSources>['dataset'] | undefined;
   for (const seed of seeds) {
     for (const mode of modes) {
-      const cfg = resolveEvoGradConfig({ ...extra, seed, mode, steps, model: { channels }, initAngle });
+      const cfg = resolveEvoGradConfig({ ...extra, seed, mode, steps, model: { channels }, initAngle }, preset);
       if (res.runs.some((r) => r.seed === seed && r.mode === mode && sameConfig(r.config, cfg))) {
         process.stderr.write(`seed ${seed} ${mode}: already in ${file}\n`);
         continue;

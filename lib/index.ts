@@ -121,6 +121,7 @@ export { tapeObjective, type HyperProgram, type ProgramArgs, type ProgramMode, t
 export { EvoGradLearner, type LearnerConfig, type LearnerStep, type LearnerState, type HypergradientFn } from './evograd/learner.js';
 export { populationHypergradient, type CopyLosses, type PopulationCopies } from './evograd/population.js';
 export { fdLookaheadHypergradient, FdWorkspace, type FdLookaheadResult } from './evograd/lookahead/fd.js';
+export { UnrolledEsLearner, type UnrolledEsConfig, type UnrolledEsSettings, type UnrolledEsStep, type UnrolledEsState } from './evograd/unrolled.js';
 export type { CopyNoise } from './evograd/noise.js';
 export {
   resolveEvoGradConfig, EVOGRAD_PRESETS, DEFAULT_EVOGRAD_PRESET, EVOGRAD_MODES, type EvoGradConfig, type EvoGradConfigInput, type EvoGradMode, type CopyEval,

@@ -120,4 +120,5 @@ export * from './evograd/cost.js';
 export * from './evograd/lookahead/graph.js';
 export * from './evograd/lookahead/t1t2.js';
 export * from './evograd/lookahead/fd.js';
+export * from './evograd/unrolled.js';
 export * from './cluster/index.js';

@@ -40,6 +40,31 @@ test('state round trip: save after 3 steps, load into a fresh instance, continue
   assert.ok(full.angle !== 0, 'EvoGrad moved the angle');
 });
 
+test('unrolled-es: a state saved mid-window (the two copies apart) continues bit for bit; the angle moves at each window\'s end only', async () => {
+  const over: EvoGradConfigInput = { mode: 'unrolled-es', unroll: 4, hyperDelta: 5, hyperEpisodes: 2, hyperLr: 2 };
+  const full = make(over);
+  const angles: number[] = [];
+  while (full.step < full.totalSteps) {
+    const r = await full.trainStep();
+    angles.push(full.angle);
+    assert.is(r!['hypergrad'] !== undefined, full.step % 4 === 0, `step ${full.step}: a hypergradient only at a window's end`);
+  }
+  assert.equal(angles.slice(0, 3), [0, 0, 0]);
+  assert.ok(angles[3] !== 0 && angles[4] === angles[3], `angles ${angles}`);
+  const first = make(over);
+  for (let i = 0; i < 3; i++) await first.trainStep();
+  const saved = viaFile(first.saveState());
+  assert.ok(saved.tensors['theta.minus'] && saved.tensors['opt.minus.exp_avg'], 'the second copy is saved');
+  const resumed = make(over);
+  resumed.loadState(saved);
+  while (resumed.step < resumed.totalSteps) await resumed.trainStep();
+  sameState(resumed.saveState(), full.saveState());
+  const ex = full.exportModel();
+  assert.is(Number(ex.metadata['angle_degrees']), full.angle);
+  const { 'theta.minus': _, ...noMinus } = saved.tensors;
+  assert.throws(() => make(over).loadState({ ...saved, tensors: noMinus }), (e: unknown) => e instanceof UserError && /missing tensor theta.minus/.test((e as Error).message));
+});
+
 test('an aborted step changes nothing; plain training keeps the angle; validation and export', async () => {
   const m = make();
   const before = viaFile(m.saveState());
@@ -74,11 +99,15 @@ test('configuration errors name the option', () => {
   bad({ copies: 1 }, /copies \(--copies\) must be an integer in \[2/);
   bad({ sigma: 0 }, /sigma \(--sigma\) must be a finite number > 0/);
   bad({ noise: 'uniform' as never }, /noise \(--noise\) must be one of sign, gaussian/);
-  bad({ mode: 'third-order' as never }, /mode \(--mode\) must be one of evograd, plain, second-order, second-order-fd/);
+  bad({ mode: 'third-order' as never }, /mode \(--mode\) must be one of evograd, plain, second-order, second-order-fd, unrolled-es/);
+  bad({ mode: 'unrolled-es', unroll: 0 }, /unroll \(--unroll\) must be an integer in \[1/);
+  bad({ mode: 'unrolled-es', hyperDelta: -1 }, /hyperDelta \(--hyper-delta\) must be a finite number > 0, got -1/);
+  bad({ hyperEpisodes: 1.5 }, /hyperEpisodes \(--hyper-episodes\) must be an integer/);
   bad({ mode: 'second-order-fd', fdEps: 0 }, /fdEps \(--fd-eps\) must be a finite number > 0, got 0/);
   bad({ train: { shot: 5, query: 16 } }, /train.query \(--query\) plus shot must be at most 20/);
   bad({ valAngle: 1000 }, /valAngle \(--val-angle\)/);
-  bad({}, /preset \(--preset\) must be one of rotation, quick/, 'nope');
+  bad({}, /preset \(--preset\) must be one of rotation, quick, rotation-unrolled/, 'nope');
+  assert.is(resolveEvoGradConfig({}, 'rotation-unrolled').mode, 'unrolled-es');
   const c = resolveEvoGradConfig({ seed: 9 });
   assert.is(c.valSeed, 9);
   assert.is(c.copies, 2);

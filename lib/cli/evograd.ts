@@ -20,7 +20,7 @@ import { log, loopOptions, pct, planRun, resumeMethod, runTraining } from './run
 
 export interface EvoGradCliOptions {
   task?: string; preset?: string; mode?: string; device?: string;
-  copies?: string; copyEval?: string; fdDelta?: string; fdEps?: string; precision?: string; sigma?: string; tau?: string; noise?: string; lr?: string; hyperLr?: string;
+  copies?: string; copyEval?: string; fdDelta?: string; fdEps?: string; unroll?: string; hyperDelta?: string; hyperEpisodes?: string; precision?: string; sigma?: string; tau?: string; noise?: string; lr?: string; hyperLr?: string;
   initAngle?: string; valAngle?: string; supersample?: string; channels?: string; imageSize?: string; distance?: string;
   way?: string; shot?: string; query?: string; valWay?: string; valShot?: string; valQuery?: string;
   seed?: string; valSeed?: string; steps?: string; valEvery?: string; valEpisodes?: string; checkpointEvery?: string;
@@ -40,6 +40,7 @@ export function evoGradInput(o: EvoGradCliOptions): EvoGradConfigInput {
     model: { channels: int('channels', o.channels, 1), imageSize: int('image-size', o.imageSize, 1) },
     distance: parseChoice('distance', o.distance, ['euclidean', 'cosine'] as const),
     copies: int('copies', o.copies, 2), copyEval: parseChoice('copy-eval', o.copyEval, COPY_EVALS), fdDelta: parseNum('fd-delta', o.fdDelta), fdEps: parseNum('fd-eps', o.fdEps),
+    unroll: int('unroll', o.unroll, 1), hyperDelta: parseNum('hyper-delta', o.hyperDelta), hyperEpisodes: int('hyper-episodes', o.hyperEpisodes, 1),
     precision: parseChoice('precision', o.precision, EVALUATOR_PRECISIONS), sigma: parseNum('sigma', o.sigma), tau: parseNum('tau', o.tau),
     noise: parseChoice('noise', o.noise, COPY_NOISES),
     lr: parseNum('lr', o.lr), hyperLr: parseNum('hyper-lr', o.hyperLr),
@@ -74,6 +75,7 @@ export async function evoGradCli(o: EvoGradCliOptions): Promise<void> {
   const how = cfg.mode === 'evograd' ? `EvoGrad K ${cfg.copies}${cfg.copyEval === 'population' ? ` (population evaluator, ${cfg.precision}, angle derivative by +-${cfg.fdDelta} degrees)` : ''}, sigma ${cfg.sigma}, tau ${cfg.tau}, ${cfg.noise} noise, angle Adam lr ${cfg.hyperLr}`
     : cfg.mode === 'second-order' ? `second-order (T1-T2) hypergradient, angle Adam lr ${cfg.hyperLr}`
     : cfg.mode === 'second-order-fd' ? `T1-T2 hypergradient by a central difference of +-${cfg.fdEps} along the validation gradient, angle Adam lr ${cfg.hyperLr}`
+    : cfg.mode === 'unrolled-es' ? `antithetic ES over the angle on ${cfg.unroll}-step unrolls (copies at +-${cfg.hyperDelta} degrees, ${cfg.hyperEpisodes} validation episodes each), angle Adam lr ${cfg.hyperLr}`
     : `plain training at ${cfg.initAngle} degrees`;
   await runTraining({
     method, out, ...(resume ? { resume } : {}), valEvery: cfg.valEpisodes > 0 ? valEvery : 0, checkpointEvery,
@@ -105,16 +107,19 @@ export function registerEvograd(program: Command): void {
     .description('learn hyperparameters by EvoGrad (Bohdal et al. 2021): --task rotation learns the rotation of the training images of a ProtoNet whose validation episodes are rotated')
     .option('--task <t>', EVOGRAD_TASKS.join(' | '), 'rotation')
     .option('--preset <name>', `${presets} (default ${DEFAULT_EVOGRAD_PRESET}); explicit options override it`)
-    .option('--mode <m>', 'evograd | plain (the angle fixed at --init-angle) | second-order (T1-T2 hypergradient) | second-order-fd (T1-T2 by a finite difference along the validation gradient)')
+    .option('--mode <m>', 'evograd | plain (the angle fixed at --init-angle) | second-order (T1-T2 hypergradient) | second-order-fd (T1-T2 by a finite difference along the validation gradient) | unrolled-es (a longer horizon: antithetic ES over the angle on --unroll-step unrolls)')
     .option('--copies <k>', 'EvoGrad: perturbed copies K (paper: 2)')
     .option('--copy-eval <e>', 'EvoGrad: tape (each copy forward and backward on the tape) | population (forward only by the ES population evaluator, the angle\'s derivative by central differences: hundreds of copies)')
     .option('--fd-delta <deg>', 'EvoGrad --copy-eval population: central-difference step of the angle (degrees)')
     .option('--fd-eps <x>', 'second-order-fd: length of the displacement along the unit validation gradient (default 0.01)')
+    .option('--unroll <t>', 'unrolled-es: steps per window, the horizon of each hypergradient (default 40)')
+    .option('--hyper-delta <deg>', 'unrolled-es: the two copies train at the angle +- this (degrees, default 5)')
+    .option('--hyper-episodes <n>', 'unrolled-es: validation episodes scoring each copy at a window\'s end (default 20)')
     .option('--precision <p>', 'EvoGrad --copy-eval population: the population evaluator\'s forward precision, fp32 | bf16')
     .option('--sigma <x>', 'EvoGrad: perturbation scale (paper: 0.001)')
     .option('--tau <x>', 'EvoGrad: softmax temperature of the copies\' weights (paper: 0.05)')
     .option('--noise <n>', 'EvoGrad: sign | gaussian')
-    .option('--lr <x>', 'Adam learning rate of the model (second-order: also the inner step)')
+    .option('--lr <x>', 'Adam learning rate of the model (second-order and second-order-fd: also the inner step of the lookahead)')
     .option('--hyper-lr <x>', 'Adam learning rate of the angle (degrees)')
     .option('--init-angle <deg>', 'the learned angle\'s start (degrees)')
     .option('--val-angle <deg>', 'rotation of the validation and test episodes (degrees, counter-clockwise)')

@@ -27,6 +27,8 @@ import type { HyperObjective } from './hypergrad.js';
 import { lookaheadHypergradient } from './lookahead/t1t2.js';
 import { fdLookaheadHypergradient, FdWorkspace } from './lookahead/fd.js';
 import type { EvoGradConfig } from './config.js';
+import { UnrolledEsLearner } from './unrolled.js';
+import { programLosses } from './objective.js';
 
 export const EVOGRAD_STATE_FORMAT = 'evometa-evograd-state-1';
 
@@ -56,12 +58,16 @@ export class EvoGradMethod implements TrainMethod {
   readonly device: Device;
   readonly bn: BnState;
   readonly learner: EvoGradLearner<Episode>;
+  /** Mode 'unrolled-es': the two-copy learner that replaces `learner`'s steps (unrolled.ts). */
+  readonly unrolled: UnrolledEsLearner<Episode> | null;
   private closed = false;
   /** copyEval 'population': the evaluator (created at the first step), the copies' loss oracle and the validation oracle. */
   private population: { evaluator: PopulationEvaluator; losses: CopyLosses<Episode> } | null = null;
   private readonly objective: HyperObjective<Episode, Episode>;
   /** EvoGrad with copyEval 'population': the hypergradient is taken after the learner's ordinary step. */
   private readonly populationCopies: boolean;
+  /** Mode 'unrolled-es': the validation score of a copy at the end of window w. */
+  private windowVal: (theta: Float32Array, window: number) => number = () => { throw new Error('evograd: no unrolled-ES validation oracle'); };
 
   constructor(readonly config: EvoGradConfig, readonly sources: EvoGradSources, init: { device?: Device | string } = {}) {
     this.layout = new ProtoNetLayout(config.model);
@@ -76,9 +82,9 @@ export class EvoGradMethod implements TrainMethod {
     const secondOrder = (theta: Float32Array, lambda: Float32Array, tb: Episode, vb: Episode) =>
       lookaheadHypergradient(this.device, program, theta, lambda, tb, vb, config.lr);
     const theta0 = initParams(this.layout, config.seed);
-    const fdWs = new FdWorkspace(theta0);
+    let fdWs: FdWorkspace | null = null; // two D-vectors, allocated only in the mode that uses them
     const secondOrderFd = (theta: Float32Array, lambda: Float32Array, tb: Episode, vb: Episode) =>
-      fdLookaheadHypergradient(objective, theta, lambda, tb, vb, config.lr, config.fdEps, fdWs);
+      fdLookaheadHypergradient(objective, theta, lambda, tb, vb, config.lr, config.fdEps, fdWs ??= new FdWorkspace(theta));
     const hyper = config.mode === 'evograd' ? !this.populationCopies : config.mode === 'second-order' ? secondOrder : config.mode === 'second-order-fd' ? secondOrderFd : false;
     this.learner = new EvoGradLearner(objective, theta0, Float32Array.of(config.initAngle), {
       settings: { copies: config.copies, sigma: config.sigma, tau: config.tau, noise: config.noise, seed: config.seed },
@@ -86,20 +92,45 @@ export class EvoGradMethod implements TrainMethod {
       lambdaOptimizer: { name: 'adam', lr: config.hyperLr },
       hyper,
     });
+    if (config.mode === 'unrolled-es') {
+      const losses = programLosses(this.device, program);
+      const m = config.hyperEpisodes;
+      // window w scores both copies on hypergradient-validation episodes w*M .. w*M+M-1 (BN in batch mode)
+      this.windowVal = (theta, w) => {
+        let sum = 0;
+        for (let i = 0; i < m; i++) sum += losses.val(theta, this.sources.hyperVal.episode(w * m + i));
+        return sum / m;
+      };
+      this.unrolled = new UnrolledEsLearner(objective, theta0, Float32Array.of(config.initAngle), {
+        settings: { unroll: config.unroll, delta: config.hyperDelta, seed: config.seed },
+        thetaOptimizer: { name: 'adam', lr: config.lr },
+        lambdaOptimizer: { name: 'adam', lr: config.hyperLr },
+      });
+    } else {
+      this.unrolled = null;
+    }
   }
 
-  get step(): number { return this.learner.step; }
+  get step(): number { return this.unrolled?.step ?? this.learner.step; }
   get totalSteps(): number { return this.config.steps; }
   /** The current angle (degrees). */
-  get angle(): number { return this.learner.lambda[0]!; }
-  get params(): Float32Array { return this.learner.theta; }
+  get angle(): number { return (this.unrolled ?? this.learner).lambda[0]!; }
+  /** The model's parameters (mode 'unrolled-es': the two copies' average). */
+  get params(): Float32Array { return (this.unrolled ?? this.learner).theta; }
 
   async trainStep(signal?: AbortSignal): Promise<StepMetrics | null> {
     if (signal?.aborted) return null;
     if (this.closed) throw new Error('evograd: trainStep after close()');
-    const t = this.learner.step;
+    const t = this.step;
     const t0 = performance.now();
     const c = this.config;
+    if (this.unrolled) {
+      const r = this.unrolled.trainStep(this.sources.train.episode(t), this.windowVal);
+      if (!Number.isFinite(r.trainLoss)) throw new UserError(`training diverged: the loss of step ${t} is ${r.trainLoss} (try a smaller --lr)`);
+      const m: StepMetrics = { loss: r.trainLoss, work: 2, angle: r.lambda[0]!, step_s: (performance.now() - t0) / 1000 };
+      if (r.hypergrad) Object.assign(m, { hypergrad: r.hypergrad[0]!, val_loss: r.valLoss!, val_plus: r.valPlus!, val_minus: r.valMinus! });
+      return m;
+    }
     const pop = this.populationCopies ? await this.populationEvaluator() : null;
     const trainEp = this.sources.train.episode(t), valEp = this.sources.hyperVal.episode(t);
     let r = this.learner.trainStep(trainEp, valEp);
@@ -122,31 +153,36 @@ export class EvoGradMethod implements TrainMethod {
 
   async validate(): Promise<ValResult> {
     if (!this.sources.val || this.config.valEpisodes <= 0) throw new Error('evograd: validate() needs a validation source and valEpisodes > 0');
-    const r = evaluateModel(this.device, this.layout, this.learner.theta, this.bn, this.sources.val, this.config.valEpisodes, this.config.distance);
+    const r = evaluateModel(this.device, this.layout, this.params, this.bn, this.sources.val, this.config.valEpisodes, this.config.distance);
     return { score: r.acc, ci95: r.ci95, loss: r.loss, angle: this.angle };
   }
 
   /** Accuracy of the current model on episodes 0..n-1 of `source` (BN running statistics). */
   evaluate(source: EpisodeSource, n: number): RotationEvalResult {
-    return evaluateModel(this.device, this.layout, this.learner.theta, this.bn, source, n, this.config.distance);
+    return evaluateModel(this.device, this.layout, this.params, this.bn, source, n, this.config.distance);
   }
 
   saveState(): MethodState {
-    const s = this.learner.state();
+    const u = this.unrolled?.state();
+    const s = u ? { step: u.step, theta: u.plus.theta, lambda: u.lambda, thetaOpt: u.plus.opt, lambdaOpt: u.lambdaOpt } : this.learner.state();
     const tensors: Record<string, Float32Array> = { theta: s.theta, lambda: s.lambda, bn: this.bn.buffers.slice() };
     for (const [k, v] of Object.entries(s.thetaOpt.tensors)) tensors[`opt.theta.${k}`] = v;
     for (const [k, v] of Object.entries(s.lambdaOpt.tensors)) tensors[`opt.lambda.${k}`] = v;
+    if (u) { // the second copy (mode 'unrolled-es'; `theta` is the first)
+      tensors['theta.minus'] = u.minus.theta;
+      for (const [k, v] of Object.entries(u.minus.opt.tensors)) tensors[`opt.minus.${k}`] = v;
+    }
     return {
       tensors,
       meta: {
         format: EVOGRAD_STATE_FORMAT, config: this.config, step: s.step, numBatchesTracked: this.bn.numBatchesTracked,
-        thetaOptStep: s.thetaOpt.step, lambdaOptStep: s.lambdaOpt.step,
+        thetaOptStep: s.thetaOpt.step, lambdaOptStep: s.lambdaOpt.step, ...(u ? { minusOptStep: u.minus.opt.step } : {}),
       },
     };
   }
 
   loadState(state: MethodState): void {
-    const m = state.meta as { format?: string; step?: number; numBatchesTracked?: number; thetaOptStep?: number; lambdaOptStep?: number };
+    const m = state.meta as { format?: string; step?: number; numBatchesTracked?: number; thetaOptStep?: number; lambdaOptStep?: number; minusOptStep?: number };
     if (m.format !== EVOGRAD_STATE_FORMAT) throw new UserError(`not an EvoGrad training state (format ${JSON.stringify(m.format)}, expected ${EVOGRAD_STATE_FORMAT})`);
     const f32 = (name: string): Float32Array => {
       const t = state.tensors[name];
@@ -157,17 +193,29 @@ export class EvoGradMethod implements TrainMethod {
       Object.keys(state.tensors).filter((k) => k.startsWith(prefix)).map((k) => [k.slice(prefix.length), f32(k)]));
     const bn = f32('bn');
     if (bn.length !== this.bn.buffers.length) throw new UserError(`EvoGrad training state: BN buffers have ${bn.length} values, the model ${this.bn.buffers.length}`);
-    this.learner.load({
+    const base = {
       step: m.step ?? 0, theta: f32('theta'), lambda: f32('lambda'),
       thetaOpt: { step: m.thetaOptStep ?? 0, tensors: opt('opt.theta.') }, lambdaOpt: { step: m.lambdaOptStep ?? 0, tensors: opt('opt.lambda.') },
-    });
+    };
+    try {
+      if (this.unrolled) {
+        this.unrolled.load({
+          step: base.step, lambda: base.lambda, lambdaOpt: base.lambdaOpt, plus: { theta: base.theta, opt: base.thetaOpt },
+          minus: { theta: f32('theta.minus'), opt: { step: m.minusOptStep ?? 0, tensors: opt('opt.minus.') } },
+        });
+      } else {
+        this.learner.load(base);
+      }
+    } catch (e) {
+      throw e instanceof RangeError ? new UserError(`EvoGrad training state: ${e.message}`) : e;
+    }
     this.bn.buffers.set(bn);
     this.bn.numBatchesTracked = m.numBatchesTracked ?? 0;
   }
 
   exportModel(): ExportedModel {
     const { layout, bn } = this;
-    const params = this.learner.theta;
+    const params = this.params;
     const tensors: ExportedModel['tensors'] = {};
     for (let i = 0; i < layout.config.blocks; i++) {
       for (const s of ['0.weight', '0.bias', '1.weight', '1.bias']) {
