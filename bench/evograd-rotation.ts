@@ -45,7 +45,7 @@ interface Run {
 interface Results { description: string; command: string; machine: Record<string, unknown>; runs: Run[] }
 
 const TEST_SHAPE = { way: 5, shot: 5, query: 15 };
-const MODE_LABEL: Record<EvoGradMode, string> = { evograd: 'EvoGrad (K = 2)', plain: 'plain', 'second-order': 'second order (T1-T2)', 'second-order-fd': 'T1-T2 by finite difference', 'unrolled-es': 'unrolled ES (T-step horizon)' };
+const MODE_LABEL: Record<EvoGradMode, string> = { evograd: 'EvoGrad (K = 2)', plain: 'plain', 'second-order': 'second order (T1-T2)', 'second-order-fd': 'T1-T2 by finite difference', 'unrolled-es': 'unrolled ES (T = 40)' };
 
 function sameConfig(a: EvoGradConfig, b: EvoGradConfig): boolean {
   return JSON.stringify(a) === JSON.stringify(b);

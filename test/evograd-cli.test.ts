@@ -83,6 +83,8 @@ test('evograd CLI: clear errors for bad options, an existing run, a changed resu
     [['--task', 'mnist'], /--task: expected one of rotation/],
     [['--preset', 'nope'], /preset \(--preset\) must be one of rotation, quick/],
     [['--sigma', 'abc'], /--sigma: expected a number/],
+    [['--unroll', '0'], /--unroll: must be >= 1/],
+    [['--preset', 'rotation-unrolled', '--hyper-delta', '-2'], /hyperDelta \(--hyper-delta\) must be a finite number > 0, got -2/],
   ] as const) {
     const r = cli(['evograd', ...args, '--no-progress']);
     assert.is(r.code, 2, `${args.join(' ')}: ${r.stderr}`);
