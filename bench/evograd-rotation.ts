@@ -4,7 +4,7 @@
  * to the training images (from 0); plain training is the baseline. Per seed and mode: the angle's
  * trajectory, and the final model's 5-way 5-shot accuracy on rotated and upright test episodes.
  *
- *   node dist/bench/evograd-rotation.js --seeds 0,1,2,3,4 [--steps 1200] [--test-episodes 400] [--modes evograd,plain,second-order]
+ *   node dist/bench/evograd-rotation.js --seeds 0,1,2,3,4 [--steps 1200] [--test-episodes 400] [--modes evograd,plain,second-order,second-order-fd,unrolled-es]
  *     [--init-angle 0] (plain training at --init-angle 30 is the oracle: the training images rotated like the test's)
  *     [--config '{"supersample":1,"copies":8}'] (any other EvoGradConfig fields, over the preset)
  *     [--preset rotation] (e.g. rotation-unrolled: --modes unrolled-es with its angle learning rate)
