@@ -12,7 +12,9 @@
  * averages).
  *
  *   node dist/bench/evograd-landscape.js [--supersample 1,3] [--angles -10,-5,-2,0,2,5,10,20,30]
- *     [--pretrain 300] [--horizon 50] [--restarts 3] [--val-episodes 100] [--batches 40] [--seed 0]
+ *     [--pretrain 300] [--pretrain-angle 0] [--horizon 50] [--restarts 3] [--val-episodes 100] [--batches 40] [--seed 0]
+ * (--pretrain-angle A: the pretraining steps rotate the training images by A degrees, e.g. the state a
+ * learned angle has reached)
  *
  * Writes bench/results/evograd/landscape.json and landscape.svg.
  */
@@ -42,20 +44,20 @@ async function main(): Promise<void> {
   mkdirSync(out, { recursive: true });
   const num = (name: string, def: string): number => Number(arg(name, def));
   const list = (name: string, def: string): number[] => arg(name, def).split(',').map(Number);
-  const pre = num('pretrain', '300'), horizon = num('horizon', '50'), restarts = num('restarts', '3');
+  const pre = num('pretrain', '300'), preAngle = num('pretrain-angle', '0'), horizon = num('horizon', '50'), restarts = num('restarts', '3');
   const nVal = num('val-episodes', '100'), batches = num('batches', '40'), seed = num('seed', '0');
   const angles = list('angles', '-10,-5,-2,0,2,5,10,20,30');
   const device = getDevice(arg('device', 'cpu-native'));
   const points: Point[] = [];
   const t0 = Date.now();
   for (const s of list('supersample', '1,3')) {
-    const cfg = resolveEvoGradConfig({ seed, mode: 'plain', supersample: s, initAngle: 0, steps: pre + horizon * restarts });
+    const cfg = resolveEvoGradConfig({ seed, mode: 'plain', supersample: s, initAngle: preAngle, steps: pre + horizon * restarts });
     const { sources } = rotationSources(cfg, device);
     const base = new EvoGradMethod(cfg, sources, { device });
     while (base.step < pre) await base.trainStep();
     const state = base.saveState();
     const start = base.evaluate(sources.val!, nVal);
-    process.stderr.write(`supersample ${s}: after ${pre} steps, rotated validation loss ${start.loss.toFixed(4)}, accuracy ${(100 * start.acc).toFixed(1)}%\n`);
+    process.stderr.write(`supersample ${s}: after ${pre} steps at ${preAngle} degrees, rotated validation loss ${start.loss.toFixed(4)}, accuracy ${(100 * start.acc).toFixed(1)}%\n`);
     const D = base.params.length, gp = new Float32Array(D), gm = new Float32Array(D), g = new Float32Array(D);
     const objective = tapeObjective(device, rotationProgram(base.layout, initialBnState(base.layout), cfg.distance, true, s));
     for (const angle of angles) {
@@ -92,7 +94,7 @@ async function main(): Promise<void> {
   const result = {
     description: 'Rotation task: rotated-validation loss after a horizon of plain steps at each training angle (lookahead), and the one-step hypergradient -g.v per batch; bilinear rotation at 28 px (supersample 1) against rotation at 84 px then 3 x 3 averages (supersample 3)',
     command: `node dist/bench/evograd-landscape.js ${process.argv.slice(2).join(' ')}`.trim(),
-    settings: { pretrain: pre, horizon, restarts, valEpisodes: nVal, batches, seed, angles },
+    settings: { pretrain: pre, pretrainAngle: preAngle, horizon, restarts, valEpisodes: nVal, batches, seed, angles },
     machine: { cpus: cpus().length, cpuModel: cpus()[0]?.model, node: process.version, device: device.name, load: loadavg() },
     seconds: (Date.now() - t0) / 1000,
     points,
