@@ -63,6 +63,16 @@ test('unrolled-es: a state saved mid-window (the two copies apart) continues bit
   assert.is(Number(ex.metadata['angle_degrees']), full.angle);
   const { 'theta.minus': _, ...noMinus } = saved.tensors;
   assert.throws(() => make(over).loadState({ ...saved, tensors: noMinus }), (e: unknown) => e instanceof UserError && /missing tensor theta.minus/.test((e as Error).message));
+  // the angle's Adam beta1 reaches its optimizer: the first Adam step does not depend on it (but for rounding), later ones do
+  const angle = async (beta1: number): Promise<number[]> => {
+    const m = make({ ...over, unroll: 2, hyperBeta1: beta1 });
+    const a: number[] = [];
+    while (m.step < m.totalSteps) { await m.trainStep(); if (m.step % 2 === 0) a.push(m.angle); }
+    return a;
+  };
+  const [b0, b9] = [await angle(0), await angle(0.9)];
+  assert.ok(Math.abs(b0[0]! - b9[0]!) < 1e-5, `first steps ${b0[0]} and ${b9[0]} (equal up to the float32 moments' rounding)`);
+  assert.ok(b0[2] !== b9[2], `beta1 0: ${b0}, beta1 0.9: ${b9}`);
 });
 
 test('an aborted step changes nothing; plain training keeps the angle; validation and export', async () => {
@@ -103,6 +113,7 @@ test('configuration errors name the option', () => {
   bad({ mode: 'unrolled-es', unroll: 0 }, /unroll \(--unroll\) must be an integer in \[1/);
   bad({ mode: 'unrolled-es', hyperDelta: -1 }, /hyperDelta \(--hyper-delta\) must be a finite number > 0, got -1/);
   bad({ hyperEpisodes: 1.5 }, /hyperEpisodes \(--hyper-episodes\) must be an integer/);
+  bad({ hyperBeta1: 1 }, /hyperBeta1 \(--hyper-beta1\) must be a number in \[0, 1\), got 1/);
   bad({ mode: 'second-order-fd', fdEps: 0 }, /fdEps \(--fd-eps\) must be a finite number > 0, got 0/);
   bad({ train: { shot: 5, query: 16 } }, /train.query \(--query\) plus shot must be at most 20/);
   bad({ valAngle: 1000 }, /valAngle \(--val-angle\)/);

@@ -20,7 +20,7 @@ import { log, loopOptions, pct, planRun, resumeMethod, runTraining } from './run
 
 export interface EvoGradCliOptions {
   task?: string; preset?: string; mode?: string; device?: string;
-  copies?: string; copyEval?: string; fdDelta?: string; fdEps?: string; unroll?: string; hyperDelta?: string; hyperEpisodes?: string; precision?: string; sigma?: string; tau?: string; noise?: string; lr?: string; hyperLr?: string;
+  copies?: string; copyEval?: string; fdDelta?: string; fdEps?: string; unroll?: string; hyperDelta?: string; hyperEpisodes?: string; precision?: string; sigma?: string; tau?: string; noise?: string; lr?: string; hyperLr?: string; hyperBeta1?: string;
   initAngle?: string; valAngle?: string; supersample?: string; channels?: string; imageSize?: string; distance?: string;
   way?: string; shot?: string; query?: string; valWay?: string; valShot?: string; valQuery?: string;
   seed?: string; valSeed?: string; steps?: string; valEvery?: string; valEpisodes?: string; checkpointEvery?: string;
@@ -43,7 +43,7 @@ export function evoGradInput(o: EvoGradCliOptions): EvoGradConfigInput {
     unroll: int('unroll', o.unroll, 1), hyperDelta: parseNum('hyper-delta', o.hyperDelta), hyperEpisodes: int('hyper-episodes', o.hyperEpisodes, 1),
     precision: parseChoice('precision', o.precision, EVALUATOR_PRECISIONS), sigma: parseNum('sigma', o.sigma), tau: parseNum('tau', o.tau),
     noise: parseChoice('noise', o.noise, COPY_NOISES),
-    lr: parseNum('lr', o.lr), hyperLr: parseNum('hyper-lr', o.hyperLr),
+    lr: parseNum('lr', o.lr), hyperLr: parseNum('hyper-lr', o.hyperLr), hyperBeta1: parseNum('hyper-beta1', o.hyperBeta1),
     initAngle: parseNum('init-angle', o.initAngle), valAngle: parseNum('val-angle', o.valAngle),
     supersample: int('supersample', o.supersample, 1),
     train: { way: int('way', o.way, 2), shot: int('shot', o.shot, 1), query: int('query', o.query, 1) },
@@ -121,6 +121,7 @@ export function registerEvograd(program: Command): void {
     .option('--noise <n>', 'EvoGrad: sign | gaussian')
     .option('--lr <x>', 'Adam learning rate of the model (second-order and second-order-fd: also the inner step of the lookahead)')
     .option('--hyper-lr <x>', 'Adam learning rate of the angle (degrees)')
+    .option('--hyper-beta1 <x>', 'Adam beta1 (momentum) of the angle, in [0, 1) (default 0.9)')
     .option('--init-angle <deg>', 'the learned angle\'s start (degrees)')
     .option('--val-angle <deg>', 'rotation of the validation and test episodes (degrees, counter-clockwise)')
     .option('--supersample <s>', 'rotate at s x the image side, then average s x s blocks (1: bilinear at the image side, which blurs every angle but 0)')

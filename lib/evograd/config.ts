@@ -79,6 +79,8 @@ export interface EvoGradConfig {
   /** Adam learning rate of the model, and of the angle (degrees per step at most, roughly). */
   lr: number;
   hyperLr: number;
+  /** Adam's beta1 (momentum) of the angle's optimizer (0: steps from the current estimate only). */
+  hyperBeta1: number;
   seed: number;
   /** Seed of the fixed validation episodes (default: seed). */
   valSeed: number;
@@ -97,7 +99,7 @@ export type EvoGradConfigInput = Partial<Omit<EvoGradConfig, 'model' | 'train' |
 const ROTATION: EvoGradConfigInput = {
   task: 'rotation', mode: 'evograd', model: { channels: 16, imageSize: 28 }, distance: 'euclidean',
   train: { way: 10, shot: 5, query: 5 }, val: { way: 10, shot: 5, query: 10 }, valAngle: 30, initAngle: 0, supersample: 3,
-  copies: 2, copyEval: 'tape', fdDelta: 1, fdEps: 0.01, unroll: 40, hyperDelta: 5, hyperEpisodes: 20, precision: 'fp32', sigma: 0.001, tau: 0.05, noise: 'sign', lr: 1e-3, hyperLr: 0.573, seed: 0, steps: 1200, valEpisodes: 50,
+  copies: 2, copyEval: 'tape', fdDelta: 1, fdEps: 0.01, unroll: 40, hyperDelta: 5, hyperEpisodes: 20, precision: 'fp32', sigma: 0.001, tau: 0.05, noise: 'sign', lr: 1e-3, hyperLr: 0.573, hyperBeta1: 0.9, seed: 0, steps: 1200, valEpisodes: 50,
 };
 
 /** Named EvoGrad configurations: `rotation` (the experiment of docs/evograd.md) and `quick` (a small smoke run). */
@@ -116,7 +118,7 @@ export const DEFAULT_EVOGRAD_PRESET = 'rotation';
 /** Config field -> CLI option, for error messages. */
 const FLAG: Record<string, string> = {
   task: '--task', mode: '--mode', distance: '--distance', valAngle: '--val-angle', initAngle: '--init-angle', supersample: '--supersample', copies: '--copies', copyEval: '--copy-eval', fdDelta: '--fd-delta', fdEps: '--fd-eps', unroll: '--unroll', hyperDelta: '--hyper-delta', hyperEpisodes: '--hyper-episodes', precision: '--precision',
-  sigma: '--sigma', tau: '--tau', noise: '--noise', lr: '--lr', hyperLr: '--hyper-lr', seed: '--seed', valSeed: '--val-seed',
+  sigma: '--sigma', tau: '--tau', noise: '--noise', lr: '--lr', hyperLr: '--hyper-lr', hyperBeta1: '--hyper-beta1', seed: '--seed', valSeed: '--val-seed',
   steps: '--steps', valEpisodes: '--val-episodes', 'train.way': '--way', 'train.shot': '--shot', 'train.query': '--query',
   'val.way': '--val-way', 'val.shot': '--val-shot', 'val.query': '--val-query', preset: '--preset',
 };
@@ -172,6 +174,7 @@ export function resolveEvoGradConfig(input: EvoGradConfigInput, preset: string =
   }
   if (model.imageSize * c.supersample > 105) bad('supersample', `times the image side must be at most 105 (Omniglot's drawings are 105 x 105), got ${c.supersample} x ${model.imageSize}`);
   for (const f of ['sigma', 'tau', 'lr', 'hyperLr'] as const) positive(f, c[f]);
+  if (!(Number.isFinite(c.hyperBeta1) && c.hyperBeta1 >= 0 && c.hyperBeta1 < 1)) bad('hyperBeta1', `must be a number in [0, 1), got ${c.hyperBeta1}`);
   int('seed', c.seed, 0, 0xffffffff);
   if (input.valSeed === undefined) c.valSeed = c.seed;
   int('valSeed', c.valSeed, 0, 0xffffffff);

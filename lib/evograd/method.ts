@@ -89,7 +89,7 @@ export class EvoGradMethod implements TrainMethod {
     this.learner = new EvoGradLearner(objective, theta0, Float32Array.of(config.initAngle), {
       settings: { copies: config.copies, sigma: config.sigma, tau: config.tau, noise: config.noise, seed: config.seed },
       thetaOptimizer: { name: 'adam', lr: config.lr },
-      lambdaOptimizer: { name: 'adam', lr: config.hyperLr },
+      lambdaOptimizer: { name: 'adam', lr: config.hyperLr, betas: [config.hyperBeta1, 0.999] },
       hyper,
     });
     if (config.mode === 'unrolled-es') {
@@ -104,7 +104,7 @@ export class EvoGradMethod implements TrainMethod {
       this.unrolled = new UnrolledEsLearner(objective, theta0, Float32Array.of(config.initAngle), {
         settings: { unroll: config.unroll, delta: config.hyperDelta, seed: config.seed },
         thetaOptimizer: { name: 'adam', lr: config.lr },
-        lambdaOptimizer: { name: 'adam', lr: config.hyperLr },
+        lambdaOptimizer: { name: 'adam', lr: config.hyperLr, betas: [config.hyperBeta1, 0.999] },
       });
     } else {
       this.unrolled = null;
