@@ -66,8 +66,9 @@ async function main(): Promise<void> {
         // rotateTrain: any non-zero initAngle; the angle is then set exactly
         const m = new EvoGradMethod({ ...cfg, initAngle: angle === 0 ? 1 : angle }, sources, { device });
         m.loadState(state);
-        m.learner.lambda[0] = angle;
-        m.learner.step = pre + r * horizon;
+        const learner = m.learner!; // mode 'plain': the one-copy learner
+        learner.lambda[0] = angle;
+        learner.step = pre + r * horizon;
         for (let i = 0; i < horizon; i++) await m.trainStep();
         const e = m.evaluate(sources.val!, nVal);
         loss += e.loss / restarts;

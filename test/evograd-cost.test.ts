@@ -23,6 +23,14 @@ test('every cost method: finite hypergradient, timed repetitions, exact parts; E
     `accounted bytes: evograd ${r['evograd']!.accountedBytes}, fd ${r['fd']!.accountedBytes}, t1t2 ${r['t1t2']!.accountedBytes}`);
 });
 
+test('unrolled: UnrolledEsLearner itself is timed; it holds, beyond one training state, the second copy (theta, Adam moments), the gradient, the mean and lambda\'s Adam', () => {
+  const c = runCostCase({ method: 'unrolled', channels: 4, imageSize: 16, way: 3, shot: 2, query: 2, reps: 2, device: 'cpu-ts', unroll: 40, hyperEpisodes: 2 });
+  const learnerPart = Object.entries(c.parts).find(([k]) => k.startsWith('the learner'));
+  assert.ok(learnerPart, JSON.stringify(c.parts));
+  assert.is(learnerPart![1], 4 * (5 * c.params + 2));
+  assert.ok(c.seconds.every((s) => Number.isFinite(s) && s > 0), `${c.seconds}`);
+});
+
 test('an unknown cost method is refused', () => {
   assert.throws(() => runCostCase({ method: 'adjoint' as never, channels: 4, imageSize: 16, way: 3, shot: 2, query: 2, reps: 1, device: 'cpu-ts' }), /unknown cost method/);
 });

@@ -75,6 +75,19 @@ test('unrolled-es: a state saved mid-window (the two copies apart) continues bit
   assert.ok(b0[2] !== b9[2], `beta1 0: ${b0}, beta1 0.9: ${b9}`);
 });
 
+test('each mode builds only the learner and workspace it uses', () => {
+  const u = make({ mode: 'unrolled-es', unroll: 4 });
+  assert.is(u.learner, null);
+  assert.ok(u.unrolled !== null);
+  const e = make();
+  assert.ok(e.unrolled === null && e.learner !== null && e.learner.workspace !== null, 'EvoGrad: its D-vectors');
+  for (const mode of ['plain', 'second-order', 'second-order-fd'] as const) {
+    const m = make({ mode });
+    assert.ok(m.unrolled === null && m.learner !== null, mode);
+    assert.is(m.learner!.workspace, null, `${mode}: no EvoGrad workspace`);
+  }
+});
+
 test('an aborted step changes nothing; plain training keeps the angle; validation and export', async () => {
   const m = make();
   const before = viaFile(m.saveState());

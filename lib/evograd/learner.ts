@@ -55,7 +55,8 @@ export class EvoGradLearner<TB, VB = TB> {
   private readonly thetaOpt: Optimizer;
   private readonly lambdaOpt: Optimizer;
   private readonly grad: Float32Array;
-  readonly workspace: EvoGradWorkspace;
+  /** EvoGrad's D-vectors: allocated only when `hyper` is true (the mode that uses them). */
+  readonly workspace: EvoGradWorkspace | null;
 
   constructor(readonly objective: HyperObjective<TB, VB>, theta: Float32Array, lambda: Float32Array, readonly cfg: LearnerConfig<TB, VB>) {
     checkSettings(cfg.settings);
@@ -64,7 +65,7 @@ export class EvoGradLearner<TB, VB = TB> {
     this.thetaOpt = createOptimizer(cfg.thetaOptimizer);
     this.lambdaOpt = createOptimizer(cfg.lambdaOptimizer);
     this.grad = new Float32Array(theta.length);
-    this.workspace = new EvoGradWorkspace(this.theta);
+    this.workspace = cfg.hyper === true ? new EvoGradWorkspace(this.theta) : null;
   }
 
   /** One training step on `trainBatch`; the hypergradient uses `valBatch` (ignored in plain training). */
@@ -78,7 +79,7 @@ export class EvoGradLearner<TB, VB = TB> {
       const h = this.cfg.hyper(this.theta, this.lambda, trainBatch, valBatch);
       this.stepLambda(h.grad, t);
       out = { ...out, hypergrad: h.grad, valLoss: h.valLoss };
-    } else if (this.cfg.hyper) {
+    } else if (this.workspace) {
       const h = evoGradHypergradient(this.objective, this.theta, this.lambda, trainBatch, valBatch, this.cfg.settings, t, this.workspace);
       this.stepLambda(h.grad, t);
       out = { ...out, hypergrad: h.grad, valLoss: h.valLoss, copyLosses: h.copyLosses, weights: h.weights };
@@ -104,7 +105,7 @@ export class EvoGradLearner<TB, VB = TB> {
 
   /** Bytes of optimizer state and EvoGrad's D-vectors (exact). */
   get stateBytes(): number {
-    return this.thetaOpt.bytes() + this.lambdaOpt.bytes() + this.grad.byteLength + (this.cfg.hyper === true ? this.workspace.bytes : 0);
+    return this.thetaOpt.bytes() + this.lambdaOpt.bytes() + this.grad.byteLength + (this.workspace?.bytes ?? 0);
   }
 
   state(): LearnerState {

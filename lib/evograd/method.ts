@@ -57,8 +57,9 @@ export class EvoGradMethod implements TrainMethod {
   readonly layout: ProtoNetLayout;
   readonly device: Device;
   readonly bn: BnState;
-  readonly learner: EvoGradLearner<Episode>;
-  /** Mode 'unrolled-es': the two-copy learner that replaces `learner`'s steps (unrolled.ts). */
+  /** Every mode but 'unrolled-es': the one-copy learner (the ordinary step and, per mode, the one-step hypergradient). */
+  readonly learner: EvoGradLearner<Episode> | null;
+  /** Mode 'unrolled-es': the two-copy learner (unrolled.ts), in place of `learner`. */
   readonly unrolled: UnrolledEsLearner<Episode> | null;
   private closed = false;
   /** copyEval 'population': the evaluator (created at the first step), the copies' loss oracle and the validation oracle. */
@@ -86,13 +87,10 @@ export class EvoGradMethod implements TrainMethod {
     const secondOrderFd = (theta: Float32Array, lambda: Float32Array, tb: Episode, vb: Episode) =>
       fdLookaheadHypergradient(objective, theta, lambda, tb, vb, config.lr, config.fdEps, fdWs ??= new FdWorkspace(theta));
     const hyper = config.mode === 'evograd' ? !this.populationCopies : config.mode === 'second-order' ? secondOrder : config.mode === 'second-order-fd' ? secondOrderFd : false;
-    this.learner = new EvoGradLearner(objective, theta0, Float32Array.of(config.initAngle), {
-      settings: { copies: config.copies, sigma: config.sigma, tau: config.tau, noise: config.noise, seed: config.seed },
-      thetaOptimizer: { name: 'adam', lr: config.lr },
-      lambdaOptimizer: { name: 'adam', lr: config.hyperLr, betas: [config.hyperBeta1, 0.999] },
-      hyper,
-    });
+    const thetaOptimizer = { name: 'adam', lr: config.lr } as const;
+    const lambdaOptimizer = { name: 'adam', lr: config.hyperLr, betas: [config.hyperBeta1, 0.999] as [number, number] } as const;
     if (config.mode === 'unrolled-es') {
+      this.learner = null;
       const losses = programLosses(this.device, program);
       const m = config.hyperEpisodes;
       // window w scores both copies on hypergradient-validation episodes w*M .. w*M+M-1 (BN in batch mode)
@@ -102,21 +100,25 @@ export class EvoGradMethod implements TrainMethod {
         return sum / m;
       };
       this.unrolled = new UnrolledEsLearner(objective, theta0, Float32Array.of(config.initAngle), {
-        settings: { unroll: config.unroll, delta: config.hyperDelta, seed: config.seed },
-        thetaOptimizer: { name: 'adam', lr: config.lr },
-        lambdaOptimizer: { name: 'adam', lr: config.hyperLr, betas: [config.hyperBeta1, 0.999] },
+        settings: { unroll: config.unroll, delta: config.hyperDelta, seed: config.seed }, thetaOptimizer, lambdaOptimizer,
       });
     } else {
       this.unrolled = null;
+      this.learner = new EvoGradLearner(objective, theta0, Float32Array.of(config.initAngle), {
+        settings: { copies: config.copies, sigma: config.sigma, tau: config.tau, noise: config.noise, seed: config.seed },
+        thetaOptimizer, lambdaOptimizer, hyper,
+      });
     }
   }
 
-  get step(): number { return this.unrolled?.step ?? this.learner.step; }
+  /** The learner of this mode (exactly one of `learner` and `unrolled` exists). */
+  private get core(): EvoGradLearner<Episode> | UnrolledEsLearner<Episode> { return (this.unrolled ?? this.learner)!; }
+  get step(): number { return this.core.step; }
   get totalSteps(): number { return this.config.steps; }
   /** The current angle (degrees). */
-  get angle(): number { return (this.unrolled ?? this.learner).lambda[0]!; }
+  get angle(): number { return this.core.lambda[0]!; }
   /** The model's parameters (mode 'unrolled-es': the two copies' average). */
-  get params(): Float32Array { return (this.unrolled ?? this.learner).theta; }
+  get params(): Float32Array { return this.core.theta; }
 
   async trainStep(signal?: AbortSignal): Promise<StepMetrics | null> {
     if (signal?.aborted) return null;
@@ -131,16 +133,17 @@ export class EvoGradMethod implements TrainMethod {
       if (r.hypergrad) Object.assign(m, { hypergrad: r.hypergrad[0]!, val_loss: r.valLoss!, val_plus: r.valPlus!, val_minus: r.valMinus! });
       return m;
     }
+    const learner = this.learner!;
     const pop = this.populationCopies ? await this.populationEvaluator() : null;
     const trainEp = this.sources.train.episode(t), valEp = this.sources.hyperVal.episode(t);
-    let r = this.learner.trainStep(trainEp, valEp);
+    let r = learner.trainStep(trainEp, valEp);
     if (!Number.isFinite(r.trainLoss)) throw new UserError(`training diverged: the loss of step ${t} is ${r.trainLoss} (try a smaller --lr)`);
     if (pop) {
-      const h = await populationHypergradient(pop.losses, pop.evaluator, this.objective, this.learner.theta, this.learner.lambda, trainEp, valEp, {
+      const h = await populationHypergradient(pop.losses, pop.evaluator, this.objective, learner.theta, learner.lambda, trainEp, valEp, {
         copies: c.copies, sigma: c.sigma, tau: c.tau, antithetic: true, delta: c.fdDelta, seed: c.seed,
       }, t);
-      this.learner.applyHypergradient(h.grad);
-      r = { ...r, hypergrad: h.grad, valLoss: h.valLoss, weights: h.weights, lambda: Float32Array.from(this.learner.lambda) };
+      learner.applyHypergradient(h.grad);
+      r = { ...r, hypergrad: h.grad, valLoss: h.valLoss, weights: h.weights, lambda: Float32Array.from(learner.lambda) };
     }
     const m: StepMetrics = { loss: r.trainLoss, work: 1, angle: r.lambda[0]!, step_s: (performance.now() - t0) / 1000 };
     if (r.hypergrad) {
@@ -164,7 +167,7 @@ export class EvoGradMethod implements TrainMethod {
 
   saveState(): MethodState {
     const u = this.unrolled?.state();
-    const s = u ? { step: u.step, theta: u.plus.theta, lambda: u.lambda, thetaOpt: u.plus.opt, lambdaOpt: u.lambdaOpt } : this.learner.state();
+    const s = u ? { step: u.step, theta: u.plus.theta, lambda: u.lambda, thetaOpt: u.plus.opt, lambdaOpt: u.lambdaOpt } : this.learner!.state();
     const tensors: Record<string, Float32Array> = { theta: s.theta, lambda: s.lambda, bn: this.bn.buffers.slice() };
     for (const [k, v] of Object.entries(s.thetaOpt.tensors)) tensors[`opt.theta.${k}`] = v;
     for (const [k, v] of Object.entries(s.lambdaOpt.tensors)) tensors[`opt.lambda.${k}`] = v;
@@ -204,7 +207,7 @@ export class EvoGradMethod implements TrainMethod {
           minus: { theta: f32('theta.minus'), opt: { step: m.minusOptStep ?? 0, tensors: opt('opt.minus.') } },
         });
       } else {
-        this.learner.load(base);
+        this.learner!.load(base);
       }
     } catch (e) {
       throw e instanceof RangeError ? new UserError(`EvoGrad training state: ${e.message}`) : e;
