@@ -132,6 +132,7 @@ test('configuration errors name the option', () => {
   bad({ valAngle: 1000 }, /valAngle \(--val-angle\)/);
   bad({}, /preset \(--preset\) must be one of rotation, quick, rotation-unrolled/, 'nope');
   assert.is(resolveEvoGradConfig({}, 'rotation-unrolled').mode, 'unrolled-es');
+  assert.is(resolveEvoGradConfig({}, 'rotation-unrolled').steps, 2400, 'the preset runs the 2400 steps its five seeds were measured with');
   const c = resolveEvoGradConfig({ seed: 9 });
   assert.is(c.valSeed, 9);
   assert.is(c.copies, 2);
