@@ -38,7 +38,6 @@ import { fdLookaheadHypergradient, FdWorkspace } from './lookahead/fd.js';
 import { programLosses } from './objective.js';
 import { UnrolledEsLearner } from './unrolled.js';
 import type { Episode } from '../model/protonet.js';
-import { createOptimizer } from '../optim/optimizers.js';
 import { resolveEvoGradConfig } from './config.js';
 
 export type CostMethod = 'evograd' | 't1t2' | 'fd' | 'unrolled';
@@ -93,18 +92,13 @@ export function runCostCase(spec: CostSpec): CostResult {
   const fdWs = spec.method === 'fd' ? new FdWorkspace(theta) : null;
   const unroll = spec.unroll ?? 40, hyperEpisodes = spec.hyperEpisodes ?? 20;
   const losses = programLosses(device, program);
-  let unrolled: UnrolledEsLearner<Episode> | null = null, ordinaryState = 0;
+  let unrolled: UnrolledEsLearner<Episode> | null = null;
   if (spec.method === 'unrolled') {
     const p = resolveEvoGradConfig({ seed }, 'rotation-unrolled');
-    const thetaOptimizer = { name: 'adam', lr: p.lr } as const;
     unrolled = new UnrolledEsLearner(objective, theta, lambda, {
-      settings: { unroll: 2, delta: p.hyperDelta, seed }, thetaOptimizer,
+      settings: { unroll: 2, delta: p.hyperDelta, seed }, thetaOptimizer: { name: 'adam', lr: p.lr },
       lambdaOptimizer: { name: 'adam', lr: p.hyperLr, betas: [p.hyperBeta1, 0.999] },
     });
-    // one ordinary training state (theta and its Adam moments, once allocated): what every method holds anyway
-    const adam = createOptimizer(thetaOptimizer);
-    adam.step(theta.slice(), grad);
-    ordinaryState = theta.byteLength + adam.bytes();
   }
   // the validation oracle of the window ending at step 2r + 1: hyperEpisodes rotated episodes
   const score = (c: Float32Array): number => {
@@ -127,7 +121,7 @@ export function runCostCase(spec: CostSpec): CostResult {
       const tLast = performance.now() - tm, tOrdinary = tm - t0;
       perStepMs = tOrdinary + (tLast - tOrdinary) / unroll;
       hypergrad = end.hypergrad![0]!;
-      parts = { 'largest tape': objective.peakTapeBytes, 'the learner beyond one training state (second copy, lambda optimizer, gradient, mean)': unrolled.stateBytes - ordinaryState };
+      parts = { 'largest tape': objective.peakTapeBytes, 'the learner beyond one training state (second copy, lambda optimizer, gradient, mean)': unrolled.stateBytes - unrolled.copyBytes };
     } else if (spec.method === 'evograd') {
       objective.resetPeak();
       objective.trainTheta(theta, lambda, train, grad);

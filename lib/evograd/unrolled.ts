@@ -153,6 +153,9 @@ export class UnrolledEsLearner<TB> {
     return this.mean;
   }
 
+  /** Bytes of one copy's training state (its theta and its optimizer's tensors; exact). */
+  get copyBytes(): number { return this.plus.theta.byteLength + this.plus.opt.bytes(); }
+
   /** Bytes of the two training states, lambda's optimizer and the gradient buffer (exact). */
   get stateBytes(): number {
     return 2 * this.plus.theta.byteLength + this.plus.opt.bytes() + this.minus.opt.bytes() + this.lambdaOpt.bytes() + this.grad.byteLength + this.mean.byteLength;
