@@ -2,13 +2,17 @@
  * The T1-T2 hypergradient by a central difference along the validation gradient
  * (lib/evograd/lookahead/fd.ts): equal to the second-order graph's (lookahead/t1t2.ts) on ProtoNet with
  * the rotation, in float64, when alpha is small enough that v at theta and at the lookahead point
- * coincide; the toy's closed form; zero validation gradient; errors naming the bad value.
+ * coincide; the toy's closed form; zero validation gradient; errors naming the bad value. And a
+ * validation batch of several episodes (meanValObjective): the mean of the episodes' hypergradients.
  */
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import '../lib/device/cpu-ts/index.js';
 import { getDevice } from '../lib/device/registry.js';
-import { tapeObjective } from '../lib/evograd/objective.js';
+import { meanValObjective, tapeObjective } from '../lib/evograd/objective.js';
+import { evoGradHypergradient, type EvoGradSettings } from '../lib/evograd/hypergrad.js';
+import { rotateEpisode } from '../lib/evograd/rotation.js';
+import { SyntheticEpisodes } from '../lib/data/synthetic.js';
 import { lookaheadHypergradient } from '../lib/evograd/lookahead/t1t2.js';
 import { fdLookaheadHypergradient, FdWorkspace } from '../lib/evograd/lookahead/fd.js';
 import { TOY_PROGRAM } from '../lib/evograd/toy.js';
@@ -62,3 +66,28 @@ test('fd T1-T2: bad alpha, eps and workspace are named', () => {
 });
 
 test.run();
+
+test('a validation batch of several episodes (meanValObjective): EvoGrad\'s hypergradient is the mean of the single episodes\', with the same copies (float64)', () => {
+  const { program, theta, train, layout } = rotationSetup(dev, 2, 12, 5);
+  const obj = tapeObjective(dev, program), mean = meanValObjective(obj);
+  const src = new SyntheticEpisodes({ classes: 6, way: 3, shot: 2, query: 2, imageSize: 12, seed: 9, dtype: 'float64' });
+  const vals = [0, 1, 2].map((i) => rotateEpisode(dev, src.episode(i), 30));
+  const s: EvoGradSettings = { copies: 3, sigma: 0.05, tau: 0.05, noise: 'sign', seed: 2 };
+  const lambda = Float64Array.of(7.31);
+  // L_val and its theta-gradient are the means of the episodes'
+  const g = new Float64Array(layout.numParams), gi = new Float64Array(layout.numParams), gsum = new Float64Array(layout.numParams);
+  const loss = mean.val(theta, vals, g);
+  let lsum = 0;
+  for (const v of vals) { lsum += obj.val(theta, v, gi); for (let i = 0; i < gi.length; i++) gsum[i]! += gi[i]! / 3; }
+  assert.ok(Math.abs(loss - lsum / 3) <= 1e-14, `loss ${loss}, mean ${lsum / 3}`);
+  for (let i = 0; i < g.length; i++) assert.ok(Math.abs(g[i]! - gsum[i]!) <= 1e-13, `gradient ${i}: ${g[i]} vs ${gsum[i]}`);
+  // EvoGrad's h is linear in the validation gradient at theta*, and theta* does not depend on the validation batch
+  const h = evoGradHypergradient(mean, theta, lambda, train, vals, s, 4).grad[0]!;
+  const each = vals.map((v) => evoGradHypergradient(obj, theta, lambda, train, v, s, 4).grad[0]!);
+  const avg = each.reduce((a, b) => a + b, 0) / 3;
+  assert.ok(Math.abs(h - avg) <= 1e-12 * Math.max(...each.map(Math.abs)), `batch ${h}, mean of episodes ${avg} (${each.join(', ')})`);
+  assert.ok(Math.abs(avg) > 1e-8 && new Set(each.map((x) => x.toPrecision(6))).size === 3, 'not vacuous: the episodes\' hypergradients differ and are non-zero');
+  // one episode: the objective's own
+  assert.is(mean.val(theta, [vals[0]!], g), obj.val(theta, vals[0]!, gi));
+  assert.throws(() => mean.val(theta, [], g), /validation batch list is empty/);
+});

@@ -75,6 +75,40 @@ test('unrolled-es: a state saved mid-window (the two copies apart) continues bit
   assert.ok(b0[2] !== b9[2], `beta1 0: ${b0}, beta1 0.9: ${b9}`);
 });
 
+test('a validation batch of M episodes per hypergradient (hyperValEpisodes): step t uses episodes tM .. tM + M - 1; round trip; beta2 reaches the angle\'s Adam', async () => {
+  // the hypergradient source records which episodes each step asks for
+  const asked: number[] = [];
+  const src = sources();
+  const base = src.hyperVal;
+  src.hyperVal = { episode: (i: number) => { asked.push(i); return base.episode(i); } };
+  const m = new EvoGradMethod(resolveEvoGradConfig({ ...SMALL, hyperValEpisodes: 3 }, 'quick'), src, { device: dev });
+  await m.trainStep();
+  await m.trainStep();
+  assert.equal(asked, [0, 1, 2, 3, 4, 5]);
+  const over: EvoGradConfigInput = { hyperValEpisodes: 2 };
+  const full = make(over);
+  while (full.step < full.totalSteps) await full.trainStep();
+  const one = make();
+  while (one.step < one.totalSteps) await one.trainStep();
+  assert.ok(full.angle !== one.angle, 'two validation episodes per step give another hypergradient than one');
+  const first = make(over);
+  for (let i = 0; i < 3; i++) await first.trainStep();
+  const resumed = make(over);
+  resumed.loadState(viaFile(first.saveState()));
+  while (resumed.step < resumed.totalSteps) await resumed.trainStep();
+  sameState(resumed.saveState(), full.saveState());
+  // beta2: the first Adam step is lr * sign whatever beta2 is; later steps depend on it
+  const angles = async (beta2: number): Promise<number[]> => {
+    const r = make({ hyperBeta2: beta2 });
+    const a: number[] = [];
+    while (r.step < r.totalSteps) { await r.trainStep(); a.push(r.angle); }
+    return a;
+  };
+  const [a999, a9] = [await angles(0.999), await angles(0.9)];
+  assert.ok(Math.abs(a999[0]! - a9[0]!) < 1e-5, `first steps ${a999[0]} and ${a9[0]}`);
+  assert.ok(a999[5] !== a9[5], `beta2 0.999: ${a999}, beta2 0.9: ${a9}`);
+});
+
 test('each mode builds only the learner and workspace it uses', () => {
   const u = make({ mode: 'unrolled-es', unroll: 4 });
   assert.is(u.learner, null);
@@ -127,6 +161,8 @@ test('configuration errors name the option', () => {
   bad({ mode: 'unrolled-es', hyperDelta: -1 }, /hyperDelta \(--hyper-delta\) must be a finite number > 0, got -1/);
   bad({ hyperEpisodes: 1.5 }, /hyperEpisodes \(--hyper-episodes\) must be an integer/);
   bad({ hyperBeta1: 1 }, /hyperBeta1 \(--hyper-beta1\) must be a number in \[0, 1\), got 1/);
+  bad({ hyperBeta2: -0.5 }, /hyperBeta2 \(--hyper-beta2\) must be a number in \[0, 1\), got -0.5/);
+  bad({ hyperValEpisodes: 0 }, /hyperValEpisodes \(--hyper-val-episodes\) must be an integer in \[1, 10000\], got 0/);
   bad({ mode: 'second-order-fd', fdEps: 0 }, /fdEps \(--fd-eps\) must be a finite number > 0, got 0/);
   bad({ train: { shot: 5, query: 16 } }, /train.query \(--query\) plus shot must be at most 20/);
   bad({ valAngle: 1000 }, /valAngle \(--val-angle\)/);

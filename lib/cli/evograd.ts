@@ -20,7 +20,7 @@ import { log, loopOptions, pct, planRun, resumeMethod, runTraining } from './run
 
 export interface EvoGradCliOptions {
   task?: string; preset?: string; mode?: string; device?: string;
-  copies?: string; copyEval?: string; fdDelta?: string; fdEps?: string; unroll?: string; hyperDelta?: string; hyperEpisodes?: string; precision?: string; sigma?: string; tau?: string; noise?: string; lr?: string; hyperLr?: string; hyperBeta1?: string;
+  copies?: string; copyEval?: string; fdDelta?: string; fdEps?: string; unroll?: string; hyperDelta?: string; hyperEpisodes?: string; hyperValEpisodes?: string; precision?: string; sigma?: string; tau?: string; noise?: string; lr?: string; hyperLr?: string; hyperBeta1?: string; hyperBeta2?: string;
   initAngle?: string; valAngle?: string; supersample?: string; channels?: string; imageSize?: string; distance?: string;
   way?: string; shot?: string; query?: string; valWay?: string; valShot?: string; valQuery?: string;
   seed?: string; valSeed?: string; steps?: string; valEvery?: string; valEpisodes?: string; checkpointEvery?: string;
@@ -40,10 +40,10 @@ export function evoGradInput(o: EvoGradCliOptions): EvoGradConfigInput {
     model: { channels: int('channels', o.channels, 1), imageSize: int('image-size', o.imageSize, 1) },
     distance: parseChoice('distance', o.distance, ['euclidean', 'cosine'] as const),
     copies: int('copies', o.copies, 2), copyEval: parseChoice('copy-eval', o.copyEval, COPY_EVALS), fdDelta: parseNum('fd-delta', o.fdDelta), fdEps: parseNum('fd-eps', o.fdEps),
-    unroll: int('unroll', o.unroll, 1), hyperDelta: parseNum('hyper-delta', o.hyperDelta), hyperEpisodes: int('hyper-episodes', o.hyperEpisodes, 1),
+    unroll: int('unroll', o.unroll, 1), hyperDelta: parseNum('hyper-delta', o.hyperDelta), hyperEpisodes: int('hyper-episodes', o.hyperEpisodes, 1), hyperValEpisodes: int('hyper-val-episodes', o.hyperValEpisodes, 1),
     precision: parseChoice('precision', o.precision, EVALUATOR_PRECISIONS), sigma: parseNum('sigma', o.sigma), tau: parseNum('tau', o.tau),
     noise: parseChoice('noise', o.noise, COPY_NOISES),
-    lr: parseNum('lr', o.lr), hyperLr: parseNum('hyper-lr', o.hyperLr), hyperBeta1: parseNum('hyper-beta1', o.hyperBeta1),
+    lr: parseNum('lr', o.lr), hyperLr: parseNum('hyper-lr', o.hyperLr), hyperBeta1: parseNum('hyper-beta1', o.hyperBeta1), hyperBeta2: parseNum('hyper-beta2', o.hyperBeta2),
     initAngle: parseNum('init-angle', o.initAngle), valAngle: parseNum('val-angle', o.valAngle),
     supersample: int('supersample', o.supersample, 1),
     train: { way: int('way', o.way, 2), shot: int('shot', o.shot, 1), query: int('query', o.query, 1) },
@@ -115,6 +115,7 @@ export function registerEvograd(program: Command): void {
     .option('--unroll <t>', 'unrolled-es: steps per window, the horizon of each hypergradient (default 40)')
     .option('--hyper-delta <deg>', 'unrolled-es: the two copies train at the angle +- this (degrees, default 5)')
     .option('--hyper-episodes <n>', 'unrolled-es: validation episodes scoring each copy at a window\'s end (default 20)')
+    .option('--hyper-val-episodes <n>', 'evograd, second-order, second-order-fd: validation episodes averaged in each hypergradient (default 1)')
     .option('--precision <p>', 'EvoGrad --copy-eval population: the population evaluator\'s forward precision, fp32 | bf16')
     .option('--sigma <x>', 'EvoGrad: perturbation scale (paper: 0.001)')
     .option('--tau <x>', 'EvoGrad: softmax temperature of the copies\' weights (paper: 0.05)')
@@ -122,6 +123,7 @@ export function registerEvograd(program: Command): void {
     .option('--lr <x>', 'Adam learning rate of the model (second-order and second-order-fd: also the inner step of the lookahead)')
     .option('--hyper-lr <x>', 'Adam learning rate of the angle (degrees)')
     .option('--hyper-beta1 <x>', 'Adam beta1 (momentum) of the angle, in [0, 1) (default 0.9)')
+    .option('--hyper-beta2 <x>', 'Adam beta2 of the angle, in [0, 1) (default 0.999)')
     .option('--init-angle <deg>', 'the learned angle\'s start (degrees)')
     .option('--val-angle <deg>', 'rotation of the validation and test episodes (degrees, counter-clockwise)')
     .option('--supersample <s>', 'rotate at s x the image side, then average s x s blocks (1: bilinear at the image side, which blurs every angle but 0)')

@@ -71,6 +71,11 @@ export interface EvoGradConfig {
   unroll: number;
   hyperDelta: number;
   hyperEpisodes: number;
+  /**
+   * Modes evograd, second-order, second-order-fd: validation episodes averaged in each one-step
+   * hypergradient (step t uses hypergradient-validation episodes t M .. t M + M - 1; 1: one episode).
+   */
+  hyperValEpisodes: number;
   /** The population evaluator's forward precision for copyEval 'population' ('bf16' on cpu-native only). */
   precision: EvaluatorPrecision;
   sigma: number;
@@ -81,6 +86,12 @@ export interface EvoGradConfig {
   hyperLr: number;
   /** Adam's beta1 (momentum) of the angle's optimizer (0: steps from the current estimate only). */
   hyperBeta1: number;
+  /**
+   * Adam's beta2 of the angle's optimizer (0.999). The one-step hypergradients of the first tens of
+   * steps are several times the later ones; at 0.999 they set the angle's step size for the next
+   * thousand steps, a smaller beta2 forgets them sooner (docs/evograd.md).
+   */
+  hyperBeta2: number;
   seed: number;
   /** Seed of the fixed validation episodes (default: seed). */
   valSeed: number;
@@ -99,7 +110,7 @@ export type EvoGradConfigInput = Partial<Omit<EvoGradConfig, 'model' | 'train' |
 const ROTATION: EvoGradConfigInput = {
   task: 'rotation', mode: 'evograd', model: { channels: 16, imageSize: 28 }, distance: 'euclidean',
   train: { way: 10, shot: 5, query: 5 }, val: { way: 10, shot: 5, query: 10 }, valAngle: 30, initAngle: 0, supersample: 3,
-  copies: 2, copyEval: 'tape', fdDelta: 1, fdEps: 0.01, unroll: 40, hyperDelta: 5, hyperEpisodes: 20, precision: 'fp32', sigma: 0.001, tau: 0.05, noise: 'sign', lr: 1e-3, hyperLr: 0.573, hyperBeta1: 0.9, seed: 0, steps: 1200, valEpisodes: 50,
+  copies: 2, copyEval: 'tape', fdDelta: 1, fdEps: 0.01, unroll: 40, hyperDelta: 5, hyperEpisodes: 20, hyperValEpisodes: 1, precision: 'fp32', sigma: 0.001, tau: 0.05, noise: 'sign', lr: 1e-3, hyperLr: 0.573, hyperBeta1: 0.9, hyperBeta2: 0.999, seed: 0, steps: 1200, valEpisodes: 50,
 };
 
 /** Named EvoGrad configurations: `rotation` (the experiment of docs/evograd.md) and `quick` (a small smoke run). */
@@ -119,8 +130,8 @@ export const DEFAULT_EVOGRAD_PRESET = 'rotation';
 
 /** Config field -> CLI option, for error messages. */
 const FLAG: Record<string, string> = {
-  task: '--task', mode: '--mode', distance: '--distance', valAngle: '--val-angle', initAngle: '--init-angle', supersample: '--supersample', copies: '--copies', copyEval: '--copy-eval', fdDelta: '--fd-delta', fdEps: '--fd-eps', unroll: '--unroll', hyperDelta: '--hyper-delta', hyperEpisodes: '--hyper-episodes', precision: '--precision',
-  sigma: '--sigma', tau: '--tau', noise: '--noise', lr: '--lr', hyperLr: '--hyper-lr', hyperBeta1: '--hyper-beta1', seed: '--seed', valSeed: '--val-seed',
+  task: '--task', mode: '--mode', distance: '--distance', valAngle: '--val-angle', initAngle: '--init-angle', supersample: '--supersample', copies: '--copies', copyEval: '--copy-eval', fdDelta: '--fd-delta', fdEps: '--fd-eps', unroll: '--unroll', hyperDelta: '--hyper-delta', hyperEpisodes: '--hyper-episodes', hyperValEpisodes: '--hyper-val-episodes', precision: '--precision',
+  sigma: '--sigma', tau: '--tau', noise: '--noise', lr: '--lr', hyperLr: '--hyper-lr', hyperBeta1: '--hyper-beta1', hyperBeta2: '--hyper-beta2', seed: '--seed', valSeed: '--val-seed',
   steps: '--steps', valEpisodes: '--val-episodes', 'train.way': '--way', 'train.shot': '--shot', 'train.query': '--query',
   'val.way': '--val-way', 'val.shot': '--val-shot', 'val.query': '--val-query', preset: '--preset',
 };
@@ -168,6 +179,7 @@ export function resolveEvoGradConfig(input: EvoGradConfigInput, preset: string =
   int('unroll', c.unroll, 1, 1_000_000);
   positive('hyperDelta', c.hyperDelta);
   int('hyperEpisodes', c.hyperEpisodes, 1, 100_000);
+  int('hyperValEpisodes', c.hyperValEpisodes, 1, 10_000);
   if (c.copyEval === 'population') {
     if (c.noise !== 'gaussian') bad('noise', `must be gaussian with --copy-eval population (the population's copies are the ES noise), got ${JSON.stringify(c.noise)}`);
     if (c.copies % 2 !== 0) bad('copies', `must be even with --copy-eval population (antithetic pairs), got ${c.copies}`);
@@ -176,7 +188,7 @@ export function resolveEvoGradConfig(input: EvoGradConfigInput, preset: string =
   }
   if (model.imageSize * c.supersample > 105) bad('supersample', `times the image side must be at most 105 (Omniglot's drawings are 105 x 105), got ${c.supersample} x ${model.imageSize}`);
   for (const f of ['sigma', 'tau', 'lr', 'hyperLr'] as const) positive(f, c[f]);
-  if (!(Number.isFinite(c.hyperBeta1) && c.hyperBeta1 >= 0 && c.hyperBeta1 < 1)) bad('hyperBeta1', `must be a number in [0, 1), got ${c.hyperBeta1}`);
+  for (const f of ['hyperBeta1', 'hyperBeta2'] as const) if (!(Number.isFinite(c[f]) && c[f] >= 0 && c[f] < 1)) bad(f, `must be a number in [0, 1), got ${c[f]}`);
   int('seed', c.seed, 0, 0xffffffff);
   if (input.valSeed === undefined) c.valSeed = c.seed;
   int('valSeed', c.valSeed, 0, 0xffffffff);

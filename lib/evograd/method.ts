@@ -28,7 +28,7 @@ import { lookaheadHypergradient } from './lookahead/t1t2.js';
 import { fdLookaheadHypergradient, FdWorkspace } from './lookahead/fd.js';
 import type { EvoGradConfig } from './config.js';
 import { UnrolledEsLearner } from './unrolled.js';
-import { programLosses } from './objective.js';
+import { meanValObjective, programLosses } from './objective.js';
 
 export const EVOGRAD_STATE_FORMAT = 'evometa-evograd-state-1';
 
@@ -57,14 +57,17 @@ export class EvoGradMethod implements TrainMethod {
   readonly layout: ProtoNetLayout;
   readonly device: Device;
   readonly bn: BnState;
-  /** Every mode but 'unrolled-es': the one-copy learner (the ordinary step and, per mode, the one-step hypergradient). */
-  readonly learner: EvoGradLearner<Episode> | null;
+  /**
+   * Every mode but 'unrolled-es': the one-copy learner (the ordinary step and, per mode, the one-step
+   * hypergradient on a validation batch of `hyperValEpisodes` episodes).
+   */
+  readonly learner: EvoGradLearner<Episode, readonly Episode[]> | null;
   /** Mode 'unrolled-es': the two-copy learner (unrolled.ts), in place of `learner`. */
   readonly unrolled: UnrolledEsLearner<Episode> | null;
   private closed = false;
   /** copyEval 'population': the evaluator (created at the first step), the copies' loss oracle and the validation oracle. */
   private population: { evaluator: PopulationEvaluator; losses: CopyLosses<Episode> } | null = null;
-  private readonly objective: HyperObjective<Episode, Episode>;
+  private readonly objective: HyperObjective<Episode, readonly Episode[]>;
   /** EvoGrad with copyEval 'population': the hypergradient is taken after the learner's ordinary step. */
   private readonly populationCopies: boolean;
   /** Mode 'unrolled-es': the validation score of a copy at the end of window w. */
@@ -77,18 +80,24 @@ export class EvoGradMethod implements TrainMethod {
     this.chanceScore = 1 / config.val.way;
     const learns = config.mode !== 'plain';
     const program = rotationProgram(this.layout, this.bn, config.distance, learns || config.initAngle !== 0, config.supersample);
-    const objective = tapeObjective(this.device, program);
+    const objective = meanValObjective(tapeObjective(this.device, program));
     this.objective = objective;
     this.populationCopies = config.mode === 'evograd' && config.copyEval === 'population';
-    const secondOrder = (theta: Float32Array, lambda: Float32Array, tb: Episode, vb: Episode) =>
-      lookaheadHypergradient(this.device, program, theta, lambda, tb, vb, config.lr);
+    // T1-T2 is linear in L_val: its hypergradient on a validation batch is the mean of each episode's
+    const secondOrder = (theta: Float32Array, lambda: Float32Array, tb: Episode, vbs: readonly Episode[]) => {
+      const rs = vbs.map((vb) => lookaheadHypergradient(this.device, program, theta, lambda, tb, vb, config.lr));
+      if (rs.length === 1) return rs[0]!;
+      const grad = new Float64Array(lambda.length);
+      for (const r of rs) for (let j = 0; j < grad.length; j++) grad[j] = grad[j]! + r.grad[j]! / rs.length;
+      return { grad, valLoss: rs.reduce((a, r) => a + r.valLoss, 0) / rs.length };
+    };
     const theta0 = initParams(this.layout, config.seed);
     let fdWs: FdWorkspace | null = null; // two D-vectors, allocated only in the mode that uses them
-    const secondOrderFd = (theta: Float32Array, lambda: Float32Array, tb: Episode, vb: Episode) =>
-      fdLookaheadHypergradient(objective, theta, lambda, tb, vb, config.lr, config.fdEps, fdWs ??= new FdWorkspace(theta));
+    const secondOrderFd = (theta: Float32Array, lambda: Float32Array, tb: Episode, vbs: readonly Episode[]) =>
+      fdLookaheadHypergradient(objective, theta, lambda, tb, vbs, config.lr, config.fdEps, fdWs ??= new FdWorkspace(theta));
     const hyper = config.mode === 'evograd' ? !this.populationCopies : config.mode === 'second-order' ? secondOrder : config.mode === 'second-order-fd' ? secondOrderFd : false;
     const thetaOptimizer = { name: 'adam', lr: config.lr } as const;
-    const lambdaOptimizer = { name: 'adam', lr: config.hyperLr, betas: [config.hyperBeta1, 0.999] as [number, number] } as const;
+    const lambdaOptimizer = { name: 'adam', lr: config.hyperLr, betas: [config.hyperBeta1, config.hyperBeta2] as [number, number] } as const;
     if (config.mode === 'unrolled-es') {
       this.learner = null;
       const losses = programLosses(this.device, program);
@@ -112,7 +121,7 @@ export class EvoGradMethod implements TrainMethod {
   }
 
   /** The learner of this mode (exactly one of `learner` and `unrolled` exists). */
-  private get core(): EvoGradLearner<Episode> | UnrolledEsLearner<Episode> { return (this.unrolled ?? this.learner)!; }
+  private get core(): EvoGradLearner<Episode, readonly Episode[]> | UnrolledEsLearner<Episode> { return (this.unrolled ?? this.learner)!; }
   get step(): number { return this.core.step; }
   get totalSteps(): number { return this.config.steps; }
   /** The current angle (degrees). */
@@ -135,7 +144,8 @@ export class EvoGradMethod implements TrainMethod {
     }
     const learner = this.learner!;
     const pop = this.populationCopies ? await this.populationEvaluator() : null;
-    const trainEp = this.sources.train.episode(t), valEp = this.sources.hyperVal.episode(t);
+    const mv = c.hyperValEpisodes;
+    const trainEp = this.sources.train.episode(t), valEp = Array.from({ length: mv }, (_, i) => this.sources.hyperVal.episode(t * mv + i));
     let r = learner.trainStep(trainEp, valEp);
     if (!Number.isFinite(r.trainLoss)) throw new UserError(`training diverged: the loss of step ${t} is ${r.trainLoss} (try a smaller --lr)`);
     if (pop) {

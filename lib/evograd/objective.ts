@@ -103,3 +103,29 @@ export function programLosses<TB, VB>(device: Device, program: HyperProgram<TB, 
     val: (theta, batch) => scalar(program.val(ops, { mode: 'eval', theta, thetaLeaf: (t) => t }, batch), 'validation'),
   };
 }
+
+/**
+ * `obj` with a validation batch of several batches: L_val is the mean of their losses and its
+ * gradient the mean of their gradients (each batch on a tape of its own, so the peak memory is one
+ * batch's). A larger validation batch for the one-step hypergradient (docs/evograd.md).
+ */
+export function meanValObjective<TB, VB>(obj: HyperObjective<TB, VB>): HyperObjective<TB, readonly VB[]> {
+  let tmp: FloatArray | null = null;
+  return {
+    trainTheta: (theta, lambda, batch, g) => obj.trainTheta(theta, lambda, batch, g),
+    trainLambda: (theta, lambda, batch, g) => obj.trainLambda(theta, lambda, batch, g),
+    val(theta, batches, g) {
+      const n = batches.length;
+      if (n === 0) throw new RangeError('evograd: the validation batch list is empty');
+      if (n === 1) return obj.val(theta, batches[0]!, g);
+      if (!tmp || tmp.length !== g.length || tmp.constructor !== g.constructor) tmp = g instanceof Float64Array ? new Float64Array(g.length) : new Float32Array(g.length);
+      g.fill(0);
+      let loss = 0;
+      for (const b of batches) {
+        loss += obj.val(theta, b, tmp);
+        for (let i = 0; i < g.length; i++) g[i] = g[i]! + tmp[i]! / n;
+      }
+      return loss / n;
+    },
+  };
+}
