@@ -72,9 +72,10 @@ export async function evoGradCli(o: EvoGradCliOptions): Promise<void> {
   });
   const method = new EvoGradMethod(cfg, cfg.valEpisodes > 0 ? sources : { train: sources.train, hyperVal: sources.hyperVal }, { device });
   const resume = await resumeMethod(method, statePath);
-  const how = cfg.mode === 'evograd' ? `EvoGrad K ${cfg.copies}${cfg.copyEval === 'population' ? ` (population evaluator, ${cfg.precision}, angle derivative by +-${cfg.fdDelta} degrees)` : ''}, sigma ${cfg.sigma}, tau ${cfg.tau}, ${cfg.noise} noise, angle Adam lr ${cfg.hyperLr}`
-    : cfg.mode === 'second-order' ? `second-order (T1-T2) hypergradient, angle Adam lr ${cfg.hyperLr}`
-    : cfg.mode === 'second-order-fd' ? `T1-T2 hypergradient by a central difference of +-${cfg.fdEps} along the validation gradient, angle Adam lr ${cfg.hyperLr}`
+  const valBatch = cfg.hyperValEpisodes > 1 ? `, ${cfg.hyperValEpisodes} validation episodes per hypergradient` : '';
+  const how = cfg.mode === 'evograd' ? `EvoGrad K ${cfg.copies}${cfg.copyEval === 'population' ? ` (population evaluator, ${cfg.precision}, angle derivative by +-${cfg.fdDelta} degrees)` : ''}, sigma ${cfg.sigma}, tau ${cfg.tau}, ${cfg.noise} noise${valBatch}, angle Adam lr ${cfg.hyperLr}`
+    : cfg.mode === 'second-order' ? `second-order (T1-T2) hypergradient${valBatch}, angle Adam lr ${cfg.hyperLr}`
+    : cfg.mode === 'second-order-fd' ? `T1-T2 hypergradient by a central difference of +-${cfg.fdEps} along the validation gradient${valBatch}, angle Adam lr ${cfg.hyperLr}`
     : cfg.mode === 'unrolled-es' ? `antithetic ES over the angle on ${cfg.unroll}-step unrolls (copies at +-${cfg.hyperDelta} degrees, ${cfg.hyperEpisodes} validation episodes each), angle Adam lr ${cfg.hyperLr}`
     : `plain training at ${cfg.initAngle} degrees`;
   await runTraining({
