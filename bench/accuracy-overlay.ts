@@ -13,8 +13,7 @@ import { join } from 'node:path';
 import { chartSpec, METRICS, renderSvg } from '../lib/report/charts.js';
 import { timeUnit, type ChartRow, type XAxis } from '../lib/report/series.js';
 import { arg } from './common.js';
-
-interface SummaryRun { name: string; steps: number; evals: number | null; val: [number, number | null, number][] }
+import type { SummaryRun } from './accuracy-format.js';
 
 function readSummaries(files: readonly string[]): SummaryRun[] {
   return files.flatMap((f) => {
