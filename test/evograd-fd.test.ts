@@ -65,7 +65,6 @@ test('fd T1-T2: bad alpha, eps and workspace are named', () => {
   assert.throws(() => fdLookaheadHypergradient(obj, x, l, null, null, 0.1, 0.01, new FdWorkspace(new Float32Array(1))), /workspace is for 1 parameters of another dtype/);
 });
 
-test.run();
 
 test('a validation batch of several episodes (meanValObjective): EvoGrad\'s hypergradient is the mean of the single episodes\', with the same copies (float64)', () => {
   const { program, theta, train, layout } = rotationSetup(dev, 2, 12, 5);
@@ -91,3 +90,5 @@ test('a validation batch of several episodes (meanValObjective): EvoGrad\'s hype
   assert.is(mean.val(theta, [vals[0]!], g), obj.val(theta, vals[0]!, gi));
   assert.throws(() => mean.val(theta, [], g), /validation batch list is empty/);
 });
+
+test.run();

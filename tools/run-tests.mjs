@@ -7,12 +7,14 @@
  * Passed and skipped = uvu's Skipped (a skip is never a pass); no summary at
  * all (the file did not load, or the process died) is 1 failed; a non-zero
  * exit with no failed test (e.g. a hook that threw) is 1 failed; a file that
- * registers no test is 1 failed. The last line is `N passed, N failed, N skipped`.
+ * registers no test is 1 failed; a file with statements after its last `.run()` (a test registered
+ * there would never run, and nothing would say so) is 1 failed. The last line is
+ * `N passed, N failed, N skipped`.
  *
  *   node tools/run-tests.mjs [REGEX]   (only the files whose name matches)
  */
 import { spawnSync } from 'node:child_process';
-import { readdirSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -45,6 +47,9 @@ for (const f of files) {
     if (r.status !== 0 && fail === 0) { fail = 1; problems.push(`${f}: exit ${r.status ?? r.signal} with no failed test: counted as 1 failed`); }
     if (total === 0 && skip === 0) { fail = 1; problems.push(`${f}: registered no test: counted as 1 failed`); }
   }
+  // the last statement must be a `.run()`: uvu never runs a test registered after it
+  const tail = readFileSync(join(dir, f), 'utf8').split('\n').map((l) => l.trim()).filter((l) => l && !l.startsWith('//')).pop() ?? '';
+  if (!/\.run\(\);?$/.test(tail)) { fail += 1; problems.push(`${f}: statements after its last .run() (${JSON.stringify(tail.slice(0, 80))}): tests registered there never run: counted as 1 failed`); }
   console.log(`== ${f}: ${pass ?? 0} passed, ${fail} failed, ${skip ?? 0} skipped (${((Date.now() - t0) / 1000).toFixed(0)} s)`);
   passed += fail === 1 && total === null ? 0 : pass; failed += fail; skipped += skip ?? 0;
 }
