@@ -166,7 +166,9 @@ test('configuration errors name the option', () => {
   bad({ mode: 'second-order-fd', fdEps: 0 }, /fdEps \(--fd-eps\) must be a finite number > 0, got 0/);
   bad({ train: { shot: 5, query: 16 } }, /train.query \(--query\) plus shot must be at most 20/);
   bad({ valAngle: 1000 }, /valAngle \(--val-angle\)/);
-  bad({}, /preset \(--preset\) must be one of rotation, quick, rotation-unrolled/, 'nope');
+  bad({}, /preset \(--preset\) must be one of rotation, quick, rotation-unrolled, rotation-population/, 'nope');
+  const pop = resolveEvoGradConfig({}, 'rotation-population');
+  assert.equal([pop.mode, pop.copyEval, pop.noise, pop.copies, pop.precision, pop.hyperValEpisodes, pop.hyperBeta2, pop.steps], ['evograd', 'population', 'gaussian', 256, 'bf16', 8, 0.99, 3600], 'the configuration of the seed-0 run of docs/evograd.md');
   assert.is(resolveEvoGradConfig({}, 'rotation-unrolled').mode, 'unrolled-es');
   assert.is(resolveEvoGradConfig({}, 'rotation-unrolled').steps, 2400, 'the preset runs the 2400 steps its five seeds were measured with');
   const c = resolveEvoGradConfig({ seed: 9 });
