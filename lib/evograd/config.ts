@@ -127,7 +127,8 @@ export const EVOGRAD_PRESETS: Readonly<Record<string, EvoGradConfigInput>> = {
   /**
    * One-step EvoGrad with what it needs on this task: 256 Gaussian copies through the population
    * evaluator (bf16: cpu-native), the validation loss of each hypergradient over 8 episodes, the angle's
-   * Adam beta2 0.99, 3600 steps (seed 0: near 0 for ~1000 steps, then 30-40 degrees; docs/evograd.md).
+   * Adam beta2 0.99, 3600 steps (seed 0: near 0 for ~1000 steps, then 30-40 degrees; seed 1 walked to
+   * -38.8 instead: docs/evograd.md).
    */
   'rotation-population': { ...ROTATION, copyEval: 'population', noise: 'gaussian', copies: 256, precision: 'bf16', hyperValEpisodes: 8, hyperBeta2: 0.99, steps: 3600 },
 };
