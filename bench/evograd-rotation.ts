@@ -22,7 +22,7 @@ import '../lib/device/cpu-native/index.js';
 import { getDevice } from '../lib/device/registry.js';
 import { resolveEvoGradConfig, type EvoGradConfig, type EvoGradMode } from '../lib/evograd/config.js';
 import { EvoGradMethod, type RotationEvalResult } from '../lib/evograd/method.js';
-import { rotationSources, rotationTestEpisodes } from '../lib/evograd/data.js';
+import { ROTATION_TEST_SHAPE, rotationSources, rotationTestEpisodes } from '../lib/evograd/data.js';
 import { renderSvg } from '../lib/memory/charts.js';
 import { summarize } from '../lib/eval/stats.js';
 import { arg } from './common.js';
@@ -44,7 +44,7 @@ interface Run {
 
 interface Results { description: string; command: string; machine: Record<string, unknown>; runs: Run[] }
 
-const TEST_SHAPE = { way: 5, shot: 5, query: 15 };
+const TEST_SHAPE = ROTATION_TEST_SHAPE;
 const MODE_LABEL: Record<EvoGradMode, string> = { evograd: 'EvoGrad (K = 2)', plain: 'plain', 'second-order': 'second order (T1-T2)', 'second-order-fd': 'T1-T2 by finite difference', 'unrolled-es': 'unrolled ES (T = 40)' };
 
 function sameConfig(a: EvoGradConfig, b: EvoGradConfig): boolean {

@@ -13,7 +13,7 @@ import { getDevice } from '../lib/device/registry.js';
 import { loadCheckpoint } from '../lib/model/checkpoint.js';
 import { loadOmniglot } from '../lib/data/omniglot.js';
 import { evaluateModel } from '../lib/evograd/method.js';
-import { rotationTestEpisodes } from '../lib/evograd/data.js';
+import { ROTATION_TEST_SHAPE, rotationTestEpisodes } from '../lib/evograd/data.js';
 import { arg } from './common.js';
 
 const path = process.argv[2];
@@ -25,7 +25,7 @@ const episodes = Number(arg('episodes', '400')), seed = Number(arg('test-seed', 
 const device = getDevice(arg('device', 'cpu-native'));
 const ck = loadCheckpoint(path);
 const dataset = loadOmniglot({ imageSize: ck.layout.config.imageSize * s });
-const shape = { way: 5, shot: 5, query: 15 };
+const shape = ROTATION_TEST_SHAPE;
 const out: Record<string, unknown> = { checkpoint: path, angleDegrees: ck.meta['angle_degrees'] ?? null, step: ck.meta['step'] ?? null, episodes, testSeed: seed, ...shape };
 for (const [what, degrees] of [['rotated', angle], ['upright', 0]] as const) {
   const t = evaluateModel(device, ck.layout, ck.params, ck.bn, rotationTestEpisodes(dataset, shape, seed, degrees, device, s), episodes, 'euclidean');

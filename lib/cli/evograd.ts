@@ -14,7 +14,7 @@ import { COPY_EVALS, EVOGRAD_MODES, EVOGRAD_PRESETS, DEFAULT_EVOGRAD_PRESET, sav
 import { COPY_NOISES } from '../evograd/noise.js';
 import { EVALUATOR_PRECISIONS } from '../es/population.js';
 import { EvoGradMethod, evaluateModel } from '../evograd/method.js';
-import { rotationSources, rotationTestEpisodes } from '../evograd/data.js';
+import { ROTATION_TEST_SHAPE, rotationSources, rotationTestEpisodes } from '../evograd/data.js';
 import { resumeConfig } from '../train/run-files.js';
 import { log, loopOptions, pct, planRun, resumeMethod, runTraining } from './run.js';
 
@@ -29,7 +29,7 @@ export interface EvoGradCliOptions {
 }
 
 /** Test episodes: 5-way 5-shot 15-query, as the ProtoNet trainers report. */
-const TEST_SHAPE = { way: 5, shot: 5, query: 15 };
+const TEST_SHAPE = ROTATION_TEST_SHAPE;
 const TEST_SEED = 0;
 
 export function evoGradInput(o: EvoGradCliOptions): EvoGradConfigInput {

@@ -42,6 +42,9 @@ export function rotationSources(cfg: EvoGradConfig, device: Device, opts: { data
   };
 }
 
+/** The rotation task's test episodes: 5-way 5-shot 15-query (the CLI's --test-episodes and the benches). */
+export const ROTATION_TEST_SHAPE: Readonly<RotationEpisodeShape> = { way: 5, shot: 5, query: 15 };
+
 /** Test episodes of the upright test split rotated by `degrees` (0: upright); `supersample` as the task's (the dataset at supersample x the model's side). */
 export function rotationTestEpisodes(dataset: OmniglotDataset, shape: RotationEpisodeShape, seed: number, degrees: number, device: Device, supersample = 1): EpisodeSource {
   return new RotatedEpisodes(uprightSampler(dataset, 'test', shape, seed), degrees, device, supersample);
