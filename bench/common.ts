@@ -18,8 +18,10 @@ import { spawn, spawnSync, type ChildProcessWithoutNullStreams } from 'node:chil
 import { loadavg } from 'node:os';
 import { createInterface } from 'node:readline';
 
-/** The value after --name on the command line, or `def`. */
+/** The value of --name V or --name=V on the command line, or `def`. */
 export function arg(name: string, def: string): string {
+  const eq = process.argv.find((a) => a.startsWith(`--${name}=`));
+  if (eq !== undefined) return eq.slice(name.length + 3);
   const i = process.argv.indexOf(`--${name}`);
   return i >= 0 && process.argv[i + 1] ? process.argv[i + 1]! : def;
 }

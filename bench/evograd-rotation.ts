@@ -22,7 +22,7 @@ import '../lib/device/cpu-native/index.js';
 import { getDevice } from '../lib/device/registry.js';
 import { resolveEvoGradConfig, type EvoGradConfig, type EvoGradMode } from '../lib/evograd/config.js';
 import { EvoGradMethod, type RotationEvalResult } from '../lib/evograd/method.js';
-import { ROTATION_TEST_SHAPE, rotationSources, rotationTestEpisodes } from '../lib/evograd/data.js';
+import { rotationSources, rotationTest } from '../lib/evograd/data.js';
 import { renderSvg } from '../lib/memory/charts.js';
 import { summarize } from '../lib/eval/stats.js';
 import { arg } from './common.js';
@@ -44,7 +44,6 @@ interface Run {
 
 interface Results { description: string; command: string; machine: Record<string, unknown>; runs: Run[] }
 
-const TEST_SHAPE = ROTATION_TEST_SHAPE;
 const MODE_LABEL: Record<EvoGradMode, string> = { evograd: 'EvoGrad (K = 2)', plain: 'plain', 'second-order': 'second order (T1-T2)', 'second-order-fd': 'T1-T2 by finite difference', 'unrolled-es': 'unrolled ES (T = 40)' };
 
 function sameConfig(a: EvoGradConfig, b: EvoGradConfig): boolean {
@@ -155,8 +154,7 @@ async function main(): Promise<void> {
           if (m.step % (record * 10) === 0) process.stderr.write(`seed ${seed} ${mode}: step ${m.step}, angle ${m.angle.toFixed(2)}, loss ${trajectory.at(-1)![2].toFixed(3)}, ${((Date.now() - t0) / 1000).toFixed(0)} s\n`);
         }
       }
-      const rotated = m.evaluate(rotationTestEpisodes(dataset, TEST_SHAPE, testSeed, cfg.valAngle, device, cfg.supersample), testEpisodes);
-      const upright = m.evaluate(rotationTestEpisodes(dataset, TEST_SHAPE, testSeed, 0, device, cfg.supersample), testEpisodes);
+      const { rotated, upright } = rotationTest(device, m, dataset, { episodes: testEpisodes, seed: testSeed, angle: cfg.valAngle, supersample: cfg.supersample, distance: cfg.distance });
       await m.close();
       const run: Run = {
         seed, mode, config: cfg, trajectory, finalAngle: m.angle, test: { rotated, upright, seed: testSeed, angle: cfg.valAngle },

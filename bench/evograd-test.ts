@@ -12,8 +12,7 @@ import '../lib/device/cpu-native/index.js';
 import { getDevice } from '../lib/device/registry.js';
 import { loadCheckpoint } from '../lib/model/checkpoint.js';
 import { loadOmniglot } from '../lib/data/omniglot.js';
-import { evaluateModel } from '../lib/evograd/method.js';
-import { ROTATION_TEST_SHAPE, rotationTestEpisodes } from '../lib/evograd/data.js';
+import { ROTATION_TEST_SHAPE, rotationTest } from '../lib/evograd/data.js';
 import { arg } from './common.js';
 
 const path = process.argv[2];
@@ -25,10 +24,10 @@ const episodes = Number(arg('episodes', '400')), seed = Number(arg('test-seed', 
 const device = getDevice(arg('device', 'cpu-native'));
 const ck = loadCheckpoint(path);
 const dataset = loadOmniglot({ imageSize: ck.layout.config.imageSize * s });
-const shape = ROTATION_TEST_SHAPE;
-const out: Record<string, unknown> = { checkpoint: path, angleDegrees: ck.meta['angle_degrees'] ?? null, step: ck.meta['step'] ?? null, episodes, testSeed: seed, ...shape };
-for (const [what, degrees] of [['rotated', angle], ['upright', 0]] as const) {
-  const t = evaluateModel(device, ck.layout, ck.params, ck.bn, rotationTestEpisodes(dataset, shape, seed, degrees, device, s), episodes, 'euclidean');
-  out[what] = { angle: degrees, acc: t.acc, ci95: t.ci95, loss: t.loss };
-}
+const t = rotationTest(device, ck, dataset, { episodes, seed, angle, supersample: s });
+const out = {
+  checkpoint: path, angleDegrees: ck.meta['angle_degrees'] ?? null, step: ck.meta['step'] ?? null, episodes, testSeed: seed, ...ROTATION_TEST_SHAPE,
+  rotated: { angle, acc: t.rotated.acc, ci95: t.rotated.ci95, loss: t.rotated.loss },
+  upright: { angle: 0, acc: t.upright.acc, ci95: t.upright.ci95, loss: t.upright.loss },
+};
 console.log(JSON.stringify(out, null, 1));

@@ -11,7 +11,11 @@ import { existsSync, mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import '../lib/index.js';
+import { getDevice } from '../lib/device/registry.js';
 import { loadCheckpoint } from '../lib/model/checkpoint.js';
+import { loadOmniglot } from '../lib/data/omniglot.js';
+import { ROTATION_TEST_SHAPE, rotationTest } from '../lib/evograd/data.js';
 import { readRunState } from '../lib/train/run-files.js';
 
 const main = join(dirname(fileURLToPath(import.meta.url)), '../lib/cli/main.js');
@@ -48,10 +52,19 @@ function interrupted(args: string[], out: string, after: number): Promise<Run & 
 
 test('evograd CLI: a run; Ctrl-C saves and exits 130; --resume ends bit-identical to the uninterrupted run', async () => {
   const outA = join(tmp, 'a'), outB = join(tmp, 'b');
-  const a = cli([...ARGS, '--out', outA]);
+  const a = cli([...ARGS, '--test-episodes', '2', '--out', outA]);
   assert.is(a.code, 0, a.stderr);
   assert.match(a.stderr, /learned angle: -?\d+\.\d+ degrees/);
   const records = readFileSync(join(outA, 'metrics.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>);
+  // the test pass: the best checkpoint on the rotated and upright test episodes, as rotationTest computes them (test seed 0)
+  const tests = records.filter((r) => r['type'] === 'test');
+  assert.equal(tests.map((r) => [r['test'], r['angle'], r['episodes'], r['way'], r['shot'], r['query']]),
+    [['rotated', 30, 2, ...Object.values(ROTATION_TEST_SHAPE)], ['upright', 0, 2, ...Object.values(ROTATION_TEST_SHAPE)]]);
+  const best = loadCheckpoint(join(outA, 'best.safetensors'));
+  const ss = Number(readRunState(join(outA, 'last.state.safetensors')).config['supersample']);
+  const expect = rotationTest(getDevice(String(records[0]!['device'])), best, loadOmniglot({ imageSize: best.layout.config.imageSize * ss, cacheDir: cache }), { episodes: 2, seed: 0, angle: 30, supersample: ss });
+  assert.equal(tests.map((r) => r['test_acc']), [expect.rotated.acc, expect.upright.acc]);
+  assert.equal(tests.map((r) => r['test_loss']), [expect.rotated.loss, expect.upright.loss]);
   const steps = records.filter((r) => r['type'] === 'step');
   assert.is(steps.length, 8);
   assert.ok(steps.every((r) => typeof r['angle'] === 'number' && typeof r['hypergrad'] === 'number'), 'step records carry the angle and the hypergradient');

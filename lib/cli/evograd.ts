@@ -13,8 +13,8 @@ import { loadCheckpoint } from '../model/checkpoint.js';
 import { COPY_EVALS, EVOGRAD_MODES, EVOGRAD_PRESETS, DEFAULT_EVOGRAD_PRESET, savedEvoGradConfig, EVOGRAD_RESUME_CHANGEABLE, EVOGRAD_TASKS, resolveEvoGradConfig, type EvoGradConfig, type EvoGradConfigInput } from '../evograd/config.js';
 import { COPY_NOISES } from '../evograd/noise.js';
 import { EVALUATOR_PRECISIONS } from '../es/population.js';
-import { EvoGradMethod, evaluateModel } from '../evograd/method.js';
-import { ROTATION_TEST_SHAPE, rotationSources, rotationTestEpisodes } from '../evograd/data.js';
+import { EvoGradMethod } from '../evograd/method.js';
+import { ROTATION_TEST_SHAPE, rotationSources, rotationTest } from '../evograd/data.js';
 import { resumeConfig } from '../train/run-files.js';
 import { log, loopOptions, pct, planRun, resumeMethod, runTraining } from './run.js';
 
@@ -92,8 +92,9 @@ export async function evoGradCli(o: EvoGradCliOptions): Promise<void> {
       log(`learned angle: ${method.angle.toFixed(2)} degrees (validation episodes are rotated by ${cfg.valAngle})`);
       if (testEpisodes <= 0) return;
       const ck = r.bestCheckpoint ? loadCheckpoint(r.bestCheckpoint) : { layout: method.layout, params: method.params, bn: method.bn };
+      const tests = rotationTest(device, ck, dataset, { episodes: testEpisodes, seed: TEST_SEED, angle: cfg.valAngle, supersample: cfg.supersample, distance: cfg.distance });
       for (const [what, degrees] of [['rotated', cfg.valAngle], ['upright', 0]] as const) {
-        const t = evaluateModel(device, ck.layout, ck.params, ck.bn, rotationTestEpisodes(dataset, TEST_SHAPE, TEST_SEED, degrees, device, cfg.supersample), testEpisodes, cfg.distance);
+        const t = tests[what];
         metrics.write({ type: 'test', checkpoint: r.bestCheckpoint ?? 'final', test: what, angle: degrees, episodes: testEpisodes, ...TEST_SHAPE, test_acc: t.acc, test_ci95: t.ci95, test_loss: t.loss });
         log(`test (${r.bestCheckpoint ? 'best checkpoint' : 'final parameters'}, ${testEpisodes} 5-way 5-shot episodes ${what === 'rotated' ? `rotated ${degrees} degrees` : 'upright'}): ${pct(t.acc)} +- ${pct(t.ci95)}`);
       }

@@ -16,6 +16,9 @@ import type { EpisodeSource } from '../data/synthetic.js';
 import type { EvoGradConfig, RotationEpisodeShape } from './config.js';
 import type { EvoGradSources } from './method.js';
 import { RotatedEpisodes, uprightSplit } from './rotation.js';
+import { evaluateEpisodes, type EpisodesEvalResult } from '../eval/episodes.js';
+import type { BnState, ProtoNetLayout } from '../model/layout.js';
+import type { Distance } from '../model/protonet.js';
 
 /** The hypergradient's validation episodes use a seed of their own, so they differ from the fixed validation episodes. */
 export function hyperValSeed(seed: number): number {
@@ -50,3 +53,31 @@ export function rotationTestEpisodes(dataset: OmniglotDataset, shape: RotationEp
   return new RotatedEpisodes(uprightSampler(dataset, 'test', shape, seed), degrees, device, supersample);
 }
 
+
+/** A model to test: its layout, parameters and BN running statistics (a method's, or a loaded checkpoint's). */
+export interface RotationTestModel { layout: ProtoNetLayout; params: Float32Array; bn: BnState }
+
+export interface RotationTestOptions {
+  /** Episodes per pass (the first n of the test seed's sequence). */
+  episodes: number;
+  /** The test episodes' sampler seed (the CLI uses 0, the benches 12345). */
+  seed: number;
+  /** The rotated pass's angle in degrees (the task's validation angle). */
+  angle: number;
+  supersample?: number;
+  distance?: Distance;
+}
+
+export interface RotationTestResult { rotated: EpisodesEvalResult; upright: EpisodesEvalResult }
+
+/**
+ * The rotation task's test: the same ROTATION_TEST_SHAPE episodes of the upright test split, once rotated
+ * by `angle` and once upright, eval mode (BN running statistics). `dataset` is loaded at the model's side
+ * times `supersample`.
+ */
+export function rotationTest(device: Device, model: RotationTestModel, dataset: OmniglotDataset, o: RotationTestOptions): RotationTestResult {
+  const pass = (degrees: number): EpisodesEvalResult => evaluateEpisodes(
+    device, model.layout, model.params, model.bn,
+    rotationTestEpisodes(dataset, ROTATION_TEST_SHAPE, o.seed, degrees, device, o.supersample ?? 1), o.episodes, o.distance ?? 'euclidean');
+  return { rotated: pass(o.angle), upright: pass(0) };
+}
