@@ -30,6 +30,7 @@ import { EvoGradMethod } from '../lib/evograd/method.js';
 import { rotationSources } from '../lib/evograd/data.js';
 import { tapeObjective } from '../lib/evograd/objective.js';
 import { rotationProgram } from '../lib/evograd/rotation.js';
+import { FdWorkspace, lambdaFdHypergradient } from '../lib/evograd/lookahead/fd.js';
 import { initialBnState } from '../lib/model/layout.js';
 import { renderSvg } from '../lib/memory/charts.js';
 import { arg } from './common.js';
@@ -58,7 +59,7 @@ async function main(): Promise<void> {
     const state = base.saveState();
     const start = base.evaluate(sources.val!, nVal);
     process.stderr.write(`supersample ${s}: after ${pre} steps at ${preAngle} degrees, rotated validation loss ${start.loss.toFixed(4)}, accuracy ${(100 * start.acc).toFixed(1)}%\n`);
-    const D = base.params.length, gp = new Float32Array(D), gm = new Float32Array(D), g = new Float32Array(D);
+    const ws = new FdWorkspace(base.params);
     const objective = tapeObjective(device, rotationProgram(base.layout, initialBnState(base.layout), cfg.distance, true, s));
     for (const angle of angles) {
       let loss = 0, acc = 0;
@@ -77,12 +78,7 @@ async function main(): Promise<void> {
       const hs: number[] = [];
       for (let b = 0; b < batches; b++) {
         const tb = sources.train.episode(1_000_000 + b), vb = sources.hyperVal.episode(1_000_000 + b);
-        objective.trainTheta(base.params, Float32Array.of(angle + 1), tb, gp);
-        objective.trainTheta(base.params, Float32Array.of(angle - 1), tb, gm);
-        objective.val(base.params, vb, g);
-        let h = 0;
-        for (let i = 0; i < D; i++) h -= g[i]! * (gp[i]! - gm[i]!) / 2;
-        hs.push(h);
+        hs.push(lambdaFdHypergradient(objective, base.params, Float32Array.of(angle), tb, vb, 1, ws).grad[0]!);
       }
       const mean = hs.reduce((a, b) => a + b, 0) / batches;
       const sd = Math.sqrt(hs.reduce((a, b) => a + (b - mean) ** 2, 0) / (batches - 1));

@@ -4,12 +4,14 @@
  * validation batch size M of `--val-batch` and each estimator of `--estimators`, the hypergradient
  * on `--batches` independent (training episode, M rotated validation episodes) pairs: its mean,
  * standard deviation, signal-to-noise ratio (mean / sd) and t = mean / sd * sqrt(batches).
- *  - exact: the one-step (T1-T2) hypergradient per unit SGD step, h = -g . v with g the validation
- *    gradient (mean over the M episodes) and v = d/dA dL_train/dtheta by central differences of +-1 degree;
+ *  - exact[@D]: the one-step (T1-T2) hypergradient per unit SGD step, h = -g . v with g the validation
+ *    gradient (mean over the M episodes) and v = d/dA dL_train/dtheta by central differences of +-D
+ *    degrees (default 1; a wide D is the mean of the 1-degree value over [A - D, A + D]);
  *  - evogradK: EvoGrad with K copies on the tape (sign noise, sigma 0.001, tau 0.05: the preset's),
  *    its validation loss the mean over the M episodes (meanValObjective);
- *  - populationK: EvoGrad with K Gaussian antithetic copies evaluated forward by the population
- *    evaluator (`--precision fp32|bf16`, the angle derivative by +-1 degree: `--copy-eval population`).
+ *  - populationK[@D]: EvoGrad with K Gaussian antithetic copies evaluated forward by the population
+ *    evaluator (`--precision fp32|bf16`, the angle derivative by +-D degrees, default 1: `--copy-eval
+ *    population --fd-delta D`).
  * Every estimator sees the same pairs; with `exact` among them, each other's Pearson correlation with it
  * over the pairs says how well it estimates that pair's exact value.
  * Negative values raise the angle (Adam descends). The angle's Adam moves it by about
@@ -33,6 +35,8 @@ import { meanValObjective, tapeObjective } from '../lib/evograd/objective.js';
 import { rotationCopyLosses, rotationProgram } from '../lib/evograd/rotation.js';
 import { evoGradHypergradient } from '../lib/evograd/hypergrad.js';
 import { populationHypergradient } from '../lib/evograd/population.js';
+import { FdWorkspace, lambdaFdHypergradient } from '../lib/evograd/lookahead/fd.js';
+import { pearson } from '../lib/evograd/toy.js';
 import { evaluatorSpecFor, loadEvaluator } from '../lib/es/evaluators.js';
 import type { PopulationEvaluator } from '../lib/es/population.js';
 import { initialBnState } from '../lib/model/layout.js';
@@ -44,13 +48,6 @@ const repo = resolve(here, '..', '..');
 
 interface Point { angle: number; valBatch: number; estimator: string; mean: number; sd: number; snr: number; t: number; corrExact?: number }
 
-function pearson(a: number[], b: number[]): number {
-  const n = a.length, ma = a.reduce((x, y) => x + y, 0) / n, mb = b.reduce((x, y) => x + y, 0) / n;
-  let s = 0, sa = 0, sb = 0;
-  for (let i = 0; i < n; i++) { s += (a[i]! - ma) * (b[i]! - mb); sa += (a[i]! - ma) ** 2; sb += (b[i]! - mb) ** 2; }
-  return s / Math.sqrt(sa * sb);
-}
-
 async function main(): Promise<void> {
   const out = resolve(arg('out', join(repo, 'bench', 'results', 'evograd', 'snr')));
   const num = (name: string, def: string): number => Number(arg(name, def));
@@ -58,7 +55,11 @@ async function main(): Promise<void> {
   const pre = num('pretrain', '400'), batches = num('batches', '150'), seed = num('seed', '0');
   const angles = list('angles', '0,15,30,45').map(Number), valBatches = list('val-batch', '1,8').map(Number);
   const estimators = list('estimators', 'exact,evograd2');
-  for (const e of estimators) if (e !== 'exact' && !/^(evograd|population)\d+$/.test(e)) throw new Error(`--estimators: exact, evogradK or populationK (K copies), got ${JSON.stringify(e)}`);
+  const ESTIMATOR = /^(exact|evograd(\d+)|population(\d+))(?:@(\d+(?:\.\d+)?))?$/;
+  for (const e of estimators) if (!ESTIMATOR.test(e) || (e.startsWith('evograd') && e.includes('@'))) throw new Error(`--estimators: exact[@D], evogradK or populationK[@D] (K copies, D the angle difference in degrees), got ${JSON.stringify(e)}`);
+  /** The estimator's angle difference (exact and populationK: @D, default 1 degree). */
+  const deltaOf = (e: string): number => Number(ESTIMATOR.exec(e)![4] ?? '1');
+  const copiesOf = (e: string): number => Number(ESTIMATOR.exec(e)![2] ?? ESTIMATOR.exec(e)![3]);
   const precision = arg('precision', 'bf16') as 'fp32' | 'bf16';
   for (const m of valBatches) if (!Number.isInteger(m) || m < 1 || m > 64) throw new Error(`--val-batch: integers in [1, 64], got ${m}`);
   mkdirSync(out, { recursive: true });
@@ -70,9 +71,9 @@ async function main(): Promise<void> {
   while (base.step < pre) await base.trainStep();
   const start = base.evaluate(sources.val!, 50);
   process.stderr.write(`after ${pre} upright steps: rotated validation accuracy ${(100 * start.acc).toFixed(1)}%, ${((Date.now() - t0) / 1000).toFixed(0)} s\n`);
-  const theta = base.params, D = theta.length;
+  const theta = base.params;
   const objective = meanValObjective(tapeObjective(device, rotationProgram(base.layout, initialBnState(base.layout), cfg.distance, true, cfg.supersample)));
-  const gp = new Float32Array(D), gm = new Float32Array(D), g = new Float32Array(D);
+  const ws = new FdWorkspace(theta);
   const points: Point[] = [];
   let evaluator: PopulationEvaluator | null = null;
   if (estimators.some((e) => e.startsWith('population'))) evaluator = await loadEvaluator(evaluatorSpecFor(device.name, { precision }));
@@ -87,17 +88,13 @@ async function main(): Promise<void> {
         const lambda = Float32Array.of(angle);
         for (const est of estimators) {
           let h: number;
-          if (est === 'exact') {
-            objective.trainTheta(theta, Float32Array.of(angle + 1), tb, gp);
-            objective.trainTheta(theta, Float32Array.of(angle - 1), tb, gm);
-            objective.val(theta, vbs, g);
-            h = 0;
-            for (let i = 0; i < D; i++) h -= g[i]! * (gp[i]! - gm[i]!) / 2;
+          if (est.startsWith('exact')) {
+            h = lambdaFdHypergradient(objective, theta, lambda, tb, vbs, deltaOf(est), ws).grad[0]!;
           } else if (est.startsWith('population')) {
-            const copies = Number(est.slice('population'.length));
-            h = (await populationHypergradient(copyLosses!, evaluator!, objective, theta, lambda, tb, vbs, { copies, sigma: cfg.sigma, tau: cfg.tau, antithetic: true, delta: 1, seed }, b)).grad[0]!;
+            const copies = copiesOf(est);
+            h = (await populationHypergradient(copyLosses!, evaluator!, objective, theta, lambda, tb, vbs, { copies, sigma: cfg.sigma, tau: cfg.tau, antithetic: true, delta: deltaOf(est), seed }, b)).grad[0]!;
           } else {
-            const copies = Number(est.slice('evograd'.length));
+            const copies = copiesOf(est);
             h = evoGradHypergradient(objective, theta, lambda, tb, vbs, { copies, sigma: cfg.sigma, tau: cfg.tau, noise: 'sign', seed }, b).grad[0]!;
           }
           hs.get(est)!.push(h);

@@ -14,7 +14,7 @@ import { evoGradHypergradient, type EvoGradSettings } from '../lib/evograd/hyper
 import { rotateEpisode } from '../lib/evograd/rotation.js';
 import { SyntheticEpisodes } from '../lib/data/synthetic.js';
 import { lookaheadHypergradient } from '../lib/evograd/lookahead/t1t2.js';
-import { fdLookaheadHypergradient, FdWorkspace } from '../lib/evograd/lookahead/fd.js';
+import { fdLookaheadHypergradient, FdWorkspace, lambdaFdHypergradient } from '../lib/evograd/lookahead/fd.js';
 import { TOY_PROGRAM } from '../lib/evograd/toy.js';
 import { rotationSetup } from './helpers/rotation-setup.js';
 
@@ -55,6 +55,29 @@ test('fd T1-T2 on the toy: -alpha * d/dlambda (2(x-1) + 2 lambda x) * 2(x - 0.5)
   const zero = fdLookaheadHypergradient(obj, Float64Array.of(0.5), Float64Array.of(1), null, null, 0.1, 0.01);
   assert.is(zero.valGradNorm, 0);
   assert.is(zero.grad[0], 0, 'a zero validation gradient gives a zero hypergradient');
+});
+
+test('lambda fd (the benches\' exact one-step hypergradient): the toy\'s -4 x (x - 0.5) exactly; on ProtoNet with the rotation, the second-order graph\'s T1-T2 per unit alpha, float64', () => {
+  const toy = tapeObjective(dev, TOY_PROGRAM);
+  for (const [x, lam, delta] of [[0.3, 0.7, 0.01], [-1.2, 1.5, 0.5]] as const) {
+    const r = lambdaFdHypergradient(toy, Float64Array.of(x), Float64Array.of(lam), null, null, delta);
+    const want = -4 * x * (x - 0.5);
+    assert.ok(Math.abs(r.grad[0]! - want) < 1e-12, `${r.grad[0]} vs ${want}`);
+    assert.ok(Math.abs(r.valLoss - (x - 0.5) ** 2) < 1e-15);
+  }
+  const { program, theta, train, val } = rotationSetup(dev, 2, 12, 3);
+  const obj = tapeObjective(dev, program);
+  const ws = new FdWorkspace(theta), alpha = 1e-10;
+  const rows = [7.31, 23.9, -13.7].map((deg) => ({
+    deg,
+    exact: lookaheadHypergradient(dev, program, theta, Float64Array.of(deg), train, val, alpha).grad[0]! / alpha,
+    // delta small enough to cross no whole-pixel kink of the bilinear resampling (at 1e-4 degrees, -13.7 crosses one and is off)
+    fd: lambdaFdHypergradient(obj, theta, Float64Array.of(deg), train, val, 1e-6, ws).grad[0]!,
+  }));
+  const largest = Math.max(...rows.map((r) => Math.abs(r.exact)));
+  for (const { deg, exact, fd } of rows) assert.ok(Math.abs(fd - exact) <= 1e-5 * largest, `angle ${deg}: lambda fd ${fd}, second-order graph ${exact} (per unit alpha)`);
+  assert.ok(largest > 1e-6, `not vacuous: the largest |h / alpha| is ${largest}`);
+  assert.throws(() => lambdaFdHypergradient(toy, Float64Array.of(0), Float64Array.of(1), null, null, 0), /delta must be a finite number > 0, got 0/);
 });
 
 test('fd T1-T2: bad alpha, eps and workspace are named', () => {

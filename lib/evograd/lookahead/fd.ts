@@ -70,3 +70,37 @@ export function fdLookaheadHypergradient<TB, VB>(
   for (let j = 0; j < grad.length; j++) grad[j] = scale * (plus[j]! - minus[j]!);
   return { grad, valLoss, valGradNorm: norm };
 }
+
+/**
+ * The same mixed derivative per unit SGD step, differenced in lambda instead: for each coordinate j,
+ *
+ *   h_j = -grad L_val(theta)^T (grad_theta L_train(theta, lambda + delta e_j) - grad_theta L_train(theta, lambda - delta e_j)) / (2 delta)
+ *
+ * (the T1-T2 hypergradient divided by alpha). Two training passes per coordinate back-propagated to
+ * theta; with delta of the order of the hyperparameter's own scale (e.g. 1 degree of a rotation) it
+ * averages over kinks in lambda, such as bilinear resampling's at whole pixels, that the tape's
+ * derivative at one point sees from one side. What bench/evograd-snr and bench/evograd-landscape call
+ * the exact one-step hypergradient.
+ */
+export function lambdaFdHypergradient<TB, VB>(
+  obj: HyperObjective<TB, VB>, theta: FloatArray, lambda: FloatArray, trainBatch: TB, valBatch: VB, delta: number,
+  ws: FdWorkspace = new FdWorkspace(theta),
+): { grad: Float64Array; valLoss: number } {
+  if (!(Number.isFinite(delta) && delta > 0)) throw new RangeError(`lambda fd: delta must be a finite number > 0, got ${delta}`);
+  if (!ws.fits(theta)) throw new RangeError(`lambda fd: workspace is for ${ws.v.length} parameters of another dtype, theta has ${theta.length}`);
+  const { v, shifted: gTrain } = ws;
+  const valLoss = obj.val(theta, valBatch, v);
+  const grad = new Float64Array(lambda.length);
+  const at = allocLike(lambda, lambda.length);
+  for (let j = 0; j < lambda.length; j++) {
+    for (const sign of [1, -1]) {
+      at.set(lambda);
+      at[j] = lambda[j]! + sign * delta;
+      obj.trainTheta(theta, at, trainBatch, gTrain);
+      let dot = 0;
+      for (let i = 0; i < v.length; i++) dot += v[i]! * gTrain[i]!;
+      grad[j] = grad[j]! - sign * dot / (2 * delta);
+    }
+  }
+  return { grad, valLoss };
+}
