@@ -44,14 +44,24 @@ interface Run {
 
 interface Results { description: string; command: string; machine: Record<string, unknown>; runs: Run[] }
 
-const MODE_LABEL: Record<EvoGradMode, string> = { evograd: 'EvoGrad (K = 2)', plain: 'plain', 'second-order': 'second order (T1-T2)', 'second-order-fd': 'T1-T2 by finite difference', 'unrolled-es': 'unrolled ES (T = 40)' };
+/** A run's method as the charts name it, from its configuration (copies, unroll). */
+function label(r: Pick<Run, 'mode' | 'config'>): string {
+  const c = r.config;
+  switch (r.mode) {
+    case 'evograd': return `EvoGrad (K = ${c.copies}${c.hyperValEpisodes > 1 ? `, M = ${c.hyperValEpisodes}` : ''})`;
+    case 'plain': return 'plain';
+    case 'second-order': return 'second order (T1-T2)';
+    case 'second-order-fd': return 'T1-T2 by finite difference';
+    case 'unrolled-es': return `unrolled ES (T = ${c.unroll})`;
+  }
+}
 
 function sameConfig(a: EvoGradConfig, b: EvoGradConfig): boolean {
   return JSON.stringify(a) === JSON.stringify(b);
 }
 
 async function charts(out: string, res: Results): Promise<void> {
-  const pts = res.runs.filter((r) => r.mode !== 'plain').flatMap((r) => r.trajectory.map(([step, angle]) => ({ step, angle, seed: `seed ${r.seed}`, method: MODE_LABEL[r.mode] })));
+  const pts = res.runs.filter((r) => r.mode !== 'plain').flatMap((r) => r.trajectory.map(([step, angle]) => ({ step, angle, seed: `seed ${r.seed}`, method: label(r) })));
   const target = res.runs.length ? res.runs[0]!.config.valAngle : 30;
   const angleSpec = {
     $schema: 'https://vega.github.io/schema/vega-lite/v5.json',
@@ -66,8 +76,8 @@ async function charts(out: string, res: Results): Promise<void> {
     ],
   };
   const bars = res.runs.flatMap((r) => [
-    { mode: MODE_LABEL[r.mode], test: `rotated ${r.test.angle} degrees`, acc: 100 * r.test.rotated.acc, seed: r.seed },
-    { mode: MODE_LABEL[r.mode], test: 'upright', acc: 100 * r.test.upright.acc, seed: r.seed },
+    { mode: label(r), test: `rotated ${r.test.angle} degrees`, acc: 100 * r.test.rotated.acc, seed: r.seed },
+    { mode: label(r), test: 'upright', acc: 100 * r.test.upright.acc, seed: r.seed },
   ]);
   const accSpec = {
     $schema: 'https://vega.github.io/schema/vega-lite/v5.json',
@@ -91,6 +101,8 @@ function summary(res: Results): Record<string, unknown> {
   const modes = (['evograd', 'second-order', 'second-order-fd', 'unrolled-es', 'plain'] as const).filter((m) => by(m).length > 0);
   return {
     learnedAngle: Object.fromEntries(modes.filter((m) => m !== 'plain').map((m) => [m, s(by(m).map((r) => r.finalAngle))])),
+    // the issue's target: the validation angle +- 5 degrees
+    withinFiveDegrees: Object.fromEntries(modes.filter((m) => m !== 'plain').map((m) => [m, by(m).filter((r) => Math.abs(r.finalAngle - r.test.angle) <= 5).length])),
     rotatedTest: Object.fromEntries(modes.map((m) => [m, s(by(m).map((r) => r.test.rotated.acc))])),
     uprightTest: Object.fromEntries(modes.map((m) => [m, s(by(m).map((r) => r.test.upright.acc))])),
   };
