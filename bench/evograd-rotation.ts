@@ -105,7 +105,19 @@ function summary(res: Results): Record<string, unknown> {
     withinFiveDegrees: Object.fromEntries(modes.filter((m) => m !== 'plain').map((m) => [m, by(m).filter((r) => Math.abs(r.finalAngle - r.test.angle) <= 5).length])),
     rotatedTest: Object.fromEntries(modes.map((m) => [m, s(by(m).map((r) => r.test.rotated.acc))])),
     uprightTest: Object.fromEntries(modes.map((m) => [m, s(by(m).map((r) => r.test.upright.acc))])),
+    // each run: its final angle, the mean angle over its last quarter of steps, its tests
+    perRun: res.runs.map((r) => ({
+      seed: r.seed, mode: r.mode, finalAngle: r.finalAngle, lastQuarterAngle: lastQuarterAngle(r),
+      rotatedTest: r.test.rotated.acc, uprightTest: r.test.upright.acc,
+    })),
   };
+}
+
+/** The mean of a run's recorded angles over the last quarter of its steps. */
+function lastQuarterAngle(r: Run): number {
+  const end = r.trajectory.at(-1)![0];
+  const tail = r.trajectory.filter(([step]) => step >= 0.75 * end);
+  return tail.reduce((a, [, angle]) => a + angle, 0) / tail.length;
 }
 
 async function main(): Promise<void> {
