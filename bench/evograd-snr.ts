@@ -1,6 +1,7 @@
 /**
  * How much signal one hypergradient of the rotation angle carries (docs/evograd.md): after
- * `--pretrain` plain upright steps (seed `--seed`), for each training angle of `--angles`, each
+ * `--pretrain` plain steps (seed `--seed`; the training images upright, or rotated by `--pretrain-angle`
+ * degrees: the state a run whose angle has stayed there would reach), for each training angle of `--angles`, each
  * validation batch size M of `--val-batch` and each estimator of `--estimators`, the hypergradient
  * on `--batches` independent (training episode, M rotated validation episodes) pairs: its mean,
  * standard deviation, signal-to-noise ratio (mean / sd) and t = mean / sd * sqrt(batches).
@@ -18,7 +19,7 @@
  * lr * mean / sqrt(mean^2 + sd^2) per step, so the snr says how many steps a drift needs to beat the
  * random walk: about (3 / snr)^2 for three standard deviations.
  *
- *   node dist/bench/evograd-snr.js [--pretrain 400] [--angles 0,15,30,45] [--val-batch 1,8]
+ *   node dist/bench/evograd-snr.js [--pretrain 400] [--pretrain-angle 0] [--angles 0,15,30,45] [--val-batch 1,8]
  *     [--estimators exact,evograd2] [--batches 150] [--seed 0] [--precision bf16] [--out bench/results/evograd/snr]
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
@@ -52,7 +53,8 @@ async function main(): Promise<void> {
   const out = resolve(arg('out', join(repo, 'bench', 'results', 'evograd', 'snr')));
   const num = (name: string, def: string): number => Number(arg(name, def));
   const list = (name: string, def: string): string[] => arg(name, def).split(',').map((s) => s.trim()).filter(Boolean);
-  const pre = num('pretrain', '400'), batches = num('batches', '150'), seed = num('seed', '0');
+  const pre = num('pretrain', '400'), preAngle = num('pretrain-angle', '0'), batches = num('batches', '150'), seed = num('seed', '0');
+  if (!Number.isFinite(preAngle)) throw new Error(`--pretrain-angle: a number of degrees, got ${arg('pretrain-angle', '')}`);
   const angles = list('angles', '0,15,30,45').map(Number), valBatches = list('val-batch', '1,8').map(Number);
   const estimators = list('estimators', 'exact,evograd2');
   const ESTIMATOR = /^(exact|evograd(\d+)|population(\d+))(?:@(\d+(?:\.\d+)?))?$/;
@@ -65,12 +67,13 @@ async function main(): Promise<void> {
   mkdirSync(out, { recursive: true });
   const device = getDevice(arg('device', 'cpu-native'));
   const t0 = Date.now();
-  const cfg = resolveEvoGradConfig({ seed, mode: 'plain', steps: pre + 1 });
+  // plain training rotates its images when the initial angle is not 0
+  const cfg = resolveEvoGradConfig({ seed, mode: 'plain', steps: pre + 1, initAngle: preAngle });
   const { sources } = rotationSources(cfg, device);
   const base = new EvoGradMethod(cfg, sources, { device });
   while (base.step < pre) await base.trainStep();
   const start = base.evaluate(sources.val!, 50);
-  process.stderr.write(`after ${pre} upright steps: rotated validation accuracy ${(100 * start.acc).toFixed(1)}%, ${((Date.now() - t0) / 1000).toFixed(0)} s\n`);
+  process.stderr.write(`after ${pre} steps ${preAngle === 0 ? 'upright' : `at ${preAngle} degrees`}: rotated validation accuracy ${(100 * start.acc).toFixed(1)}%, ${((Date.now() - t0) / 1000).toFixed(0)} s\n`);
   const theta = base.params;
   const objective = meanValObjective(tapeObjective(device, rotationProgram(base.layout, initialBnState(base.layout), cfg.distance, true, cfg.supersample)));
   const ws = new FdWorkspace(theta);
@@ -114,9 +117,9 @@ async function main(): Promise<void> {
   await evaluator?.close?.();
   await base.close();
   const result = {
-    description: 'Rotation task: the one-step hypergradient of the angle per (training episode, M rotated validation episodes) pair after upright pretraining: exact (-g.v per unit SGD step) and EvoGrad with K copies; negative raises the angle',
+    description: 'Rotation task: the one-step hypergradient of the angle per (training episode, M rotated validation episodes) pair after pretraining (upright, or at pretrainAngle): exact (-g.v per unit SGD step) and EvoGrad with K copies; negative raises the angle',
     command: `node dist/bench/evograd-snr.js ${process.argv.slice(2).join(' ')}`.trim(),
-    settings: { pretrain: pre, batches, seed, angles, valBatches, estimators, precision, supersample: cfg.supersample, startValAcc: start.acc },
+    settings: { pretrain: pre, pretrainAngle: preAngle, batches, seed, angles, valBatches, estimators, precision, supersample: cfg.supersample, startValAcc: start.acc },
     machine: { cpus: cpus().length, cpuModel: cpus()[0]?.model, node: process.version, device: device.name, load: loadavg() },
     seconds: (Date.now() - t0) / 1000,
     points,
