@@ -57,11 +57,13 @@ async function main(): Promise<void> {
   if (!Number.isFinite(preAngle)) throw new Error(`--pretrain-angle: a number of degrees, got ${arg('pretrain-angle', '')}`);
   const angles = list('angles', '0,15,30,45').map(Number), valBatches = list('val-batch', '1,8').map(Number);
   const estimators = list('estimators', 'exact,evograd2');
-  const ESTIMATOR = /^(exact|evograd(\d+)|population(\d+))(?:@(\d+(?:\.\d+)?))?$/;
-  for (const e of estimators) if (!ESTIMATOR.test(e) || (e.startsWith('evograd') && e.includes('@'))) throw new Error(`--estimators: exact[@D], evogradK or populationK[@D] (K copies, D the angle difference in degrees), got ${JSON.stringify(e)}`);
-  /** The estimator's angle difference (exact and populationK: @D, default 1 degree). */
-  const deltaOf = (e: string): number => Number(ESTIMATOR.exec(e)![4] ?? '1');
-  const copiesOf = (e: string): number => Number(ESTIMATOR.exec(e)![2] ?? ESTIMATOR.exec(e)![3]);
+  // each estimator parsed once: its kind, copies K and angle difference D (exact and populationK: @D, default 1 degree)
+  const ESTIMATOR = /^(?:(exact)|population(\d+))(?:@(\d+(?:\.\d+)?))?$|^evograd(\d+)$/;
+  const spec = new Map(estimators.map((e) => {
+    const m = ESTIMATOR.exec(e);
+    if (!m) throw new Error(`--estimators: exact[@D], evogradK or populationK[@D] (K copies, D the angle difference in degrees), got ${JSON.stringify(e)}`);
+    return [e, { copies: Number(m[2] ?? m[4]), delta: Number(m[3] ?? '1') }];
+  }));
   const precision = arg('precision', 'bf16') as 'fp32' | 'bf16';
   for (const m of valBatches) if (!Number.isInteger(m) || m < 1 || m > 64) throw new Error(`--val-batch: integers in [1, 64], got ${m}`);
   mkdirSync(out, { recursive: true });
@@ -92,12 +94,12 @@ async function main(): Promise<void> {
         for (const est of estimators) {
           let h: number;
           if (est.startsWith('exact')) {
-            h = lambdaFdHypergradient(objective, theta, lambda, tb, vbs, deltaOf(est), ws).grad[0]!;
+            h = lambdaFdHypergradient(objective, theta, lambda, tb, vbs, spec.get(est)!.delta, ws).grad[0]!;
           } else if (est.startsWith('population')) {
-            const copies = copiesOf(est);
-            h = (await populationHypergradient(copyLosses!, evaluator!, objective, theta, lambda, tb, vbs, { copies, sigma: cfg.sigma, tau: cfg.tau, antithetic: true, delta: deltaOf(est), seed }, b)).grad[0]!;
+            const { copies, delta } = spec.get(est)!;
+            h = (await populationHypergradient(copyLosses!, evaluator!, objective, theta, lambda, tb, vbs, { copies, sigma: cfg.sigma, tau: cfg.tau, antithetic: true, delta, seed }, b)).grad[0]!;
           } else {
-            const copies = copiesOf(est);
+            const { copies } = spec.get(est)!;
             h = evoGradHypergradient(objective, theta, lambda, tb, vbs, { copies, sigma: cfg.sigma, tau: cfg.tau, noise: 'sign', seed }, b).grad[0]!;
           }
           hs.get(est)!.push(h);
