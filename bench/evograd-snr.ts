@@ -19,7 +19,9 @@
  * lr * mean / sqrt(mean^2 + sd^2) per step, so the snr says how many steps a drift needs to beat the
  * random walk: about (3 / snr)^2 for three standard deviations.
  *
- *   node dist/bench/evograd-snr.js [--pretrain 400] [--pretrain-angle 0] [--angles 0,15,30,45] [--val-batch 1,8]
+ * `--hyper-val train` draws the validation episodes from the training classes (rotated) instead of the validation split.
+ *
+ *   node dist/bench/evograd-snr.js [--pretrain 400] [--pretrain-angle 0] [--hyper-val val|train] [--angles 0,15,30,45] [--val-batch 1,8]
  *     [--estimators exact,evograd2] [--batches 150] [--seed 0] [--precision bf16] [--out bench/results/evograd/snr]
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
@@ -31,9 +33,9 @@ import '../lib/device/cpu-native/index.js';
 import { getDevice } from '../lib/device/registry.js';
 import { resolveEvoGradConfig } from '../lib/evograd/config.js';
 import { EvoGradMethod } from '../lib/evograd/method.js';
-import { rotationSources } from '../lib/evograd/data.js';
+import { hyperValSeed, rotationSources, uprightSampler } from '../lib/evograd/data.js';
 import { meanValObjective, tapeObjective } from '../lib/evograd/objective.js';
-import { rotationCopyLosses, rotationProgram } from '../lib/evograd/rotation.js';
+import { RotatedEpisodes, rotationCopyLosses, rotationProgram } from '../lib/evograd/rotation.js';
 import { evoGradHypergradient } from '../lib/evograd/hypergrad.js';
 import { populationHypergradient } from '../lib/evograd/population.js';
 import { FdWorkspace, lambdaFdHypergradient } from '../lib/evograd/lookahead/fd.js';
@@ -71,7 +73,11 @@ async function main(): Promise<void> {
   const t0 = Date.now();
   // plain training rotates its images when the initial angle is not 0
   const cfg = resolveEvoGradConfig({ seed, mode: 'plain', steps: pre + 1, initAngle: preAngle });
-  const { sources } = rotationSources(cfg, device);
+  const { sources, dataset } = rotationSources(cfg, device);
+  // --hyper-val train: the validation episodes of the hypergradient drawn from the training classes (rotated), as in the paper's MNIST task, where training and validation share the classes
+  const hyperValSplit = arg('hyper-val', 'val');
+  if (hyperValSplit !== 'val' && hyperValSplit !== 'train') throw new Error(`--hyper-val: val or train, got ${JSON.stringify(hyperValSplit)}`);
+  const hyperVal = hyperValSplit === 'train' ? new RotatedEpisodes(uprightSampler(dataset, 'train', cfg.val, hyperValSeed(seed)), cfg.valAngle, device, cfg.supersample) : sources.hyperVal;
   const base = new EvoGradMethod(cfg, sources, { device });
   while (base.step < pre) await base.trainStep();
   const start = base.evaluate(sources.val!, 50);
@@ -89,7 +95,7 @@ async function main(): Promise<void> {
       for (let b = 0; b < batches; b++) {
         // pair b: training episode 2e6 + b, validation episodes 2e6 + 64 b .. (disjoint from the runs' and from each other)
         const tb = sources.train.episode(2_000_000 + b);
-        const vbs: Episode[] = Array.from({ length: m }, (_, j) => sources.hyperVal.episode(2_000_000 + 64 * b + j));
+        const vbs: Episode[] = Array.from({ length: m }, (_, j) => hyperVal.episode(2_000_000 + 64 * b + j));
         const lambda = Float32Array.of(angle);
         for (const est of estimators) {
           let h: number;
@@ -121,7 +127,7 @@ async function main(): Promise<void> {
   const result = {
     description: 'Rotation task: the one-step hypergradient of the angle per (training episode, M rotated validation episodes) pair after pretraining (upright, or at pretrainAngle): exact (-g.v per unit SGD step) and EvoGrad with K copies; negative raises the angle',
     command: `node dist/bench/evograd-snr.js ${process.argv.slice(2).join(' ')}`.trim(),
-    settings: { pretrain: pre, pretrainAngle: preAngle, batches, seed, angles, valBatches, estimators, precision, supersample: cfg.supersample, startValAcc: start.acc },
+    settings: { pretrain: pre, pretrainAngle: preAngle, hyperVal: hyperValSplit, batches, seed, angles, valBatches, estimators, precision, supersample: cfg.supersample, startValAcc: start.acc },
     machine: { cpus: cpus().length, cpuModel: cpus()[0]?.model, node: process.version, device: device.name, load: loadavg() },
     seconds: (Date.now() - t0) / 1000,
     points,
