@@ -98,6 +98,7 @@ test('evograd CLI: clear errors for bad options, an existing run, a changed resu
     [['--sigma', 'abc'], /--sigma: expected a number/],
     [['--unroll', '0'], /--unroll: must be >= 1/],
     [['--preset', 'rotation-unrolled', '--hyper-delta', '-2'], /hyperDelta \(--hyper-delta\) must be a finite number > 0, got -2/],
+    [['--hyper-lr-schedule', 'wavy'], /--hyper-lr-schedule: expected one of constant, linear, cosine, exp/],
   ] as const) {
     const r = cli(['evograd', ...args, '--no-progress']);
     assert.is(r.code, 2, `${args.join(' ')}: ${r.stderr}`);

@@ -8,7 +8,7 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import '../lib/device/cpu-ts/index.js';
 import { getDevice } from '../lib/device/registry.js';
-import { resolveEvoGradConfig, type EvoGradConfigInput } from '../lib/evograd/config.js';
+import { evoGradResumeChangeable, hyperLrAt, resolveEvoGradConfig, savedEvoGradConfig, type EvoGradConfigInput } from '../lib/evograd/config.js';
 import { EvoGradMethod, type EvoGradSources } from '../lib/evograd/method.js';
 import { RotatedEpisodes } from '../lib/evograd/rotation.js';
 import { SyntheticEpisodes } from '../lib/data/synthetic.js';
@@ -109,6 +109,39 @@ test('a validation batch of M episodes per hypergradient (hyperValEpisodes): ste
   assert.ok(a999[5] !== a9[5], `beta2 0.999: ${a999}, beta2 0.9: ${a9}`);
 });
 
+test('the angle\'s learning-rate schedule: its values, a zero rate freezes the angle, the round trip is exact, unrolled-es follows it at window ends', async () => {
+  const lin = resolveEvoGradConfig({ ...SMALL, hyperLr: 2, hyperLrSchedule: 'linear', hyperLrFinal: 0.5 }, 'quick');
+  assert.equal([0, 1, 5, 9].map((t) => hyperLrAt(lin, t)), [2, 2 - 1.5 / 5, 0.5, 0.5], 'from hyperLr at step 0 to hyperLrFinal at the last step (6 steps), held after');
+  const cos = resolveEvoGradConfig({ ...SMALL, hyperLr: 2, hyperLrSchedule: 'cosine', hyperLrFinal: 0 }, 'quick');
+  assert.ok(Math.abs(hyperLrAt(cos, 0) - 2) < 1e-12 && Math.abs(hyperLrAt(cos, 5)) < 1e-12, 'cosine: 2 at the first step, 0 at the last');
+  assert.is(hyperLrAt(resolveEvoGradConfig({ ...SMALL, hyperLr: 2 }, 'quick'), 5), 2, 'constant by default');
+  assert.is(hyperLrAt({ ...lin, steps: 1 }, 0), 2, 'a one-step run keeps hyperLr (lib/es/schedule.ts)');
+  // the first Adam step moves the angle by the rate times the sign of the hypergradient; the last (rate 0) moves nothing
+  const decaying: EvoGradConfigInput = { hyperLr: 1, hyperLrSchedule: 'linear', hyperLrFinal: 0 };
+  const full = make(decaying), constant = make({ hyperLr: 1 });
+  const a: number[] = [], b: number[] = [];
+  while (full.step < full.totalSteps) { await full.trainStep(); await constant.trainStep(); a.push(full.angle); b.push(constant.angle); }
+  // (Adam's first step is lr * g / (|g| + eps): 1 to within eps / |g|)
+  assert.ok(Math.abs(Math.abs(a[0]!) - 1) < 1e-3 && a[0] === b[0], `step 0 at the full rate: ${a[0]} and ${b[0]}`);
+  assert.is(a[5], a[4], 'the last step\'s rate is 0');
+  assert.ok(b[5] !== b[4], 'without the schedule the last step moves the angle');
+  const first = make(decaying);
+  for (let i = 0; i < 2; i++) await first.trainStep();
+  const resumed = make(decaying);
+  resumed.loadState(viaFile(first.saveState()));
+  while (resumed.step < resumed.totalSteps) await resumed.trainStep();
+  sameState(resumed.saveState(), full.saveState());
+  // unrolled-es: the window that ends at step 7 (of 8) takes the last rate, 0
+  const u = make({ mode: 'unrolled-es', unroll: 4, hyperDelta: 5, hyperEpisodes: 2, hyperLr: 2, hyperLrSchedule: 'linear', hyperLrFinal: 0, steps: 8 });
+  const ua: number[] = [];
+  while (u.step < u.totalSteps) { await u.trainStep(); ua.push(u.angle); }
+  assert.ok(Math.abs(Math.abs(ua[3]!) / (2 * (1 - 3 / 7)) - 1) < 1e-3, `the first window's step at rate 2 (1 - 3/7): ${ua[3]}`);
+  assert.is(ua[7], ua[3], 'the second window ends at the last step, rate 0');
+  // resume: steps is changeable only under the constant schedule; runs saved before the schedule existed are constant
+  assert.equal(evoGradResumeChangeable(savedEvoGradConfig({})), ['steps']);
+  assert.equal(evoGradResumeChangeable({ hyperLrSchedule: 'cosine' }), []);
+});
+
 test('each mode builds only the learner and workspace it uses', () => {
   const u = make({ mode: 'unrolled-es', unroll: 4 });
   assert.is(u.learner, null);
@@ -162,6 +195,9 @@ test('configuration errors name the option', () => {
   bad({ hyperEpisodes: 1.5 }, /hyperEpisodes \(--hyper-episodes\) must be an integer/);
   bad({ hyperBeta1: 1 }, /hyperBeta1 \(--hyper-beta1\) must be a number in \[0, 1\), got 1/);
   bad({ hyperBeta2: -0.5 }, /hyperBeta2 \(--hyper-beta2\) must be a number in \[0, 1\), got -0.5/);
+  bad({ hyperLrSchedule: 'step' as never }, /hyperLrSchedule \(--hyper-lr-schedule\) must be one of constant, linear, cosine, exp/);
+  bad({ hyperLrSchedule: 'exp', hyperLrFinal: 0 }, /hyperLrFinal \(--hyper-lr-final\) must be > 0 with the exp schedule/);
+  bad({ hyperLrFinal: -1 }, /hyperLrFinal \(--hyper-lr-final\) must be a finite number >= 0, got -1/);
   bad({ hyperValEpisodes: 0 }, /hyperValEpisodes \(--hyper-val-episodes\) must be an integer in \[1, 10000\], got 0/);
   bad({ mode: 'second-order-fd', fdEps: 0 }, /fdEps \(--fd-eps\) must be a finite number > 0, got 0/);
   bad({ train: { shot: 5, query: 16 } }, /train.query \(--query\) plus shot must be at most 20/);

@@ -10,7 +10,7 @@ import { parseChoice, parseNum } from '../errors.js';
 import { getDevice } from '../device/registry.js';
 import '../index.js';
 import { loadCheckpoint } from '../model/checkpoint.js';
-import { COPY_EVALS, EVOGRAD_MODES, EVOGRAD_PRESETS, DEFAULT_EVOGRAD_PRESET, savedEvoGradConfig, EVOGRAD_RESUME_CHANGEABLE, EVOGRAD_TASKS, resolveEvoGradConfig, type EvoGradConfig, type EvoGradConfigInput } from '../evograd/config.js';
+import { COPY_EVALS, EVOGRAD_MODES, EVOGRAD_PRESETS, DEFAULT_EVOGRAD_PRESET, savedEvoGradConfig, evoGradResumeChangeable, EVOGRAD_TASKS, HYPER_LR_SCHEDULES, resolveEvoGradConfig, type EvoGradConfig, type EvoGradConfigInput } from '../evograd/config.js';
 import { COPY_NOISES } from '../evograd/noise.js';
 import { EVALUATOR_PRECISIONS } from '../es/population.js';
 import { EvoGradMethod } from '../evograd/method.js';
@@ -20,7 +20,7 @@ import { log, loopOptions, pct, planRun, resumeMethod, runTraining } from './run
 
 export interface EvoGradCliOptions {
   task?: string; preset?: string; mode?: string; device?: string;
-  copies?: string; copyEval?: string; fdDelta?: string; fdEps?: string; unroll?: string; hyperDelta?: string; hyperEpisodes?: string; hyperValEpisodes?: string; precision?: string; sigma?: string; tau?: string; noise?: string; lr?: string; hyperLr?: string; hyperBeta1?: string; hyperBeta2?: string;
+  copies?: string; copyEval?: string; fdDelta?: string; fdEps?: string; unroll?: string; hyperDelta?: string; hyperEpisodes?: string; hyperValEpisodes?: string; precision?: string; sigma?: string; tau?: string; noise?: string; lr?: string; hyperLr?: string; hyperBeta1?: string; hyperBeta2?: string; hyperLrSchedule?: string; hyperLrFinal?: string;
   initAngle?: string; valAngle?: string; supersample?: string; channels?: string; imageSize?: string; distance?: string;
   way?: string; shot?: string; query?: string; valWay?: string; valShot?: string; valQuery?: string;
   seed?: string; valSeed?: string; steps?: string; valEvery?: string; valEpisodes?: string; checkpointEvery?: string;
@@ -44,6 +44,7 @@ export function evoGradInput(o: EvoGradCliOptions): EvoGradConfigInput {
     precision: parseChoice('precision', o.precision, EVALUATOR_PRECISIONS), sigma: parseNum('sigma', o.sigma), tau: parseNum('tau', o.tau),
     noise: parseChoice('noise', o.noise, COPY_NOISES),
     lr: parseNum('lr', o.lr), hyperLr: parseNum('hyper-lr', o.hyperLr), hyperBeta1: parseNum('hyper-beta1', o.hyperBeta1), hyperBeta2: parseNum('hyper-beta2', o.hyperBeta2),
+    hyperLrSchedule: parseChoice('hyper-lr-schedule', o.hyperLrSchedule, HYPER_LR_SCHEDULES), hyperLrFinal: parseNum('hyper-lr-final', o.hyperLrFinal),
     initAngle: parseNum('init-angle', o.initAngle), valAngle: parseNum('val-angle', o.valAngle),
     supersample: int('supersample', o.supersample, 1),
     train: { way: int('way', o.way, 2), shot: int('shot', o.shot, 1), query: int('query', o.query, 1) },
@@ -62,7 +63,10 @@ export async function evoGradCli(o: EvoGradCliOptions): Promise<void> {
   const plan = planRun<EvoGradConfig>(o, {
     method: 'evograd', label: 'an evograd run', outName: (c) => `evograd-${c.task}-${c.mode}-seed${c.seed}`,
     fresh: () => resolveEvoGradConfig(input, preset),
-    resumed: (saved) => resolveEvoGradConfig(resumeConfig(o.resume!, savedEvoGradConfig(saved.config as unknown as EvoGradConfigInput), input, EVOGRAD_RESUME_CHANGEABLE)),
+    resumed: (saved) => {
+      const s = savedEvoGradConfig(saved.config as unknown as EvoGradConfigInput);
+      return resolveEvoGradConfig(resumeConfig(o.resume!, s, input, evoGradResumeChangeable(s)));
+    },
   });
   if (!plan) return;
   const { cfg, out, statePath } = plan;
@@ -73,10 +77,11 @@ export async function evoGradCli(o: EvoGradCliOptions): Promise<void> {
   const method = new EvoGradMethod(cfg, cfg.valEpisodes > 0 ? sources : { train: sources.train, hyperVal: sources.hyperVal }, { device });
   const resume = await resumeMethod(method, statePath);
   const valBatch = cfg.hyperValEpisodes > 1 ? `, ${cfg.hyperValEpisodes} validation episodes per hypergradient` : '';
-  const how = cfg.mode === 'evograd' ? `EvoGrad K ${cfg.copies}${cfg.copyEval === 'population' ? ` (population evaluator, ${cfg.precision}, angle derivative by +-${cfg.fdDelta} degrees)` : ''}, sigma ${cfg.sigma}, tau ${cfg.tau}, ${cfg.noise} noise${valBatch}, angle Adam lr ${cfg.hyperLr}`
-    : cfg.mode === 'second-order' ? `second-order (T1-T2) hypergradient${valBatch}, angle Adam lr ${cfg.hyperLr}`
-    : cfg.mode === 'second-order-fd' ? `T1-T2 hypergradient by a central difference of +-${cfg.fdEps} along the validation gradient${valBatch}, angle Adam lr ${cfg.hyperLr}`
-    : cfg.mode === 'unrolled-es' ? `antithetic ES over the angle on ${cfg.unroll}-step unrolls (copies at +-${cfg.hyperDelta} degrees, ${cfg.hyperEpisodes} validation episodes each), angle Adam lr ${cfg.hyperLr}`
+  const angleLr = `angle Adam lr ${cfg.hyperLr}${cfg.hyperLrSchedule !== 'constant' ? ` -> ${cfg.hyperLrFinal} (${cfg.hyperLrSchedule})` : ''}`;
+  const how = cfg.mode === 'evograd' ? `EvoGrad K ${cfg.copies}${cfg.copyEval === 'population' ? ` (population evaluator, ${cfg.precision}, angle derivative by +-${cfg.fdDelta} degrees)` : ''}, sigma ${cfg.sigma}, tau ${cfg.tau}, ${cfg.noise} noise${valBatch}, ${angleLr}`
+    : cfg.mode === 'second-order' ? `second-order (T1-T2) hypergradient${valBatch}, ${angleLr}`
+    : cfg.mode === 'second-order-fd' ? `T1-T2 hypergradient by a central difference of +-${cfg.fdEps} along the validation gradient${valBatch}, ${angleLr}`
+    : cfg.mode === 'unrolled-es' ? `antithetic ES over the angle on ${cfg.unroll}-step unrolls (copies at +-${cfg.hyperDelta} degrees, ${cfg.hyperEpisodes} validation episodes each), ${angleLr}`
     : `plain training at ${cfg.initAngle} degrees`;
   await runTraining({
     method, out, ...(resume ? { resume } : {}), valEvery: cfg.valEpisodes > 0 ? valEvery : 0, checkpointEvery,
@@ -126,6 +131,8 @@ export function registerEvograd(program: Command): void {
     .option('--hyper-lr <x>', 'Adam learning rate of the angle (degrees)')
     .option('--hyper-beta1 <x>', 'Adam beta1 (momentum) of the angle, in [0, 1) (default 0.9)')
     .option('--hyper-beta2 <x>', 'Adam beta2 of the angle, in [0, 1) (default 0.999)')
+    .option('--hyper-lr-schedule <s>', 'the angle\'s learning rate over the run: constant | linear | cosine | exp (from --hyper-lr to --hyper-lr-final)')
+    .option('--hyper-lr-final <x>', 'the angle\'s learning rate at the last step of a decaying schedule (default 0; exp: > 0)')
     .option('--init-angle <deg>', 'the learned angle\'s start (degrees)')
     .option('--val-angle <deg>', 'rotation of the validation and test episodes (degrees, counter-clockwise)')
     .option('--supersample <s>', 'rotate at s x the image side, then average s x s blocks (1: bilinear at the image side, which blurs every angle but 0)')

@@ -16,6 +16,7 @@ import { modelConfig, type ModelConfig } from '../model/layout.js';
 import type { Distance } from '../model/protonet.js';
 import { COPY_NOISES, type CopyNoise } from './noise.js';
 import { EVALUATOR_PRECISIONS, type EvaluatorPrecision } from '../es/population.js';
+import { scheduleAt } from '../es/schedule.js';
 
 export type EvoGradTask = 'rotation';
 export const EVOGRAD_TASKS: readonly EvoGradTask[] = ['rotation'];
@@ -24,6 +25,8 @@ export type EvoGradMode = 'evograd' | 'plain' | 'second-order' | 'second-order-f
 export const EVOGRAD_MODES: readonly EvoGradMode[] = ['evograd', 'plain', 'second-order', 'second-order-fd', 'unrolled-es'];
 export type CopyEval = 'tape' | 'population';
 export const COPY_EVALS: readonly CopyEval[] = ['tape', 'population'];
+export type HyperLrSchedule = 'constant' | 'linear' | 'cosine' | 'exp';
+export const HYPER_LR_SCHEDULES: readonly HyperLrSchedule[] = ['constant', 'linear', 'cosine', 'exp'];
 
 export interface RotationEpisodeShape { way: number; shot: number; query: number }
 
@@ -92,6 +95,14 @@ export interface EvoGradConfig {
    * thousand steps, a smaller beta2 forgets them sooner (docs/evograd.md).
    */
   hyperBeta2: number;
+  /**
+   * The angle's learning rate over the run: 'constant' (hyperLr throughout), or from hyperLr at step 0
+   * to hyperLrFinal at the last step, 'linear', 'cosine' or 'exp' (lib/es/schedule.ts). A decaying
+   * rate lets a noisy hypergradient's walk settle (docs/evograd.md).
+   */
+  hyperLrSchedule: HyperLrSchedule;
+  /** The angle's learning rate at the last step of a decaying schedule (>= 0; > 0 for 'exp'). */
+  hyperLrFinal: number;
   seed: number;
   /** Seed of the fixed validation episodes (default: seed). */
   valSeed: number;
@@ -110,7 +121,7 @@ export type EvoGradConfigInput = Partial<Omit<EvoGradConfig, 'model' | 'train' |
 const ROTATION: EvoGradConfigInput = {
   task: 'rotation', mode: 'evograd', model: { channels: 16, imageSize: 28 }, distance: 'euclidean',
   train: { way: 10, shot: 5, query: 5 }, val: { way: 10, shot: 5, query: 10 }, valAngle: 30, initAngle: 0, supersample: 3,
-  copies: 2, copyEval: 'tape', fdDelta: 1, fdEps: 0.01, unroll: 40, hyperDelta: 5, hyperEpisodes: 20, hyperValEpisodes: 1, precision: 'fp32', sigma: 0.001, tau: 0.05, noise: 'sign', lr: 1e-3, hyperLr: 0.573, hyperBeta1: 0.9, hyperBeta2: 0.999, seed: 0, steps: 1200, valEpisodes: 50,
+  copies: 2, copyEval: 'tape', fdDelta: 1, fdEps: 0.01, unroll: 40, hyperDelta: 5, hyperEpisodes: 20, hyperValEpisodes: 1, precision: 'fp32', sigma: 0.001, tau: 0.05, noise: 'sign', lr: 1e-3, hyperLr: 0.573, hyperBeta1: 0.9, hyperBeta2: 0.999, hyperLrSchedule: 'constant', hyperLrFinal: 0, seed: 0, steps: 1200, valEpisodes: 50,
 };
 
 /** Named EvoGrad configurations: `rotation` (the experiment of docs/evograd.md) and `quick` (a small smoke run). */
@@ -138,7 +149,7 @@ export const DEFAULT_EVOGRAD_PRESET = 'rotation';
 /** Config field -> CLI option, for error messages. */
 const FLAG: Record<string, string> = {
   task: '--task', mode: '--mode', distance: '--distance', valAngle: '--val-angle', initAngle: '--init-angle', supersample: '--supersample', copies: '--copies', copyEval: '--copy-eval', fdDelta: '--fd-delta', fdEps: '--fd-eps', unroll: '--unroll', hyperDelta: '--hyper-delta', hyperEpisodes: '--hyper-episodes', hyperValEpisodes: '--hyper-val-episodes', precision: '--precision',
-  sigma: '--sigma', tau: '--tau', noise: '--noise', lr: '--lr', hyperLr: '--hyper-lr', hyperBeta1: '--hyper-beta1', hyperBeta2: '--hyper-beta2', seed: '--seed', valSeed: '--val-seed',
+  sigma: '--sigma', tau: '--tau', noise: '--noise', lr: '--lr', hyperLr: '--hyper-lr', hyperBeta1: '--hyper-beta1', hyperBeta2: '--hyper-beta2', hyperLrSchedule: '--hyper-lr-schedule', hyperLrFinal: '--hyper-lr-final', seed: '--seed', valSeed: '--val-seed',
   steps: '--steps', valEpisodes: '--val-episodes', 'train.way': '--way', 'train.shot': '--shot', 'train.query': '--query',
   'val.way': '--val-way', 'val.shot': '--val-shot', 'val.query': '--val-query', preset: '--preset',
 };
@@ -196,6 +207,9 @@ export function resolveEvoGradConfig(input: EvoGradConfigInput, preset: string =
   if (model.imageSize * c.supersample > 105) bad('supersample', `times the image side must be at most 105 (Omniglot's drawings are 105 x 105), got ${c.supersample} x ${model.imageSize}`);
   for (const f of ['sigma', 'tau', 'lr', 'hyperLr'] as const) positive(f, c[f]);
   for (const f of ['hyperBeta1', 'hyperBeta2'] as const) if (!(Number.isFinite(c[f]) && c[f] >= 0 && c[f] < 1)) bad(f, `must be a number in [0, 1), got ${c[f]}`);
+  oneOf('hyperLrSchedule', c.hyperLrSchedule, HYPER_LR_SCHEDULES);
+  if (!(Number.isFinite(c.hyperLrFinal) && c.hyperLrFinal >= 0)) bad('hyperLrFinal', `must be a finite number >= 0, got ${c.hyperLrFinal}`);
+  if (c.hyperLrSchedule === 'exp' && !(c.hyperLrFinal > 0)) bad('hyperLrFinal', `must be > 0 with the exp schedule (a geometric decay), got ${c.hyperLrFinal}`);
   int('seed', c.seed, 0, 0xffffffff);
   if (input.valSeed === undefined) c.valSeed = c.seed;
   int('valSeed', c.valSeed, 0, 0xffffffff);
@@ -215,8 +229,18 @@ export function resolveEvoGradConfig(input: EvoGradConfigInput, preset: string =
  * bilinearly at the model's side (supersample 1), not at the preset's current default.
  */
 export function savedEvoGradConfig(saved: EvoGradConfigInput): EvoGradConfigInput {
-  return { supersample: 1, ...saved };
+  return { supersample: 1, hyperLrSchedule: 'constant', hyperLrFinal: 0, ...saved };
+}
+
+/** The angle's learning rate at step t (0-based) of the run: hyperLr under cfg's schedule over cfg.steps. */
+export function hyperLrAt(cfg: Pick<EvoGradConfig, 'hyperLr' | 'hyperLrSchedule' | 'hyperLrFinal' | 'steps'>, t: number): number {
+  return scheduleAt(cfg.hyperLr, { kind: cfg.hyperLrSchedule, final: cfg.hyperLrFinal }, t, cfg.steps);
 }
 
 /** Fields a resumed run may change: they do not alter the steps already done or to come. */
 export const EVOGRAD_RESUME_CHANGEABLE: readonly string[] = ['steps'];
+
+/** What a resume of `saved` may change: not `steps` under a decaying angle schedule (the steps set its curve). */
+export function evoGradResumeChangeable(saved: EvoGradConfigInput): readonly string[] {
+  return saved.hyperLrSchedule !== undefined && saved.hyperLrSchedule !== 'constant' ? [] : EVOGRAD_RESUME_CHANGEABLE;
+}

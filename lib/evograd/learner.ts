@@ -19,6 +19,8 @@ export interface LearnerConfig<TB = unknown, VB = TB> {
   lambdaOptimizer: OptimizerConfig;
   /** true: EvoGrad; false: the ordinary step only (plain training with lambda fixed), the baseline; a function: that hypergradient. */
   hyper: boolean | HypergradientFn<TB, VB>;
+  /** lambda's learning rate at step t (a pure function of t, so a resumed run steps exactly as an uninterrupted one); default lambdaOptimizer.lr. */
+  lambdaLr?: (step: number) => number;
 }
 
 export interface LearnerStep {
@@ -100,7 +102,7 @@ export class EvoGradLearner<TB, VB = TB> {
   /** The one lambda update of every hypergradient: refused unless finite. */
   private stepLambda(grad: Float64Array, step: number): void {
     if (!grad.every(Number.isFinite)) throw new RangeError(`evograd: the hypergradient at step ${step} is not finite (${Array.from(grad).join(', ')})`);
-    this.lambdaOpt.step(this.lambda, grad);
+    this.lambdaOpt.step(this.lambda, grad, this.cfg.lambdaLr?.(step));
   }
 
   /** Bytes of optimizer state and EvoGrad's D-vectors (exact). */

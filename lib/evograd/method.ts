@@ -26,7 +26,7 @@ import type { PopulationEvaluator } from '../es/population.js';
 import type { HyperObjective } from './hypergrad.js';
 import { lookaheadHypergradient } from './lookahead/t1t2.js';
 import { fdLookaheadHypergradient, FdWorkspace } from './lookahead/fd.js';
-import type { EvoGradConfig } from './config.js';
+import { hyperLrAt, type EvoGradConfig } from './config.js';
 import { UnrolledEsLearner } from './unrolled.js';
 import { meanValObjective, programLosses } from './objective.js';
 
@@ -109,13 +109,13 @@ export class EvoGradMethod implements TrainMethod {
         return sum / m;
       };
       this.unrolled = new UnrolledEsLearner(objective, theta0, Float32Array.of(config.initAngle), {
-        settings: { unroll: config.unroll, delta: config.hyperDelta, seed: config.seed }, thetaOptimizer, lambdaOptimizer,
+        settings: { unroll: config.unroll, delta: config.hyperDelta, seed: config.seed }, thetaOptimizer, lambdaOptimizer, lambdaLr: (t) => hyperLrAt(config, t),
       });
     } else {
       this.unrolled = null;
       this.learner = new EvoGradLearner(objective, theta0, Float32Array.of(config.initAngle), {
         settings: { copies: config.copies, sigma: config.sigma, tau: config.tau, noise: config.noise, seed: config.seed },
-        thetaOptimizer, lambdaOptimizer, hyper,
+        thetaOptimizer, lambdaOptimizer, hyper, lambdaLr: (t) => hyperLrAt(config, t),
       });
     }
   }

@@ -35,6 +35,8 @@ export interface UnrolledEsConfig {
   settings: UnrolledEsSettings;
   thetaOptimizer: OptimizerConfig;
   lambdaOptimizer: OptimizerConfig;
+  /** lambda's learning rate for the step that ends a window at training step t (a pure function of t); default lambdaOptimizer.lr. */
+  lambdaLr?: (step: number) => number;
 }
 
 export interface UnrolledEsStep {
@@ -131,7 +133,7 @@ export class UnrolledEsLearner<TB> {
     if (!Number.isFinite(valPlus) || !Number.isFinite(valMinus)) throw new RangeError(`unrolled ES: the validation losses of window ${w} are ${valPlus} and ${valMinus}`);
     const h = new Float64Array(this.lambda.length);
     for (let i = 0; i < h.length; i++) h[i] = ((valPlus - valMinus) / (2 * d)) * eps[i]!;
-    this.lambdaOpt.step(this.lambda, h);
+    this.lambdaOpt.step(this.lambda, h, this.cfg.lambdaLr?.(t));
     this.merge();
     return { step: t, trainLoss: loss, hypergrad: h, valPlus, valMinus, valLoss: (valPlus + valMinus) / 2, lambda: Float32Array.from(this.lambda) };
   }

@@ -108,7 +108,7 @@ export function resumeConfig<T extends object>(path: string, saved: T, given: Pa
     if (v !== null && typeof v === 'object' && !Array.isArray(v) && sv && typeof sv === 'object') {
       out[k] = resumeConfig(path, sv, v as Record<string, unknown>, changeable, `${prefix}${k}.`);
     } else if (JSON.stringify(v) !== JSON.stringify(sv)) {
-      throw new UserError(`--resume ${path}: ${prefix}${k} is ${JSON.stringify(sv)} in the saved run; cannot change it to ${JSON.stringify(v)} (it would change the training maths; changeable: ${changeable.join(', ')})`);
+      throw new UserError(`--resume ${path}: ${prefix}${k} is ${JSON.stringify(sv)} in the saved run; cannot change it to ${JSON.stringify(v)} (it would change the training maths; changeable: ${changeable.join(', ') || 'none'})`);
     }
   }
   return out as T;
