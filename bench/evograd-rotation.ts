@@ -48,7 +48,12 @@ interface Results { description: string; command: string; machine: Record<string
 function label(r: Pick<Run, 'mode' | 'config'>): string {
   const c = r.config;
   switch (r.mode) {
-    case 'evograd': return `EvoGrad (K = ${c.copies}${c.hyperValEpisodes > 1 ? `, M = ${c.hyperValEpisodes}` : ''})`;
+    case 'evograd': {
+      // results written before a field existed lack it (fdDelta 1, constant angle rate)
+      const fd = c.copyEval === 'population' && (c.fdDelta ?? 1) !== 1 ? `, +-${c.fdDelta} degrees` : '';
+      const rate = (c.hyperLrSchedule ?? 'constant') !== 'constant' ? `, ${c.hyperLrSchedule} rate` : '';
+      return `EvoGrad (K = ${c.copies}${c.hyperValEpisodes > 1 ? `, M = ${c.hyperValEpisodes}` : ''}${fd}${rate})`;
+    }
     case 'plain': return 'plain';
     case 'second-order': return 'second order (T1-T2)';
     case 'second-order-fd': return 'T1-T2 by finite difference';
