@@ -205,6 +205,8 @@ test('configuration errors name the option', () => {
   bad({}, /preset \(--preset\) must be one of rotation, quick, rotation-unrolled, rotation-population/, 'nope');
   const pop = resolveEvoGradConfig({}, 'rotation-population');
   assert.equal([pop.mode, pop.copyEval, pop.noise, pop.copies, pop.precision, pop.hyperValEpisodes, pop.hyperBeta2, pop.steps], ['evograd', 'population', 'gaussian', 256, 'bf16', 8, 0.99, 3600], 'the configuration of the seed-0 run of docs/evograd.md');
+  const smooth = resolveEvoGradConfig({}, 'rotation-smoothed');
+  assert.equal([smooth.copyEval, smooth.copies, smooth.fdDelta, smooth.hyperValEpisodes, smooth.hyperBeta2, smooth.hyperLrSchedule, smooth.hyperLrFinal, smooth.steps], ['population', 256, 20, 8, 0.99, 'linear', 0, 1200], 'the configuration of the five seeds of docs/evograd.md');
   assert.is(resolveEvoGradConfig({}, 'rotation-unrolled').mode, 'unrolled-es');
   assert.is(resolveEvoGradConfig({}, 'rotation-unrolled').steps, 2400, 'the preset runs the 2400 steps its five seeds were measured with');
   const c = resolveEvoGradConfig({ seed: 9 });

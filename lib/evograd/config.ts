@@ -142,6 +142,12 @@ export const EVOGRAD_PRESETS: Readonly<Record<string, EvoGradConfigInput>> = {
    * -38.8 instead: docs/evograd.md).
    */
   'rotation-population': { ...ROTATION, copyEval: 'population', noise: 'gaussian', copies: 256, precision: 'bf16', hyperValEpisodes: 8, hyperBeta2: 0.99, steps: 3600 },
+  /**
+   * One-step EvoGrad that learns the angle: rotation-population with the angle derivative over +-20
+   * degrees (a smoothed one-step hypergradient, which pulls the angle up from 0) and the angle's
+   * learning rate decaying linearly to 0 over 1200 steps (the walk settles; docs/evograd.md).
+   */
+  'rotation-smoothed': { ...ROTATION, copyEval: 'population', noise: 'gaussian', copies: 256, precision: 'bf16', hyperValEpisodes: 8, hyperBeta2: 0.99, fdDelta: 20, hyperLrSchedule: 'linear', hyperLrFinal: 0, steps: 1200 },
 };
 /** The preset `evometa evograd` uses when none is named. */
 export const DEFAULT_EVOGRAD_PRESET = 'rotation';
