@@ -16,7 +16,7 @@ import { modelConfig, type ModelConfig } from '../model/layout.js';
 import type { Distance } from '../model/protonet.js';
 import { COPY_NOISES, type CopyNoise } from './noise.js';
 import { EVALUATOR_PRECISIONS, type EvaluatorPrecision } from '../es/population.js';
-import { scheduleAt } from '../es/schedule.js';
+import { scheduleAt, type ScheduleKind } from '../es/schedule.js';
 
 export type EvoGradTask = 'rotation';
 export const EVOGRAD_TASKS: readonly EvoGradTask[] = ['rotation'];
@@ -25,7 +25,8 @@ export type EvoGradMode = 'evograd' | 'plain' | 'second-order' | 'second-order-f
 export const EVOGRAD_MODES: readonly EvoGradMode[] = ['evograd', 'plain', 'second-order', 'second-order-fd', 'unrolled-es'];
 export type CopyEval = 'tape' | 'population';
 export const COPY_EVALS: readonly CopyEval[] = ['tape', 'population'];
-export type HyperLrSchedule = 'constant' | 'linear' | 'cosine' | 'exp';
+/** lib/es/schedule.ts's curves that run from a start to a final value (all but 'step'). */
+export type HyperLrSchedule = Exclude<ScheduleKind, 'step'>;
 export const HYPER_LR_SCHEDULES: readonly HyperLrSchedule[] = ['constant', 'linear', 'cosine', 'exp'];
 
 export interface RotationEpisodeShape { way: number; shot: number; query: number }

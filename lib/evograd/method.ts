@@ -98,6 +98,7 @@ export class EvoGradMethod implements TrainMethod {
     const hyper = config.mode === 'evograd' ? !this.populationCopies : config.mode === 'second-order' ? secondOrder : config.mode === 'second-order-fd' ? secondOrderFd : false;
     const thetaOptimizer = { name: 'adam', lr: config.lr } as const;
     const lambdaOptimizer = { name: 'adam', lr: config.hyperLr, betas: [config.hyperBeta1, config.hyperBeta2] as [number, number] } as const;
+    const lambdaLr = (t: number): number => hyperLrAt(config, t);
     if (config.mode === 'unrolled-es') {
       this.learner = null;
       const losses = programLosses(this.device, program);
@@ -109,13 +110,13 @@ export class EvoGradMethod implements TrainMethod {
         return sum / m;
       };
       this.unrolled = new UnrolledEsLearner(objective, theta0, Float32Array.of(config.initAngle), {
-        settings: { unroll: config.unroll, delta: config.hyperDelta, seed: config.seed }, thetaOptimizer, lambdaOptimizer, lambdaLr: (t) => hyperLrAt(config, t),
+        settings: { unroll: config.unroll, delta: config.hyperDelta, seed: config.seed }, thetaOptimizer, lambdaOptimizer, lambdaLr,
       });
     } else {
       this.unrolled = null;
       this.learner = new EvoGradLearner(objective, theta0, Float32Array.of(config.initAngle), {
         settings: { copies: config.copies, sigma: config.sigma, tau: config.tau, noise: config.noise, seed: config.seed },
-        thetaOptimizer, lambdaOptimizer, hyper, lambdaLr: (t) => hyperLrAt(config, t),
+        thetaOptimizer, lambdaOptimizer, hyper, lambdaLr,
       });
     }
   }
